@@ -1,0 +1,162 @@
+"""Pipeline state in DynamoDB: the ledger (one row per source object), the watermark, runs and tombstones.
+
+Table keys (see ``template.yaml`` ``StateTable``): partition ``pk`` and sort ``sk`` (strings), and a global
+secondary index ``arrivals`` on ``gsi1pk`` (``arrivals#YYYY-MM-DD`` of the validation time) / ``gsi1sk``
+(``<validated_at ISO>#<source key>``), so the Plan step queries the objects that arrived in a window.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from clickstream.adapters.aws import client
+
+ARRIVALS_INDEX = "arrivals"
+WATERMARK_PK = "watermark"
+
+
+def iso(ts: datetime) -> str:
+    """Fixed-width ISO-8601 UTC with microseconds, so string order is time order."""
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class StateStore(Protocol):
+    def put_ledger(self, row: dict[str, Any]) -> None: ...
+    def get_ledger(self, source_key: str) -> dict[str, Any] | None: ...
+    def ledger_between(self, after: datetime | None, until: datetime) -> list[dict[str, Any]]: ...
+    def all_ledger(self) -> Iterator[dict[str, Any]]: ...
+    def get_watermark(self) -> datetime | None: ...
+    def set_watermark(self, ts: datetime, run_id: str) -> None: ...
+    def put_item(self, pk: str, sk: str, attrs: dict[str, Any]) -> None: ...
+    def get_item(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+
+
+@dataclass
+class DynamoStateStore:
+    table_name: str
+
+    # -- generic -------------------------------------------------------------------------------------------
+    def put_item(self, pk: str, sk: str, attrs: dict[str, Any]) -> None:
+        item = {"pk": _s(pk), "sk": _s(sk)}
+        item.update({k: _to_ddb(v) for k, v in attrs.items() if v is not None})
+        client("dynamodb").put_item(TableName=self.table_name, Item=item)
+
+    def get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        resp = client("dynamodb").get_item(
+            TableName=self.table_name, Key={"pk": _s(pk), "sk": _s(sk)}, ConsistentRead=True
+        )
+        item = resp.get("Item")
+        return _from_item(item) if item else None
+
+    # -- ledger --------------------------------------------------------------------------------------------
+    def put_ledger(self, row: dict[str, Any]) -> None:
+        """Write (or overwrite) the ledger row of ``row['source_key']``; needs ``row['validated_at']`` (datetime)."""
+        validated_at: datetime = row["validated_at"]
+        attrs = dict(row)
+        attrs["validated_at"] = iso(validated_at)
+        attrs["gsi1pk"] = f"arrivals#{validated_at:%Y-%m-%d}"
+        attrs["gsi1sk"] = f"{iso(validated_at)}#{row['source_key']}"
+        self.put_item(f"ledger#{row['source_key']}", "ledger", attrs)
+
+    def get_ledger(self, source_key: str) -> dict[str, Any] | None:
+        return self.get_item(f"ledger#{source_key}", "ledger")
+
+    def ledger_between(self, after: datetime | None, until: datetime) -> list[dict[str, Any]]:
+        """Ledger rows with ``after < validated_at <= until``, in arrival order."""
+        start = after if after is not None else self._first_arrival(until)
+        if start is None:
+            return []
+        rows: list[dict[str, Any]] = []
+        day = start.date()
+        lo = iso(after) + "#\uffff" if after is not None else "0"
+        hi = iso(until) + "#\uffff"
+        ddb = client("dynamodb")
+        while day <= until.date():
+            kwargs: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": ARRIVALS_INDEX,
+                "KeyConditionExpression": "gsi1pk = :p AND gsi1sk BETWEEN :lo AND :hi",
+                "ExpressionAttributeValues": {":p": _s(f"arrivals#{day:%Y-%m-%d}"), ":lo": _s(lo), ":hi": _s(hi)},
+            }
+            while True:
+                resp = ddb.query(**kwargs)
+                rows.extend(_from_item(i) for i in resp.get("Items", []))
+                if "LastEvaluatedKey" not in resp:
+                    break
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+            day += timedelta(days=1)
+        return rows
+
+    def _first_arrival(self, until: datetime) -> datetime | None:
+        first = None
+        for row in self.all_ledger():
+            ts = datetime.fromisoformat(row["validated_at"].replace("Z", "+00:00"))
+            if ts <= until and (first is None or ts < first):
+                first = ts
+        return first
+
+    def all_ledger(self) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "sk = :l",
+            "ExpressionAttributeValues": {":l": _s("ledger")},
+            "ConsistentRead": True,
+        }
+        ddb = client("dynamodb")
+        while True:
+            resp = ddb.scan(**kwargs)
+            for item in resp.get("Items", []):
+                yield _from_item(item)
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # -- watermark -----------------------------------------------------------------------------------------
+    def get_watermark(self) -> datetime | None:
+        item = self.get_item(WATERMARK_PK, "pipeline")
+        if not item:
+            return None
+        return datetime.fromisoformat(item["value"].replace("Z", "+00:00"))
+
+    def set_watermark(self, ts: datetime, run_id: str) -> None:
+        self.put_item(WATERMARK_PK, "pipeline", {"value": iso(ts), "run_id": run_id})
+
+
+# -- DynamoDB attribute conversion (JSON-ish values; nested dicts/lists stored as JSON strings) -------------
+def _s(v: str) -> dict[str, str]:
+    return {"S": v}
+
+
+def _to_ddb(v: Any) -> dict[str, Any]:
+    if isinstance(v, bool):
+        return {"BOOL": v}
+    if isinstance(v, int | float | Decimal):
+        return {"N": str(v)}
+    if isinstance(v, str):
+        return {"S": v}
+    if isinstance(v, datetime):
+        return {"S": iso(v)}
+    return {"S": "json:" + json.dumps(v, sort_keys=True, default=str)}
+
+
+def _from_ddb(v: dict[str, Any]) -> Any:
+    if "S" in v:
+        s = v["S"]
+        return json.loads(s[5:]) if s.startswith("json:") else s
+    if "N" in v:
+        n = v["N"]
+        return int(n) if n.lstrip("-").isdigit() else float(n)
+    if "BOOL" in v:
+        return v["BOOL"]
+    if "NULL" in v:
+        return None
+    raise ValueError(f"unsupported DynamoDB value {v!r}")
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _from_ddb(v) for k, v in item.items()}

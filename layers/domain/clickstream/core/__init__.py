@@ -1,0 +1,1 @@
+"""Pieces every stage shares: configuration, clock, errors, schemas, key naming, bucketing, observability."""
