@@ -1,0 +1,21 @@
+"""Plan: choose the window of newly arrived validated objects and write the run's manifest."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from clickstream.core.config import get_settings
+from clickstream.core.observability import logger, metrics
+from clickstream.pipeline.contracts import PlanInput
+from clickstream.pipeline.plan import plan_run
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    payload = PlanInput.model_validate(event)
+    logger.append_keys(run_id=payload.execution_name)
+    result = plan_run(payload, get_settings())
+    metrics.add_metric(name="ObjectsPlanned", unit=MetricUnit.Count, value=result.n_objects)
+    return result.model_dump(mode="json")
