@@ -1,0 +1,431 @@
+"""The real ``statemachine/pipeline.asl.json`` executed by moto, its Lambda tasks routed through the bridge.
+
+Plan and Commit are the real handlers; Sessionize, LoadWarehouse and Aggregate are stand-ins that check their
+payload against the step contracts (so the ASL's payload shapes are tested too) and can be told to fail.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from clickstream.adapters.state import DynamoStateStore, iso
+from clickstream.core.errors import TransientError
+from clickstream.local import bridge
+from clickstream.local.template import ASL_PATH, load_template
+from clickstream.pipeline.commit import get_run
+from clickstream.pipeline.contracts import (
+    AggregateInput,
+    AggregateResult,
+    CommitResult,
+    LoadInput,
+    LoadResult,
+    SessionizeInput,
+    SessionizeResult,
+)
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ASL = json.loads(ASL_PATH.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    """The stack in moto configured to execute state machines, and an SQS queue subscribed to the failure topic."""
+    from moto import mock_aws
+
+    from clickstream.adapters.aws import client, reset_clients
+    from clickstream.core.config import get_settings
+    from clickstream.local.resources import create_resources, local_settings
+
+    with mock_aws(config=bridge.MOTO_CONFIG):
+        settings = local_settings()
+        stack = create_resources(settings, with_cognito=False)
+        for name, value in settings.model_dump().items():
+            monkeypatch.setenv(name.upper(), str(value))
+        monkeypatch.setenv("FAILURE_TOPIC_ARN", stack.topic_arn)
+        get_settings.cache_clear()
+        sqs = client("sqs")
+        queue_url = sqs.create_queue(QueueName="failure-inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        client("sns").subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        bridge.RETRY_WAITS.clear()
+        yield {
+            "stack": stack,
+            "settings": settings,
+            "queue_url": queue_url,
+            "state": DynamoStateStore(settings.state_table),
+        }
+        reset_clients()
+        get_settings.cache_clear()
+
+
+class Steps:
+    """Stand-ins for Sessionize, LoadWarehouse and Aggregate that record each call and may fail."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[dict]] = {"sessionize": [], "load": [], "aggregate": []}
+        self.failures: dict[str, Callable[[int], Exception | None]] = {}
+        self._lock = threading.Lock()
+
+    def fail(self, step: str, when: Callable[[int], Exception | None]) -> None:
+        """``when(attempt)`` (1-based) returns the exception to raise on that attempt, or None to succeed."""
+        self.failures[step] = when
+
+    def _record(self, step: str, event: dict) -> None:
+        with self._lock:
+            self.calls[step].append(event)
+            attempt = len(self.calls[step])
+        exc = self.failures.get(step, lambda _n: None)(attempt)
+        if exc is not None:
+            raise exc
+
+    def sessionize(self, event: dict, context) -> dict:
+        payload = SessionizeInput.model_validate(event)
+        self._record("sessionize", event)
+        return SessionizeResult(run_id=payload.run_id, bucket=payload.bucket, n_new_events=1).model_dump(
+            mode="json"
+        )
+
+    def load(self, event: dict, context) -> dict:
+        payload = LoadInput.model_validate(event)
+        self._record("load", event)
+        n = sum(b.n_new_events for b in payload.buckets)
+        return LoadResult(
+            run_id=payload.plan.run_id,
+            events_loaded=n,
+            sessions_loaded=n,
+            visitors_replaced=n,
+            affected_days=["2026-03-02"],
+        ).model_dump(mode="json")
+
+    def aggregate(self, event: dict, context) -> dict:
+        payload = AggregateInput.model_validate(event)
+        self._record("aggregate", event)
+        return AggregateResult(
+            run_id=payload.plan.run_id,
+            days_recomputed=payload.loaded.affected_days,
+            report_key="reports/index.html",
+        ).model_dump(mode="json")
+
+    def functions(self) -> dict:
+        return {"sessionize": self.sessionize, "load": self.load, "aggregate": self.aggregate}
+
+
+def _arrive(state: DynamoStateStore, key: str, at: datetime) -> None:
+    state.put_ledger(
+        {
+            "source_key": key,
+            "validated_at": at,
+            "validated_key": f"validated/{key.rsplit('/', 1)[-1]}.parquet",
+        }
+    )
+
+
+def _notifications(queue_url: str) -> list[dict]:
+    from clickstream.adapters.aws import client
+
+    messages = client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def _max_attempts(state_name: str) -> int:
+    retriers = ASL["States"][state_name]["Retry"]
+    return next(r["MaxAttempts"] for r in retriers if "TransientError" in r["ErrorEquals"])
+
+
+# -- (a) happy path ----------------------------------------------------------------------------------------------
+def test_happy_path_runs_every_step_and_commits_the_watermark(sfn):
+    # Given the watermark at T0 and two objects validated in the next hour
+    state = sfn["state"]
+    state.set_watermark(T0, "run-0")
+    _arrive(state, "raw/a", T0 + timedelta(minutes=10))
+    _arrive(state, "raw/b", T0 + timedelta(minutes=40))
+    steps = Steps()
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], steps.functions())
+    # When the pipeline runs for the window ending at T0 + 1h
+    run = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    # Then it succeeds through every step, one Sessionize per bucket, and commits the watermark
+    assert run["status"] == "SUCCEEDED", run
+    assert run["failures"] == []
+    assert [s for s in run["states"] if s != "SessionizeBucket"] == [
+        "Plan",
+        "HasNewObjects",
+        "Sessionize",
+        "LoadWarehouse",
+        "Aggregate",
+        "Commit",
+    ]
+    n_buckets = sfn["settings"].n_buckets
+    assert sorted(c["bucket"] for c in steps.calls["sessionize"]) == list(range(n_buckets))
+    assert {c["run_id"] for c in steps.calls["sessionize"]} == {"hourly-1"}
+    load = LoadInput.model_validate(steps.calls["load"][0])
+    assert load.plan.n_objects == 2 and load.execution_id == run["execution_arn"]
+    assert sorted(b.bucket for b in load.buckets) == list(range(n_buckets))
+    assert AggregateInput.model_validate(steps.calls["aggregate"][0]).loaded.events_loaded == n_buckets
+    assert CommitResult.model_validate(run["output"]).watermark == iso(T0 + timedelta(hours=1))
+    assert state.get_watermark() == T0 + timedelta(hours=1)
+    assert get_run("hourly-1", sfn["settings"])["execution_id"] == run["execution_arn"]
+    assert _notifications(sfn["queue_url"]) == []
+
+
+def test_a_transient_failure_that_recovers_is_retried_and_the_run_succeeds(sfn):
+    # Given an object to process and a warehouse that fails twice, then works
+    state = sfn["state"]
+    _arrive(state, "raw/a", T0 + timedelta(minutes=10))
+    steps = Steps()
+    steps.fail("load", lambda attempt: TransientError("warehouse busy") if attempt <= 2 else None)
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], steps.functions())
+    # When the pipeline runs
+    run = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    # Then the load is retried with backoff until it works, and the run commits without a notification
+    assert run["status"] == "SUCCEEDED", run
+    assert len(steps.calls["load"]) == 3
+    assert bridge.RETRY_WAITS == [2.0, 4.0]
+    assert state.get_watermark() == T0 + timedelta(hours=1)
+    assert _notifications(sfn["queue_url"]) == []
+
+
+# -- (b) retried failure ----------------------------------------------------------------------------------------
+def test_a_step_failing_every_time_is_retried_then_notifies_and_leaves_the_watermark(sfn):
+    # Given the watermark at T0, an object to process, and a warehouse that always fails transiently
+    state = sfn["state"]
+    state.set_watermark(T0, "run-0")
+    _arrive(state, "raw/a", T0 + timedelta(minutes=10))
+    steps = Steps()
+    steps.fail("load", lambda attempt: TransientError(f"warehouse unreachable (attempt {attempt})"))
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], steps.functions())
+    # When the pipeline runs
+    run = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    # Then LoadWarehouse ran MaxAttempts + 1 times with exponential backoff between attempts
+    attempts = _max_attempts("LoadWarehouse") + 1
+    assert len(steps.calls["load"]) == attempts
+    retry = next(r for r in ASL["States"]["LoadWarehouse"]["Retry"] if "TransientError" in r["ErrorEquals"])
+    backoff = [retry["IntervalSeconds"] * retry["BackoffRate"] ** i for i in range(attempts - 1)]
+    assert backoff == bridge.RETRY_WAITS
+    assert [f["error"] for f in run["failures"]] == ["TransientError"] * attempts
+    assert run["failed_step"] == "LoadWarehouse"
+    # And the failure topic got one message naming the step, the error, its message and the execution
+    [note] = _notifications(sfn["queue_url"])
+    assert note["Subject"] == "Clickstream pipeline failed"
+    assert note["Message"].startswith("Clickstream pipeline step LoadWarehouse failed with TransientError: ")
+    assert f"warehouse unreachable (attempt {attempts})" in note["Message"]
+    assert run["execution_arn"] in note["Message"]
+    assert note["MessageAttributes"]["failed_step"]["Value"] == "LoadWarehouse"
+    # And the execution failed, nothing after the failed step ran, and the watermark did not move
+    assert run["status"] == "FAILED"
+    assert run["error"] == "PipelineFailed"
+    assert steps.calls["aggregate"] == []
+    assert "Commit" not in run["states"]
+    assert state.get_watermark() == T0
+    assert get_run("hourly-1", sfn["settings"]) is None
+
+
+def test_after_a_failed_run_the_next_run_reads_the_same_objects_again(sfn):
+    # Given a run that failed in LoadWarehouse
+    state = sfn["state"]
+    state.set_watermark(T0, "run-0")
+    _arrive(state, "raw/a", T0 + timedelta(minutes=10))
+    steps = Steps()
+    steps.fail("load", lambda attempt: ValueError("bad column") if attempt == 1 else None)
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], steps.functions())
+    failed = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    # When the next scheduled run starts an hour later
+    run = bridge.run_pipeline(arn, "hourly-2", {"as_of": iso(T0 + timedelta(hours=2))})
+    # Then it plans from the unchanged watermark, so the object is not lost
+    assert failed["status"] == "FAILED"
+    assert run["status"] == "SUCCEEDED", run
+    assert LoadInput.model_validate(steps.calls["load"][-1]).plan.watermark_from == iso(T0)
+    assert LoadInput.model_validate(steps.calls["load"][-1]).plan.n_objects == 1
+    assert state.get_watermark() == T0 + timedelta(hours=2)
+
+
+# -- (c) non-retryable failure ----------------------------------------------------------------------------------
+def test_a_non_retryable_error_fails_at_once_and_still_notifies(sfn):
+    # Given an object to process and an Aggregate step that raises a programming error
+    state = sfn["state"]
+    state.set_watermark(T0, "run-0")
+    _arrive(state, "raw/a", T0 + timedelta(minutes=10))
+    steps = Steps()
+    steps.fail("aggregate", lambda attempt: ValueError("no such day: 2026-02-30"))
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], steps.functions())
+    # When the pipeline runs
+    run = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    # Then Aggregate ran once, without any retry wait, and the failure was notified
+    assert len(steps.calls["aggregate"]) == 1
+    assert bridge.RETRY_WAITS == []
+    assert run["failed_step"] == "Aggregate"
+    [note] = _notifications(sfn["queue_url"])
+    assert note["Message"].startswith("Clickstream pipeline step Aggregate failed with ValueError: ")
+    assert "no such day: 2026-02-30" in note["Message"]
+    assert run["status"] == "FAILED"
+    assert state.get_watermark() == T0
+
+
+def test_a_failing_bucket_fails_the_sessionize_step(sfn):
+    # Given an object to process and one bucket whose sessionization fails
+    state = sfn["state"]
+    _arrive(state, "raw/a", T0 + timedelta(minutes=10))
+    steps = Steps()
+    original = steps.sessionize
+
+    def sessionize(event, context):
+        if event["bucket"] == 1:
+            raise KeyError("anonymous_id")
+        return original(event, context)
+
+    functions = {**steps.functions(), "sessionize": sessionize}
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], functions)
+    # When the pipeline runs
+    run = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    # Then the Map's Catch names Sessionize, and nothing was loaded or committed
+    assert run["status"] == "FAILED"
+    assert run["failed_step"] == "SessionizeBucket"
+    [note] = _notifications(sfn["queue_url"])
+    assert note["Message"].startswith("Clickstream pipeline step Sessionize failed with KeyError: ")
+    assert steps.calls["load"] == []
+    assert state.get_watermark() is None
+
+
+def test_a_plan_input_error_is_not_retried_and_notifies(sfn):
+    # Given an execution input whose as_of is not a time
+    steps = Steps()
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], steps.functions())
+    # When the pipeline runs (the real Plan handler)
+    run = bridge.run_pipeline(arn, "bad-input", {"as_of": "not a time"})
+    # Then Plan fails once with the typed error and the topic is told
+    assert run["status"] == "FAILED"
+    assert [(f["state"], f["error"]) for f in run["failures"]] == [("Plan", "InputError")]
+    [note] = _notifications(sfn["queue_url"])
+    assert note["Message"].startswith("Clickstream pipeline step Plan failed with InputError: ")
+    assert "not a time" in note["Message"]
+
+
+# -- (d) empty window -------------------------------------------------------------------------------------------
+def test_an_empty_window_goes_from_plan_straight_to_commit(sfn):
+    # Given the watermark at T0 and nothing arrived since
+    state = sfn["state"]
+    state.set_watermark(T0, "run-0")
+    _arrive(state, "raw/old", T0 - timedelta(minutes=5))
+    steps = Steps()
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], steps.functions())
+    # When the pipeline runs for the next hour
+    run = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    # Then only Plan, the choice and Commit ran, and the watermark advanced over the empty hour
+    assert run["status"] == "SUCCEEDED", run
+    assert run["states"] == ["Plan", "HasNewObjects", "Commit"]
+    assert steps.calls == {"sessionize": [], "load": [], "aggregate": []}
+    assert state.get_watermark() == T0 + timedelta(hours=1)
+    assert CommitResult.model_validate(run["output"]).n_objects == 0
+
+
+# -- the bridge itself ------------------------------------------------------------------------------------------
+def test_installed_moto_has_the_internals_the_bridge_relies_on():
+    # Given the installed moto, When the bridge checks it, Then nothing it relies on has moved
+    bridge.check_moto_internals()
+
+
+def test_the_bridge_refuses_a_moto_that_does_not_execute_state_machines():
+    # Given moto started without the bridge's configuration
+    from moto import mock_aws
+
+    from clickstream.adapters.aws import reset_clients
+    from clickstream.local.resources import create_resources, local_settings
+
+    with mock_aws():
+        stack = create_resources(local_settings(), with_cognito=False)
+        # When the state machine is created, Then the error says which configuration is needed
+        with pytest.raises(bridge.BridgeError, match="MOTO_CONFIG"):
+            bridge.create_pipeline_state_machine(stack, Steps().functions())
+        reset_clients()
+
+
+def test_a_handler_exception_reaches_the_caller_as_a_lambda_function_error(sfn):
+    # Given the pipeline's functions routed through the bridge, LoadWarehouse raising a typed error
+    from clickstream.adapters.aws import client
+
+    steps = Steps()
+    steps.fail("load", lambda attempt: TransientError("db down"))
+    bridge.create_pipeline_state_machine(sfn["stack"], steps.functions())
+    plan = {
+        "run_id": "r",
+        "execution_id": "e",
+        "watermark_from": None,
+        "watermark_to": iso(T0),
+        "n_objects": 0,
+        "n_buckets": 1,
+        "manifest_key": "k",
+        "buckets": [],
+    }
+    # When the function is invoked through the Lambda API
+    resp = client("lambda").invoke(
+        FunctionName="clickstream-local-load",
+        Payload=json.dumps({"execution_id": "e", "plan": plan, "buckets": []}),
+    )
+    # Then the answer is Lambda's unhandled-error shape: the class name as errorType, the message, a trace
+    body = json.loads(resp["Payload"].read())
+    assert resp["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "TransientError"
+    assert body["errorMessage"] == "db down"
+    assert any("in _record" in frame for frame in body["stackTrace"])
+
+
+def test_each_handler_gets_a_lambda_like_context(sfn):
+    # Given an Aggregate stand-in that reads its context
+    seen = {}
+    steps = Steps()
+
+    def aggregate(event, context):
+        seen.update(
+            name=context.function_name,
+            arn=context.invoked_function_arn,
+            memory=context.memory_limit_in_mb,
+            remaining=context.get_remaining_time_in_millis(),
+            request_id=context.aws_request_id,
+        )
+        return steps.aggregate(event, context)
+
+    _arrive(sfn["state"], "raw/a", T0)
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], {**steps.functions(), "aggregate": aggregate})
+    # When the pipeline runs
+    run = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    # Then the handler saw its own function's name and ARN, its memory, and time left before its timeout
+    assert run["status"] == "SUCCEEDED", run
+    assert seen["name"] == "clickstream-local-aggregate"
+    assert seen["arn"].endswith(":function:clickstream-local-aggregate")
+    assert seen["memory"] == bridge.FUNCTION_MEMORY_MB
+    assert 0 < seen["remaining"] <= bridge.FUNCTION_TIMEOUT_SECONDS * 1000
+    assert seen["request_id"]
+
+
+def test_substitution_fills_every_placeholder_and_refuses_a_missing_one():
+    # Given the real ASL
+    text = ASL_PATH.read_text(encoding="utf-8")
+    # When its placeholders are listed, Then they are exactly the five functions and the failure topic
+    assert bridge.placeholders(text) == {*bridge.FUNCTION_PLACEHOLDERS.values(), bridge.TOPIC_PLACEHOLDER}
+    # And a full substitution leaves none behind and keeps the document valid JSON
+    filled = bridge.substitute(text, {name: f"arn:{name}" for name in bridge.placeholders(text)})
+    assert "${" not in filled
+    assert json.loads(filled)["States"]["Plan"]["Parameters"]["FunctionName"] == "arn:PlanFunctionArn"
+    # And a missing substitution is refused with its name
+    with pytest.raises(bridge.BridgeError, match="CommitFunctionArn"):
+        bridge.substitute(text, {name: "x" for name in bridge.placeholders(text) - {"CommitFunctionArn"}})
+
+
+def test_the_template_substitutes_what_the_bridge_substitutes():
+    # Given the stack's state machine in template.yaml
+    machines = [
+        r
+        for r in load_template()["Resources"].values()
+        if r.get("Type") in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
+    ]
+    if not machines:
+        pytest.skip("template.yaml declares no state machine yet")
+    # When its DefinitionSubstitutions are read, Then they fill the same placeholders as the local bridge
+    subs = machines[0]["Properties"].get("DefinitionSubstitutions", {})
+    assert set(subs) == bridge.placeholders(ASL_PATH.read_text(encoding="utf-8"))

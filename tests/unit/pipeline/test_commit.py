@@ -1,0 +1,120 @@
+"""The Commit step: the watermark moves forward only, and each run is recorded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from clickstream.adapters.state import iso
+from clickstream.pipeline.commit import commit_run, get_run
+from clickstream.pipeline.contracts import CommitInput, CommitResult, PlanResult
+from tests.conftest import load_event
+from tests.unit.pipeline.conftest import T0
+
+
+def _commit(settings, run_id: str, watermark_from, watermark_to, n_objects: int = 3) -> CommitResult:
+    plan = PlanResult(
+        run_id=run_id,
+        execution_id=f"arn:aws:states:us-east-1:123456789012:execution:p:{run_id}",
+        watermark_from=iso(watermark_from) if watermark_from else None,
+        watermark_to=iso(watermark_to),
+        n_objects=n_objects,
+        n_buckets=4,
+        manifest_key=f"runs/{run_id}/manifest.json",
+        buckets=[0, 1, 2, 3] if n_objects else [],
+    )
+    return commit_run(CommitInput(execution_id=plan.execution_id, plan=plan), settings)
+
+
+def test_commit_moves_the_watermark_to_the_end_of_the_window(aws, state, sim_clock):
+    # Given a watermark at T0
+    state.set_watermark(T0, "run-0")
+    sim_clock.set(T0 + timedelta(hours=1, minutes=7))
+    # When the run that covered (T0, T0 + 1h] commits
+    result = _commit(aws.settings, "run-1", T0, T0 + timedelta(hours=1))
+    # Then the watermark is at T0 + 1h, set by that run
+    assert state.get_watermark() == T0 + timedelta(hours=1)
+    assert state.get_item("watermark", "pipeline")["run_id"] == "run-1"
+    assert result == CommitResult(run_id="run-1", watermark=iso(T0 + timedelta(hours=1)), n_objects=3)
+
+
+def test_commit_records_the_run_with_its_window_counts_and_time(aws, state, sim_clock):
+    # Given the clock at T0 + 1h 7min
+    sim_clock.set(T0 + timedelta(hours=1, minutes=7))
+    # When a first run (no earlier watermark) commits
+    _commit(aws.settings, "run-1", None, T0 + timedelta(hours=1), n_objects=5)
+    # Then the state table holds the run's record
+    run = get_run("run-1", aws.settings)
+    assert run is not None
+    assert run["status"] == "SUCCEEDED"
+    assert run["execution_id"].endswith(":run-1")
+    assert "watermark_from" not in run  # the first window had no start
+    assert run["watermark_to"] == iso(T0 + timedelta(hours=1))
+    assert run["n_objects"] == 5
+    assert run["buckets"] == 4
+    assert run["watermark_moved"] is True
+    assert run["committed_at"] == iso(T0 + timedelta(hours=1, minutes=7))
+    assert state.get_item("run#run-1", "run") == run
+
+
+def test_a_replayed_older_run_never_moves_the_watermark_back(aws, state):
+    # Given the watermark already at T0 + 2h
+    state.set_watermark(T0 + timedelta(hours=2), "run-2")
+    # When an older execution's Commit is replayed
+    result = _commit(aws.settings, "run-1", T0, T0 + timedelta(hours=1))
+    # Then the watermark stays at T0 + 2h, still owned by run-2, and the replay says so
+    assert state.get_watermark() == T0 + timedelta(hours=2)
+    assert state.get_item("watermark", "pipeline")["run_id"] == "run-2"
+    assert result.watermark == iso(T0 + timedelta(hours=2))
+    assert get_run("run-1", aws.settings)["watermark_moved"] is False
+
+
+def test_an_empty_window_at_the_watermark_leaves_it_in_place(aws, state):
+    # Given a run whose window ends exactly at the current watermark (nothing to do)
+    state.set_watermark(T0, "run-0")
+    # When it commits
+    result = _commit(aws.settings, "run-1", T0, T0, n_objects=0)
+    # Then the watermark and its owner are unchanged, and the run is still recorded
+    assert state.get_item("watermark", "pipeline")["run_id"] == "run-0"
+    assert result.watermark == iso(T0)
+    assert get_run("run-1", aws.settings)["n_objects"] == 0
+
+
+def test_committing_the_same_run_twice_has_the_effect_of_once(aws, state, sim_clock):
+    # Given a committed run
+    sim_clock.set(T0 + timedelta(hours=1))
+    first = _commit(aws.settings, "run-1", T0, T0 + timedelta(hours=1))
+    record = get_run("run-1", aws.settings)
+    # When Commit is retried later
+    sim_clock.advance(3600)
+    second = _commit(aws.settings, "run-1", T0, T0 + timedelta(hours=1))
+    # Then the answer, the watermark and the run record are unchanged
+    assert second == first
+    assert state.get_watermark() == T0 + timedelta(hours=1)
+    assert get_run("run-1", aws.settings) == record
+
+
+def test_an_uncommitted_run_has_no_record(aws):
+    # Given a run that never reached Commit
+    # When its record is read, Then there is none
+    assert get_run("never", aws.settings) is None
+
+
+def test_commit_handler_answers_the_commit_result(aws, state):
+    # Given the sample event sam local invoke uses, and the watermark at its window's start
+    from clickstream.local.bridge import FakeLambdaContext, load_handler
+
+    event = load_event("commit.json")
+    state.set_watermark(T0, "run-0")
+    handler = load_handler("commit")
+    # When the handler runs
+    answer = handler(
+        event,
+        FakeLambdaContext(
+            "clickstream-local-commit",
+            "arn:aws:lambda:us-east-1:123456789012:function:clickstream-local-commit",
+        ),
+    )
+    # Then the watermark moved to the window's end and the answer is a CommitResult
+    assert CommitResult.model_validate(answer).watermark == event["plan"]["watermark_to"]
+    assert iso(state.get_watermark()) == event["plan"]["watermark_to"]
+    assert get_run(event["plan"]["run_id"], aws.settings)["status"] == "SUCCEEDED"
