@@ -1,0 +1,143 @@
+"""The ingest HTTP API: routes, and the one place where domain errors become status codes.
+
+Every answer is JSON. Errors are ``{"error": {"code", "message", "field"?}}``; client input can only ever produce
+a 4xx. The only 5xx is a 503 when the record sink fails after its retries, and then nothing is reported accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from clickstream.core.config import Settings, get_settings
+from clickstream.core.errors import (
+    BadRequest,
+    DomainError,
+    PayloadTooLarge,
+    TransientError,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from clickstream.core.observability import NAMESPACE, SERVICE, logger, metrics
+from clickstream.ingest.request import HttpRequest
+from clickstream.ingest.service import ingest_native
+from clickstream.ingest.sink import get_sink
+
+NATIVE_PATH = "/v1/events"
+# Path -> methods it answers; any other method on a known path is a 405.
+ROUTES: dict[str, frozenset[str]] = {NATIVE_PATH: frozenset({"POST"})}
+
+# Domain error class -> HTTP status. Looked up along the exception's class hierarchy.
+STATUS_BY_ERROR: dict[type[DomainError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    TransientError: 503,
+}
+RETRY_AFTER_SECONDS = 5
+
+app = APIGatewayRestResolver()
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps({"error": error}, separators=(",", ":")),
+        headers=headers,
+    )
+
+
+def status_for(exc: DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def _count_rejection(code: str) -> None:
+    """Rejected requests: in total (with the invocation's metrics) and by error code (its own dimension)."""
+    metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
+    with single_metric(
+        name="RejectedRequests",
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as metric:
+        metric.add_dimension(name="code", value=code)
+
+
+def _settings() -> Settings:
+    settings = app.context.get("settings")
+    return settings if isinstance(settings, Settings) else get_settings()
+
+
+@app.post(NATIVE_PATH)
+def post_events() -> Response:
+    settings = _settings()
+    request = HttpRequest.from_api_gateway(app.current_event.raw_event)
+    sink = app.context.get("sink") or get_sink(settings)
+    accepted = ingest_native(request, settings=settings, sink=sink)
+    metrics.add_metric(name="AcceptedEvents", unit=MetricUnit.Count, value=accepted.events)
+    metrics.add_metric(name="AcceptedRequests", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "request accepted",
+        extra={"events": accepted.events, "records": accepted.records, "bytes": accepted.bytes},
+    )
+    return Response(
+        status_code=202,
+        content_type="application/json",
+        body=json.dumps({"accepted": accepted.events}),
+    )
+
+
+@app.exception_handler(DomainError)
+def handle_domain_error(exc: DomainError) -> Response:
+    status = status_for(exc)
+    _count_rejection(exc.code)
+    if status >= 500:
+        logger.error("request failed", extra={"code": exc.code, "reason": exc.message})
+        return error_response(
+            status,
+            exc.code,
+            "events could not be stored; nothing was accepted, retry later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    logger.info("request rejected", extra={"status": status, "code": exc.code, "field": exc.field})
+    return error_response(status, exc.code, exc.message, exc.field)
+
+
+@app.not_found
+def handle_not_found(_: NotFoundError) -> Response:
+    event = app.current_event
+    methods = ROUTES.get(event.path)
+    if methods is not None and event.http_method.upper() not in methods:
+        _count_rejection("method_not_allowed")
+        allowed = ", ".join(sorted(methods))
+        return error_response(
+            405,
+            "method_not_allowed",
+            f"{event.http_method} is not allowed here; use {allowed}",
+            headers={"Allow": allowed},
+        )
+    _count_rejection("not_found")
+    return error_response(404, "not_found", "no such resource")
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(exc: Exception) -> Response:
+    # A defect, not a client error: logged with its traceback, answered in the same JSON shape.
+    logger.exception("unexpected error")
+    _count_rejection("internal_error")
+    return error_response(500, "internal_error", "internal error")
