@@ -429,3 +429,56 @@ def test_the_template_substitutes_what_the_bridge_substitutes():
     # When its DefinitionSubstitutions are read, Then they fill the same placeholders as the local bridge
     subs = machines[0]["Properties"].get("DefinitionSubstitutions", {})
     assert set(subs) == bridge.placeholders(ASL_PATH.read_text(encoding="utf-8"))
+
+
+def test_creating_the_machine_again_reroutes_its_functions(sfn):
+    # Given a pipeline created with an always-failing Aggregate
+    _arrive(sfn["state"], "raw/a", T0)
+    broken = Steps()
+    broken.fail("aggregate", lambda attempt: ValueError("broken build"))
+    first_arn = bridge.create_pipeline_state_machine(sfn["stack"], broken.functions())
+    # When it is created again with working steps (a redeploy)
+    fixed = Steps()
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], fixed.functions())
+    run = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    # Then the same state machine now runs the new code
+    assert arn == first_arn
+    assert run["status"] == "SUCCEEDED", run
+    assert broken.calls["aggregate"] == [] and len(fixed.calls["aggregate"]) == 1
+
+
+def test_functions_the_bridge_does_not_route_keep_moto_behaviour(sfn):
+    # Given the pipeline's functions routed, and another function created directly in moto
+    from clickstream.adapters.aws import client
+
+    bridge.create_pipeline_state_machine(sfn["stack"], Steps().functions())
+    lam = client("lambda")
+    role = client("iam").get_role(RoleName="clickstream-local-pipeline")["Role"]["Arn"]
+    lam.create_function(
+        FunctionName="other",
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.h",
+        Code={"ZipFile": bridge._placeholder_zip()},
+    )
+    # When it is invoked, Then moto's Docker-less Lambda echoes the payload as before
+    resp = lam.invoke(FunctionName="other", Payload=json.dumps({"x": 1}))
+    assert json.loads(resp["Payload"].read()) == {"x": 1}
+    assert "FunctionError" not in resp
+
+
+def test_unknown_or_missing_handlers_are_refused_with_their_name(sfn, tmp_path):
+    # Given a mapping naming a step the pipeline does not have, and a functions dir without a handler
+    # When the bridge is asked for them, Then it refuses, naming what is wrong
+    with pytest.raises(bridge.BridgeError, match="validate"):
+        bridge.create_pipeline_state_machine(sfn["stack"], {"validate": Steps().load})
+    with pytest.raises(bridge.BridgeError, match="does not exist"):
+        bridge.load_handler("plan", functions_dir=tmp_path)
+
+
+def test_real_handlers_are_loaded_by_file_path():
+    # Given the committed functions/plan/app.py
+    # When the bridge loads it twice, Then it is the module's lambda_handler, imported once
+    first = bridge.load_handler("plan")
+    assert first.__module__ == "clickstream_functions.plan.app"
+    assert bridge.load_handler("plan") is first
