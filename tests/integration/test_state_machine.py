@@ -398,8 +398,9 @@ def test_each_handler_gets_a_lambda_like_context(sfn):
     assert run["status"] == "SUCCEEDED", run
     assert seen["name"] == "clickstream-local-aggregate"
     assert seen["arn"].endswith(":function:clickstream-local-aggregate")
-    assert seen["memory"] == bridge.FUNCTION_MEMORY_MB
-    assert 0 < seen["remaining"] <= bridge.FUNCTION_TIMEOUT_SECONDS * 1000
+    shape = bridge.function_shape("aggregate")
+    assert seen["memory"] == shape.memory_mb
+    assert 0 < seen["remaining"] <= shape.timeout_seconds * 1000
     assert seen["request_id"]
 
 
@@ -419,16 +420,29 @@ def test_substitution_fills_every_placeholder_and_refuses_a_missing_one():
 
 def test_the_template_substitutes_what_the_bridge_substitutes():
     # Given the stack's state machine in template.yaml
-    machines = [
+    subs = bridge.template_substitutions()
+    if not subs:
+        pytest.skip("template.yaml declares no state machine yet")
+    # When its DefinitionSubstitutions are read, Then they fill the same placeholders as the local bridge,
+    # each function placeholder with the function whose code is the same functions/<name> directory
+    assert set(subs) == bridge.placeholders(ASL_PATH.read_text(encoding="utf-8"))
+    assert {p: subs[p] for p in bridge.FUNCTION_PLACEHOLDERS.values()} == {
+        p: n for n, p in bridge.FUNCTION_PLACEHOLDERS.items()
+    }
+
+
+def test_function_shapes_come_from_the_template():
+    # Given template.yaml's Globals and per-function settings
+    # When the bridge reads the shape of a function, Then its own settings win over the Globals
+    shape = bridge.function_shape("commit")
+    resource = next(
         r
         for r in load_template()["Resources"].values()
-        if r.get("Type") in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
-    ]
-    if not machines:
-        pytest.skip("template.yaml declares no state machine yet")
-    # When its DefinitionSubstitutions are read, Then they fill the same placeholders as the local bridge
-    subs = machines[0]["Properties"].get("DefinitionSubstitutions", {})
-    assert set(subs) == bridge.placeholders(ASL_PATH.read_text(encoding="utf-8"))
+        if r.get("Properties", {}).get("CodeUri") == "functions/commit/"
+    )
+    globals_ = load_template().get("Globals", {}).get("Function", {})
+    props = {**globals_, **resource["Properties"]}
+    assert shape == bridge.FunctionShape(memory_mb=props["MemorySize"], timeout_seconds=props["Timeout"])
 
 
 def test_creating_the_machine_again_reroutes_its_functions(sfn):

@@ -41,7 +41,7 @@ from typing import Any
 
 from clickstream.adapters.aws import client
 from clickstream.local.resources import LocalStack
-from clickstream.local.template import ASL_PATH, FUNCTIONS_DIR
+from clickstream.local.template import ASL_PATH, FUNCTIONS_DIR, load_template
 
 MOTO_CONFIG: dict[str, Any] = {
     "lambda": {"use_docker": False},
@@ -58,6 +58,7 @@ FUNCTION_PLACEHOLDERS: dict[str, str] = {
     "commit": "CommitFunctionArn",
 }
 TOPIC_PLACEHOLDER = "FailureTopicArn"
+# Used when template.yaml does not say (its Globals and each function's Properties win).
 FUNCTION_TIMEOUT_SECONDS = 900
 FUNCTION_MEMORY_MB = 1024
 
@@ -94,6 +95,61 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+# -- shapes from template.yaml ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FunctionShape:
+    memory_mb: int = FUNCTION_MEMORY_MB
+    timeout_seconds: int = FUNCTION_TIMEOUT_SECONDS
+
+
+def function_shape(name: str) -> FunctionShape:
+    """Memory and timeout of ``functions/<name>`` as ``template.yaml`` declares them (Globals, then its own)."""
+    try:
+        template = load_template()
+    except FileNotFoundError:  # pragma: no cover - the template ships with the repository
+        return FunctionShape()
+    props: dict[str, Any] = dict(template.get("Globals", {}).get("Function", {}))
+    for resource in template.get("Resources", {}).values():
+        own = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::Function" and _code_dir(own.get("CodeUri")) == name:
+            props.update(own)
+            break
+    return FunctionShape(
+        memory_mb=int(props.get("MemorySize", FUNCTION_MEMORY_MB)),
+        timeout_seconds=int(props.get("Timeout", FUNCTION_TIMEOUT_SECONDS)),
+    )
+
+
+def template_substitutions() -> dict[str, str]:
+    """The state machine's ``DefinitionSubstitutions`` in ``template.yaml``: placeholder -> function directory
+    (for ``!GetAtt <Function>.Arn``) or the logical id it refers to (topics, others)."""
+    resources = load_template().get("Resources", {})
+    machine = next(
+        (
+            r
+            for r in resources.values()
+            if r.get("Type") in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
+        ),
+        None,
+    )
+    if machine is None:
+        return {}
+    out: dict[str, str] = {}
+    for placeholder, value in machine.get("Properties", {}).get("DefinitionSubstitutions", {}).items():
+        ref = value.get("Fn::GetAtt") or value.get("Ref") if isinstance(value, dict) else value
+        logical_id = (ref if isinstance(ref, str) else ".".join(ref)).split(".")[0]
+        target = resources.get(logical_id, {})
+        code_dir = _code_dir(target.get("Properties", {}).get("CodeUri"))
+        out[placeholder] = code_dir or logical_id
+    return out
+
+
+def _code_dir(code_uri: Any) -> str | None:
+    if not isinstance(code_uri, str) or not code_uri.startswith("functions/"):
+        return None
+    return code_uri.strip("/").split("/")[1]
 
 
 # -- moto checks ---------------------------------------------------------------------------------------------
@@ -195,11 +251,17 @@ class _Route:
     function_name: str
     function_arn: str
     handler: Handler
+    shape: FunctionShape = field(default_factory=FunctionShape)
 
     def invoke(self, body: str | bytes | None, response_headers: dict[str, str]) -> bytes:
         raw = body.decode("utf-8") if isinstance(body, bytes) else body
         event = json.loads(raw) if raw else {}
-        context = FakeLambdaContext(function_name=self.function_name, invoked_function_arn=self.function_arn)
+        context = FakeLambdaContext(
+            function_name=self.function_name,
+            invoked_function_arn=self.function_arn,
+            memory_limit_in_mb=self.shape.memory_mb,
+            timeout_seconds=self.shape.timeout_seconds,
+        )
         try:
             result = self.handler(event, context)
         except Exception as exc:  # the Lambda runtime's answer to an unhandled exception
@@ -284,8 +346,9 @@ def create_pipeline_state_machine(
     substitutions = {TOPIC_PLACEHOLDER: stack.topic_arn}
     for name, placeholder in FUNCTION_PLACEHOLDERS.items():
         fn_name = f"{prefix}-{name}"
-        arn = _ensure_function(lam, fn_name, role_arn, stack)
-        routes[fn_name] = _Route(function_name=fn_name, function_arn=arn, handler=handlers[name])
+        shape = function_shape(name)
+        arn = _ensure_function(lam, fn_name, role_arn, stack, shape)
+        routes[fn_name] = _Route(function_name=fn_name, function_arn=arn, handler=handlers[name], shape=shape)
         substitutions[placeholder] = arn
 
     region, account = arn.split(":")[3], arn.split(":")[4]
@@ -329,7 +392,7 @@ def _ensure_role(name: str) -> str:
         return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
 
 
-def _ensure_function(lam: Any, name: str, role_arn: str, stack: LocalStack) -> str:
+def _ensure_function(lam: Any, name: str, role_arn: str, stack: LocalStack, shape: FunctionShape) -> str:
     try:
         return lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
     except lam.exceptions.ResourceNotFoundException:
@@ -342,8 +405,8 @@ def _ensure_function(lam: Any, name: str, role_arn: str, stack: LocalStack) -> s
         Role=role_arn,
         Handler="app.lambda_handler",
         Code={"ZipFile": _placeholder_zip()},
-        Timeout=FUNCTION_TIMEOUT_SECONDS,
-        MemorySize=FUNCTION_MEMORY_MB,
+        Timeout=shape.timeout_seconds,
+        MemorySize=shape.memory_mb,
         Environment={"Variables": env},
     )["FunctionArn"]
 
