@@ -1,0 +1,21 @@
+"""Aggregate: recompute daily KPIs for the affected days and publish the dashboard."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from clickstream.core.config import get_settings
+from clickstream.core.observability import logger, metrics
+from clickstream.pipeline.aggregate_step import run_aggregate
+from clickstream.pipeline.contracts import AggregateInput
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    payload = AggregateInput.model_validate(event)
+    logger.append_keys(run_id=payload.plan.run_id)
+    result = run_aggregate(payload, get_settings())
+    metrics.add_metric(name="DaysRecomputed", unit=MetricUnit.Count, value=len(result.days_recomputed))
+    return result.model_dump(mode="json")

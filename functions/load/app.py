@@ -1,0 +1,22 @@
+"""LoadWarehouse: replace the run's recomputed visitors in the warehouse, in one transaction."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from clickstream.core.config import get_settings
+from clickstream.core.observability import logger, metrics
+from clickstream.pipeline.contracts import LoadInput
+from clickstream.pipeline.load_step import run_load
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    payload = LoadInput.model_validate(event)
+    logger.append_keys(run_id=payload.plan.run_id)
+    result = run_load(payload, get_settings())
+    metrics.add_metric(name="EventsLoaded", unit=MetricUnit.Count, value=result.events_loaded)
+    metrics.add_metric(name="SessionsLoaded", unit=MetricUnit.Count, value=result.sessions_loaded)
+    return result.model_dump(mode="json")

@@ -1,0 +1,124 @@
+"""Inline SVG charts rendered server-side: no JavaScript, no external resources.
+
+Every mark carries ``data-label`` / ``data-value`` (the raw number) and a ``<title>`` tooltip, so a browser test
+can compare what is drawn with the SQL it came from. Every text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from html import escape
+
+Formatter = Callable[[float], str]
+
+_FONT = 'font-family="system-ui, sans-serif" font-size="11"'
+
+
+def _num(value: float | None) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def _raw(value: float | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _short(label: str, limit: int) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def _empty(chart_id: str, width: int, height: int, message: str = "No data yet") -> str:
+    return (
+        f'<svg class="chart" data-chart="{escape(chart_id)}" data-points="0" role="img" '
+        f'aria-label="{escape(message)}" viewBox="0 0 {width} {height}" width="100%">'
+        f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" fill="#888" {_FONT}>'
+        f"{escape(message)}</text></svg>"
+    )
+
+
+def bar_chart(
+    chart_id: str,
+    points: Sequence[tuple[str, float | None]],
+    *,
+    fmt: Formatter,
+    title: str,
+    color: str = "#3b6fd8",
+    width: int = 640,
+    height: int = 220,
+) -> str:
+    """Vertical bars, one per point (e.g. a day); negative values hang below the zero line."""
+    if not points:
+        return _empty(chart_id, width, height)
+    left, right, top, bottom = 64, 12, 12, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    values = [_num(v) for _, v in points]
+    hi, lo = max(0.0, *values), min(0.0, *values)
+    span = (hi - lo) or 1.0
+
+    def y(v: float) -> float:
+        return top + (hi - v) / span * plot_h
+
+    step = plot_w / len(points)
+    bar_w = max(1.0, step * 0.8)
+    parts = [
+        f'<svg class="chart" data-chart="{escape(chart_id)}" data-points="{len(points)}" role="img" '
+        f'aria-label="{escape(title)}" viewBox="0 0 {width} {height}" width="100%">'
+    ]
+    for tick in sorted({lo, (lo + hi) / 2, hi, 0.0}):
+        ty = y(tick)
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#e3e6ec" />'
+            f'<text x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end" fill="#666" {_FONT}>{escape(fmt(tick))}</text>'
+        )
+    label_every = max(1, round(len(points) / 8))
+    for i, ((label, raw), value) in enumerate(zip(points, values, strict=True)):
+        x = left + i * step + (step - bar_w) / 2
+        y0, y1 = sorted((y(0.0), y(value)))
+        parts.append(
+            f'<rect class="bar" x="{x:.1f}" y="{y0:.1f}" width="{bar_w:.1f}" height="{max(y1 - y0, 0.5):.1f}" '
+            f'fill="{color}" data-label="{escape(label)}" data-value="{escape(_raw(raw))}">'
+            f"<title>{escape(label)}: {escape(fmt(value))}</title></rect>"
+        )
+        if i % label_every == 0:
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle" fill="#666" '
+                f"{_FONT}>{escape(_short(label, 12))}</text>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def hbar_chart(
+    chart_id: str,
+    rows: Sequence[tuple[str, float | None, str]],
+    *,
+    fmt: Formatter,
+    title: str,
+    color: str = "#3b6fd8",
+    width: int = 640,
+) -> str:
+    """Horizontal bars: ``(label, value, note)`` per row; the note (e.g. a step rate) is printed after the value."""
+    row_h, label_w, value_w = 26, 200, 150
+    height = max(row_h * len(rows) + 8, 60)
+    if not rows:
+        return _empty(chart_id, width, 80)
+    values = [_num(v) for _, v, _ in rows]
+    hi = max(max(values), 0.0) or 1.0
+    plot_w = width - label_w - value_w
+    parts = [
+        f'<svg class="chart" data-chart="{escape(chart_id)}" data-points="{len(rows)}" role="img" '
+        f'aria-label="{escape(title)}" viewBox="0 0 {width} {height}" width="100%">'
+    ]
+    for i, ((label, raw, note), value) in enumerate(zip(rows, values, strict=True)):
+        y = 4 + i * row_h
+        w = max(value, 0.0) / hi * plot_w
+        text = fmt(value) + (f"  {note}" if note else "")
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end" fill="#333" {_FONT}>'
+            f"<title>{escape(label)}</title>{escape(_short(label, 30))}</text>"
+            f'<rect class="bar" x="{label_w}" y="{y + 4}" width="{max(w, 0.5):.1f}" height="{row_h - 8}" '
+            f'fill="{color}" data-label="{escape(label)}" data-value="{escape(_raw(raw))}">'
+            f"<title>{escape(label)}: {escape(text)}</title></rect>"
+            f'<text x="{label_w + w + 6:.1f}" y="{y + 17}" fill="#333" {_FONT}>{escape(text)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
