@@ -104,3 +104,24 @@ def test_handler_publishes_rejections_by_code(aws, ingest_handler, capsys):
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert [m["RejectedRequests"] for m in emf if m.get("code") == "unauthorized"] == [[1.0]]
     assert [m["RejectedRequests"] for m in emf if "code" not in m and "RejectedRequests" in m] == [[1.0]]
+
+
+def test_ingest_handler_imports_no_heavy_engine():
+    # Given a fresh interpreter, as in a Lambda cold start
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    probe = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(REPO_ROOT / 'functions/ingest/app.py')!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(','.join(m for m in ('duckdb', 'pyarrow', 'pandas', 'psycopg', 'boto3') if m in sys.modules))\n"
+    )
+    # When the ingest handler module is imported
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    # Then neither the engines nor boto3 (created lazily on first use) were loaded
+    assert out.stdout.strip() == ""

@@ -57,7 +57,9 @@ def content_coding(content_encoding: str | None) -> str | None:
         return None
     if codings in (["gzip"], ["x-gzip"]):
         return "gzip"
-    raise UnsupportedMediaType(f"Content-Encoding {content_encoding[:64]!r} is not supported (use gzip)")
+    raise UnsupportedMediaType(
+        f"Content-Encoding {(content_encoding or '')[:64]!r} is not supported (use gzip)"
+    )
 
 
 def raw_body(body: str | None, is_base64: bool, max_bytes: int) -> bytes:

@@ -60,7 +60,7 @@ def build_records(
             raise
 
     def frame(request_id: str) -> tuple[bytes, bytes]:
-        record = {
+        record: dict[str, Any] = {
             "schema": RAW_SCHEMA_VERSION,
             "request_id": request_id,
             "source": meta.source,
@@ -93,21 +93,21 @@ def build_records(
     widest, _ = frame(f"{meta.request_id}#{len(encoded)}")
     if len(widest) + len(tail) + 2 > max_record_bytes:
         raise PayloadTooLarge("the envelope alone is too large for one record", field="context")
-    for i, event in enumerate(encoded):
-        if len(widest) + len(event) + len(tail) > max_record_bytes:
-            raise PayloadTooLarge(f"event {i} is too large ({len(event)} bytes)", field=f"events.{i}")
+    for i, data in enumerate(encoded):
+        if len(widest) + len(data) + len(tail) > max_record_bytes:
+            raise PayloadTooLarge(f"event {i} is too large ({len(data)} bytes)", field=f"events.{i}")
 
     records: list[bytes] = []
     chunk: list[bytes] = []
     size = 0
     head = frame(f"{meta.request_id}#1")[0]
-    for event in encoded:
-        extra = len(event) + (1 if chunk else 0)
+    for data in encoded:
+        extra = len(data) + (1 if chunk else 0)
         if chunk and len(head) + size + extra + len(tail) > max_record_bytes:
             records.append(head + b",".join(chunk) + tail)
             head = frame(f"{meta.request_id}#{len(records) + 1}")[0]
-            chunk, size, extra = [], 0, len(event)
-        chunk.append(event)
+            chunk, size, extra = [], 0, len(data)
+        chunk.append(data)
         size += extra
     records.append(head + b",".join(chunk) + tail)
     return records
