@@ -496,3 +496,85 @@ def test_real_handlers_are_loaded_by_file_path():
     first = bridge.load_handler("plan")
     assert first.__module__ == "clickstream_functions.plan.app"
     assert bridge.load_handler("plan") is first
+
+
+# -- the real chain -----------------------------------------------------------------------------------------------
+REAL_STEPS = ("plan", "sessionize", "load", "aggregate", "commit")
+
+
+def _validated_object(path, visitors: int, events_each: int, start: datetime) -> int:
+    """Write a validated-events Parquet file (the validate stage's contract) with page views 5 minutes apart."""
+    import duckdb
+
+    from clickstream.core.schema import validated_columns_sql
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"CREATE TABLE v ({validated_columns_sql()})")
+        line = 0
+        for v in range(visitors):
+            for e in range(events_each):
+                ts = start + timedelta(minutes=5 * e)
+                con.execute(
+                    "INSERT INTO v (app_id, event_id, anonymous_id, event_type, event_ts, received_at, occurred_at,"
+                    " page_url, page_path, is_bot, is_internal, ts_clamped, source_object, source_line)"
+                    " VALUES ('shop-web', ?, ?, 'page_view', ?, ?, ?, ?, ?, false, false, false, 'raw/obj-1', ?)",
+                    [
+                        f"e-{v}-{e}",
+                        f"visitor-{v}",
+                        ts,
+                        ts,
+                        ts,
+                        f"https://shop.example/p/{e}",
+                        f"/p/{e}",
+                        line,
+                    ],
+                )
+                line += 1
+        con.execute(f"COPY v TO '{path}' (FORMAT parquet)")
+    finally:
+        con.close()
+    return visitors * events_each
+
+
+def test_the_real_handlers_run_the_whole_chain(sfn, tmp_path, monkeypatch):
+    # Given every step's real handler, a DuckDB warehouse, and one validated object of three visitors
+    if not all((bridge.FUNCTIONS_DIR / name / "app.py").is_file() for name in REAL_STEPS):
+        pytest.skip("not every pipeline step has its handler yet")
+    import duckdb
+
+    from clickstream.adapters.storage import S3ObjectStore
+    from clickstream.core.config import get_settings
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("WAREHOUSE_URL", f"duckdb:///{warehouse}")
+    get_settings.cache_clear()
+    state = sfn["state"]
+    n_events = _validated_object(tmp_path / "obj-1.parquet", visitors=3, events_each=4, start=T0)
+    S3ObjectStore(sfn["settings"].lake_bucket).upload(tmp_path / "obj-1.parquet", "validated/obj-1.parquet")
+    state.put_ledger(
+        {
+            "source_key": "raw/obj-1",
+            "validated_at": T0 + timedelta(minutes=20),
+            "validated_key": "validated/obj-1.parquet",
+        }
+    )
+    arn = bridge.create_pipeline_state_machine(sfn["stack"])
+    # When the pipeline runs for the hour, and once more for the next (empty) hour
+    run = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    again = bridge.run_pipeline(arn, "hourly-2", {"as_of": iso(T0 + timedelta(hours=2))})
+    # Then both succeed, every event is in the warehouse with its session, and the watermark moved on
+    assert run["status"] == "SUCCEEDED", run
+    assert again["status"] == "SUCCEEDED", again
+    assert again["states"] == ["Plan", "HasNewObjects", "Commit"]
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT count(*), count(session_id) FROM events").fetchone() == (
+            n_events,
+            n_events,
+        )
+        assert con.execute("SELECT count(*), sum(n_events) FROM sessions").fetchone() == (3, n_events)
+    finally:
+        con.close()
+    assert state.get_watermark() == T0 + timedelta(hours=2)
+    assert _notifications(sfn["queue_url"]) == []
