@@ -1,0 +1,618 @@
+"""The stack (``template.yaml``) agrees with the code, the state machine and the local resources."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from clickstream.core.config import Settings
+from clickstream.local.template import ASL_PATH, REPO_ROOT, load_template
+
+FUNCTIONS = (
+    "IngestFunction",
+    "ValidateFunction",
+    "PlanFunction",
+    "SessionizeFunction",
+    "LoadFunction",
+    "AggregateFunction",
+    "CommitFunction",
+)
+LIGHT = {"IngestFunction", "PlanFunction", "CommitFunction"}  # Domain + Runtime layers only
+NOTIFY_STATE = "NotifyFailure"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def resources(template) -> dict:
+    return template["Resources"]
+
+
+@pytest.fixture(scope="module")
+def asl() -> dict:
+    return json.loads(ASL_PATH.read_text(encoding="utf-8"))
+
+
+class GetAtt:
+    """Equal to ``!GetAtt Name.Attr`` in either of its YAML forms (``Name.Attr`` or ``[Name, Attr]``)."""
+
+    def __init__(self, name: str, attr: str) -> None:
+        self.target = [name, attr]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, dict) or set(other) != {"Fn::GetAtt"}:
+            return False
+        value = other["Fn::GetAtt"]
+        return (value.split(".", 1) if isinstance(value, str) else list(value)) == self.target
+
+    def __repr__(self) -> str:
+        return f"GetAtt({'.'.join(self.target)})"
+
+
+def _references(node: object) -> set[str]:
+    """Logical ids (and parameters) a template fragment refers to through Ref, GetAtt or Sub."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref":
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value.split(".", 1)[0] if isinstance(value, str) else value[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+            found |= _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _references(item)
+    return found
+
+
+def _props(resources: dict, logical_id: str) -> dict:
+    return resources[logical_id]["Properties"]
+
+
+def _layers(resources: dict, logical_id: str) -> set[str]:
+    return {ref["Ref"] for ref in _props(resources, logical_id)["Layers"]}
+
+
+def _functions(resources: dict) -> dict[str, dict]:
+    return {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+# ---------------------------------------------------------------------------------------------- functions
+def test_stack_declares_the_seven_pipeline_functions(resources):
+    # Given the template / When its functions are listed / Then they are exactly the pipeline's stages
+    assert set(_functions(resources)) == set(FUNCTIONS)
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_function_code_dir_has_the_handler_it_names(resources, logical_id):
+    # Given a function's CodeUri and Handler
+    props = _props(resources, logical_id)
+    module, _, attr = props["Handler"].rpartition(".")
+    source = REPO_ROOT / props["CodeUri"] / f"{module}.py"
+    # When its module is parsed (not imported: the layers decide what imports in Lambda)
+    assert source.is_file(), f"{logical_id}: {source.relative_to(REPO_ROOT)} is missing"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    defined |= {
+        t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+    }
+    # Then it defines the handler at module level
+    assert attr in defined, f"{logical_id}: {source.name} defines no {attr}"
+
+
+def test_ingest_function_has_no_data_layer(resources):
+    # Given the ingest function (cold-start sensitive: no DuckDB, no psycopg)
+    # When its layers are read / Then they are the domain and runtime layers only
+    assert _layers(resources, "IngestFunction") == {"DomainLayer", "RuntimeLayer"}
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_each_function_has_exactly_the_layers_its_stage_needs(resources, logical_id):
+    expected = {"DomainLayer", "RuntimeLayer"} | (set() if logical_id in LIGHT else {"DataLayer"})
+    assert _layers(resources, logical_id) == expected
+
+
+def test_layers_build_for_the_function_runtime(template, resources):
+    # Given the functions' runtime and architecture
+    runtime = template["Globals"]["Function"]["Runtime"]
+    arch = template["Globals"]["Function"]["Architectures"]
+    for name in ("DomainLayer", "RuntimeLayer", "DataLayer"):
+        layer = resources[name]
+        # Then every layer is built with that runtime's Python and for that architecture
+        assert layer["Metadata"]["BuildMethod"] == runtime
+        assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
+        assert layer["Properties"]["CompatibleArchitectures"] == arch
+        assert (REPO_ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
+
+
+# ---------------------------------------------------------------------------------------------- configuration
+def _env_names(template: dict) -> set[str]:
+    names = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for res in _functions(template["Resources"]).values():
+        names |= set(res["Properties"].get("Environment", {}).get("Variables", {}))
+    return names
+
+
+def test_environment_variable_names_are_settings_fields(template):
+    # Given every environment variable the stack gives a function
+    names = {n for n in _env_names(template) if not n.startswith("POWERTOOLS_")}
+    # Then each is a Settings field upper-cased (a typo would silently fall back to the default)
+    fields = {f.upper() for f in Settings.model_fields}
+    assert names <= fields, sorted(names - fields)
+
+
+def test_stack_configures_every_deployment_setting(template):
+    required = {
+        "RAW_BUCKET",
+        "LAKE_BUCKET",
+        "STATE_TABLE",
+        "DELIVERY_STREAM",
+        "FAILURE_TOPIC_ARN",
+        "WAREHOUSE_SECRET_ARN",
+        "SESSION_TIMEOUT_MINUTES",
+        "MAX_SESSION_HOURS",
+        "LOOKBACK_HOURS",
+        "N_BUCKETS",
+        "STORE_CURRENCY",
+        "SITE_TIMEZONE",
+        "INTERNAL_IP_RANGES",
+        "ALLOWED_ORIGINS",
+        "STAGE",
+    }
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert required <= set(env), sorted(required - set(env))
+    assert env["POWERTOOLS_SERVICE_NAME"] == "clickstream"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Clickstream"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "field"),
+    [
+        ("SessionTimeoutMinutes", "session_timeout_minutes"),
+        ("MaxSessionHours", "max_session_hours"),
+        ("LookbackHours", "lookback_hours"),
+        ("NBuckets", "n_buckets"),
+        ("StoreCurrency", "store_currency"),
+        ("SiteTimezone", "site_timezone"),
+        ("InternalIpRanges", "internal_ip_ranges"),
+        ("AllowedOrigin", "allowed_origins"),
+        ("WarehouseSecretArn", "warehouse_secret_arn"),
+        ("Stage", "stage"),
+    ],
+)
+def test_parameter_defaults_match_settings_defaults(template, parameter, field):
+    # Given a template parameter and the Settings field its environment variable feeds
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env[field.upper()] == {"Ref": parameter}
+    # Then a deploy with defaults behaves like a local run with defaults
+    assert str(template["Parameters"][parameter]["Default"]) == str(Settings.model_fields[field].default)
+
+
+def test_environment_references_resolve(template):
+    known = set(template["Parameters"]) | set(template["Resources"])
+    for name, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
+        if isinstance(value, dict):
+            assert value["Ref"] in known, name
+
+
+# ---------------------------------------------------------------------------------------------- state table
+def test_state_table_matches_local_resources(aws, resources):
+    # Given the table the local stack created in moto from the template
+    from clickstream.adapters.aws import client
+
+    described = client("dynamodb").describe_table(TableName=aws.settings.state_table)["Table"]
+    declared = _props(resources, "StateTable")
+    # Then keys, attribute types and the arrivals index are the template's
+    assert described["KeySchema"] == declared["KeySchema"]
+    assert sorted(described["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
+        declared["AttributeDefinitions"], key=lambda a: a["AttributeName"]
+    )
+    indexes = {i["IndexName"]: i["KeySchema"] for i in described["GlobalSecondaryIndexes"]}
+    assert indexes == {i["IndexName"]: i["KeySchema"] for i in declared["GlobalSecondaryIndexes"]}
+    assert "arrivals" in indexes
+
+
+def test_state_table_is_recoverable_and_encrypted(resources):
+    props = _props(resources, "StateTable")
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert resources["StateTable"]["DeletionPolicy"] == "Retain"
+
+
+# ---------------------------------------------------------------------------------------------- state machine
+def test_asl_placeholders_and_substitutions_match(resources):
+    # Given the ASL text and the state machine's DefinitionSubstitutions
+    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL_PATH.read_text(encoding="utf-8")))
+    props = _props(resources, "PipelineStateMachine")
+    # Then every placeholder is substituted and every substitution is used
+    assert placeholders == set(props["DefinitionSubstitutions"])
+    assert props["DefinitionUri"] == "statemachine/pipeline.asl.json"
+
+
+def test_substitutions_point_at_the_right_functions(resources):
+    subs = _props(resources, "PipelineStateMachine")["DefinitionSubstitutions"]
+    for name in ("Plan", "Sessionize", "Load", "Aggregate", "Commit"):
+        assert subs[f"{name}FunctionArn"] == GetAtt(f"{name}Function", "Arn")
+    assert subs["FailureTopicArn"] == {"Ref": "PipelineFailureTopic"}
+
+
+def test_state_machine_may_invoke_every_task_function_and_publish_failures(resources):
+    policies = _props(resources, "PipelineStateMachine")["Policies"]
+    invoked = {p["LambdaInvokePolicy"]["FunctionName"]["Ref"] for p in policies if "LambdaInvokePolicy" in p}
+    assert invoked == {
+        "PlanFunction",
+        "SessionizeFunction",
+        "LoadFunction",
+        "AggregateFunction",
+        "CommitFunction",
+    }
+    published = [p["SNSPublishMessagePolicy"] for p in policies if "SNSPublishMessagePolicy" in p]
+    assert published == [{"TopicName": GetAtt("PipelineFailureTopic", "TopicName")}]
+
+
+def _follow_to_notify(states: dict, start: str) -> list[str]:
+    """State names from ``start`` through Pass states; stops at the first non-Pass state."""
+    path = [start]
+    while states[path[-1]]["Type"] == "Pass":
+        path.append(states[path[-1]]["Next"])
+    return path
+
+
+def test_every_task_and_map_catch_leads_to_the_failure_notice(asl):
+    # Given every top-level Task and Map (a Map's Catch also covers the tasks inside it)
+    states = asl["States"]
+    steps = [n for n, s in states.items() if s["Type"] in ("Task", "Map") and n != NOTIFY_STATE]
+    assert steps, "no steps found"
+    for name in steps:
+        catches = states[name].get("Catch", [])
+        # Then each catches everything into a Pass state that names the step, then the SNS notice
+        assert any("States.ALL" in c["ErrorEquals"] for c in catches), name
+        for catch in catches:
+            path = _follow_to_notify(states, catch["Next"])
+            assert path[-1] == NOTIFY_STATE, (name, path)
+            assert states[path[0]]["Result"] == name
+            assert states[path[0]]["ResultPath"] == "$.failed_step"
+            assert catch["ResultPath"] == "$.error"
+    notify = states[NOTIFY_STATE]
+    assert notify["Resource"] == "arn:aws:states:::sns:publish"
+    assert notify["Parameters"]["TopicArn"] == "${FailureTopicArn}"
+    assert states[notify["Next"]]["Type"] == "Fail"
+
+
+def test_failure_notice_names_the_step_the_error_and_the_execution(asl):
+    message = asl["States"][NOTIFY_STATE]["Parameters"]["Message.$"]
+    for part in ("$.failed_step", "$.error.Error", "$.error.Cause", "$$.Execution.Id"):
+        assert part in message
+
+
+def test_lambda_tasks_retry_transient_errors_with_backoff(asl):
+    def tasks(states: dict):
+        for name, state in states.items():
+            if state["Type"] == "Task" and state["Resource"] == "arn:aws:states:::lambda:invoke":
+                yield name, state
+            if state["Type"] == "Map":
+                yield from tasks(state["ItemProcessor"]["States"])
+
+    found = list(tasks(asl["States"]))
+    assert len(found) == 5
+    for name, state in found:
+        retry = state["Retry"][0]
+        assert "Lambda.TooManyRequestsException" in retry["ErrorEquals"], name
+        assert retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 2, name
+
+
+def test_function_timeouts_fit_their_task_timeouts(template, resources, asl):
+    # Given each task's TimeoutSeconds in the ASL and its function's Timeout
+    default = template["Globals"]["Function"]["Timeout"]
+    states = dict(asl["States"])
+    states.update(asl["States"]["Sessionize"]["ItemProcessor"]["States"])
+    by_placeholder = {
+        s["Parameters"]["FunctionName"][2:-1]: s["TimeoutSeconds"]
+        for s in states.values()
+        if s["Type"] == "Task" and "FunctionName" in s.get("Parameters", {})
+    }
+    for placeholder, task_timeout in by_placeholder.items():
+        function = placeholder.removesuffix("Arn")
+        # Then Lambda gives up before Step Functions does (its error is then caught and retried)
+        assert _props(resources, function).get("Timeout", default) <= task_timeout, function
+
+
+def test_pipeline_runs_on_a_schedule_with_logs_and_tracing(resources):
+    props = _props(resources, "PipelineStateMachine")
+    event = next(iter(props["Events"].values()))
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "PipelineSchedule"}
+    assert resources["PipelineLogGroup"]["Type"] == "AWS::Logs::LogGroup"
+    assert props["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"] == GetAtt(
+        "PipelineLogGroup", "Arn"
+    )
+    assert props["Tracing"]["Enabled"] is True
+
+
+def test_failure_email_subscription_is_optional(template, resources):
+    sub = resources["PipelineFailureEmail"]
+    assert sub["Condition"] == "HasAlarmEmail"
+    assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+    assert _props(resources, "PipelineFailureTopic")["KmsMasterKeyId"] == "alias/aws/sns"
+
+
+# ---------------------------------------------------------------------------------------------- ingest API
+@pytest.mark.parametrize(
+    ("response_type", "status"),
+    [
+        ("UNAUTHORIZED", 401),
+        ("ACCESS_DENIED", 403),
+        ("REQUEST_TOO_LARGE", 413),
+        ("THROTTLED", 429),
+        ("BAD_REQUEST_BODY", 400),
+        ("UNSUPPORTED_MEDIA_TYPE", 415),
+        ("QUOTA_EXCEEDED", 429),
+    ],
+)
+def test_gateway_responses_are_json_errors_with_cors(resources, response_type, status):
+    # Given API Gateway's own answer of this type
+    response = _props(resources, "IngestApi")["GatewayResponses"][response_type]
+    # Then it keeps its status, carries CORS headers, and its body is {"error": {"code", "message"}}
+    assert response["StatusCode"] == status
+    headers = response["ResponseParameters"]["Headers"]
+    assert headers["Access-Control-Allow-Origin"] == {"Fn::Sub": "'${AllowedOrigin}'"}
+    assert "Authorization" in headers["Access-Control-Allow-Headers"]
+    body = response["ResponseTemplates"]["application/json"]
+    rendered = json.loads(body.replace("$context.error.messageString", json.dumps("Unauthorized")))
+    assert set(rendered["error"]) == {"code", "message"}
+    assert rendered["error"]["code"]
+
+
+@pytest.mark.parametrize("response_type", ["DEFAULT_4XX", "DEFAULT_5XX"])
+def test_default_gateway_responses_are_json_errors_with_cors(resources, response_type):
+    response = _props(resources, "IngestApi")["GatewayResponses"][response_type]
+    assert "StatusCode" not in response  # keep API Gateway's own status
+    assert "Access-Control-Allow-Origin" in response["ResponseParameters"]["Headers"]
+    body = response["ResponseTemplates"]["application/json"]
+    assert set(json.loads(body.replace("$context.error.messageString", '"x"'))["error"]) == {
+        "code",
+        "message",
+    }
+
+
+def test_cors_preflight_allows_the_tracker_headers_without_a_token(resources):
+    props = _props(resources, "IngestApi")
+    allowed = props["Cors"]["AllowHeaders"].strip("'").split(",")
+    assert {"Authorization", "Content-Type", "Content-Encoding"} <= set(allowed)
+    assert props["Cors"]["AllowOrigin"] == {"Fn::Sub": "'${AllowedOrigin}'"}
+    assert props["Auth"]["AddDefaultAuthorizerToCorsPreflight"] is False
+    assert props["Auth"]["DefaultAuthorizer"] == "CognitoAuthorizer"
+    assert props["Auth"]["Authorizers"]["CognitoAuthorizer"]["UserPoolArn"] == GetAtt("UserPool", "Arn")
+
+
+def test_binary_media_types_are_specific_gzip_types(resources):
+    types = _props(resources, "IngestApi")["BinaryMediaTypes"]
+    assert "application~1gzip" in types
+    assert not any("*" in t for t in types)
+
+
+def test_ingest_route_and_throttling(resources):
+    event = _props(resources, "IngestFunction")["Events"]["PostEvents"]
+    assert event["Properties"] == {"RestApiId": {"Ref": "IngestApi"}, "Path": "/v1/events", "Method": "post"}
+    settings = _props(resources, "IngestApi")["MethodSettings"]
+    route = next(s for s in settings if s["ResourcePath"] == "/~1v1~1events")
+    assert route["HttpMethod"] == "POST"
+    assert "ThrottlingRateLimit" in route and "ThrottlingBurstLimit" in route
+    assert _props(resources, "IngestApi")["AccessLogSetting"]["DestinationArn"] == GetAtt(
+        "ApiAccessLogGroup", "Arn"
+    )
+
+
+def test_ingest_may_only_write_to_its_delivery_stream(resources):
+    assert _props(resources, "IngestFunction")["Policies"] == [
+        {"FirehoseWritePolicy": {"DeliveryStreamName": {"Ref": "DeliveryStream"}}}
+    ]
+
+
+def test_user_pool_client_is_public_with_srp_and_refresh(resources):
+    props = _props(resources, "UserPoolClient")
+    assert props["GenerateSecret"] is False
+    assert set(props["ExplicitAuthFlows"]) == {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+
+
+# ---------------------------------------------------------------------------------------------- raw zone
+def test_raw_notifications_cover_firehose_output_but_not_its_errors(resources):
+    # Given Firehose's prefixes and the raw bucket's notification filter
+    firehose = _props(resources, "DeliveryStream")["ExtendedS3DestinationConfiguration"]
+    notification = _props(resources, "RawBucket")["NotificationConfiguration"]["QueueConfigurations"][0]
+    prefix = notification["Filter"]["S3Key"]["Rules"][0]["Value"]
+    # Then every delivered object is announced to the queue, and no error object ever is
+    assert firehose["Prefix"].startswith(prefix)
+    assert not firehose["ErrorOutputPrefix"].startswith(prefix)
+    assert firehose["Prefix"] == "raw/dt=!{timestamp:yyyy-MM-dd}/hr=!{timestamp:HH}/"
+    assert firehose["CompressionFormat"] == "GZIP"
+    assert notification["Queue"] == GetAtt("RawObjectsQueue", "Arn")
+    assert notification["Event"] == "s3:ObjectCreated:*"
+
+
+def test_queue_policy_names_the_raw_bucket_without_referencing_it(resources):
+    # Given the queue policy S3 needs before the bucket's notification can be created
+    policy = resources["RawObjectsQueuePolicy"]
+    # Then it does not depend on the bucket (that would be a dependency cycle) …
+    assert "RawBucket" not in _references(policy)
+    assert "RawBucket" in _references(resources["RawBucketPolicy"])  # (the check does see references)
+    assert resources["RawBucket"]["DependsOn"] == "RawObjectsQueuePolicy"
+    # … yet names exactly the bucket's ARN and account
+    allow = policy["Properties"]["PolicyDocument"]["Statement"][0]
+    bucket_name = _props(resources, "RawBucket")["BucketName"]["Fn::Sub"]
+    assert allow["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert (
+        allow["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+        == f"arn:${{AWS::Partition}}:s3:::{bucket_name}"
+    )
+    assert allow["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_raw_queue_redrives_to_a_dead_letter_queue_after_validate_timeouts(resources):
+    queue = _props(resources, "RawObjectsQueue")
+    validate = _props(resources, "ValidateFunction")
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == GetAtt("RawObjectsDLQ", "Arn")
+    assert queue["VisibilityTimeout"] >= 6 * validate["Timeout"]
+    # The Plan step waits out a validation still running (docs/decisions.md, "Arrival is the validation time")
+    assert Settings().arrival_settle_seconds > validate["Timeout"]
+
+
+def test_validate_reports_partial_batch_failures(resources):
+    event = _props(resources, "ValidateFunction")["Events"]["RawObjects"]
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["Properties"]["Queue"] == GetAtt("RawObjectsQueue", "Arn")
+    assert event["Properties"]["BatchSize"] >= 1
+    assert "MaximumBatchingWindowInSeconds" in event["Properties"]
+
+
+@pytest.mark.parametrize("bucket", ["RawBucket", "LakeBucket"])
+def test_buckets_are_private_and_encrypted(resources, bucket):
+    props = _props(resources, bucket)
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert props["LifecycleConfiguration"]["Rules"]
+
+
+@pytest.mark.parametrize("function", ["LoadFunction", "AggregateFunction"])
+def test_warehouse_functions_read_the_secret_and_join_the_vpc_only_when_configured(resources, function):
+    props = _props(resources, function)
+    conditional = [p for p in props["Policies"] if "Fn::If" in p]
+    assert conditional[0]["Fn::If"][0] == "HasWarehouseSecret"
+    assert conditional[0]["Fn::If"][1] == {
+        "AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "WarehouseSecretArn"}}
+    }
+    assert props["VpcConfig"]["Fn::If"][0] == "HasWarehouseVpc"
+
+
+def test_outputs(template):
+    assert {
+        "ApiUrl",
+        "UserPoolId",
+        "UserPoolClientId",
+        "RawBucketName",
+        "LakeBucketName",
+        "StateMachineArn",
+        "FailureTopicArn",
+        "StateTableName",
+    } <= set(template["Outputs"])
+
+
+# ---------------------------------------------------------------------------------------------- layers
+def _requirements(layer: str) -> dict[str, str]:
+    out = {}
+    for line in (REPO_ROOT / "layers" / layer / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name = re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower()
+            out[name] = line
+    return out
+
+
+def _pyproject_dependencies() -> dict[str, str]:
+    data = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return {re.split(r"[<>=!~\[ ]", d, maxsplit=1)[0].lower(): d for d in data["project"]["dependencies"]}
+
+
+def test_layer_requirements_match_the_package_ranges():
+    # Given the package's pinned ranges
+    declared = _pyproject_dependencies()
+    runtime, data = _requirements("runtime"), _requirements("data")
+    # Then the layers install exactly those ranges (a layer drifting from the tests' versions is a bug)
+    assert set(runtime) == {"aws-lambda-powertools", "pydantic"}
+    assert set(data) == {"duckdb", "psycopg", "ua-parser", "crawlerdetect"}
+    for name, line in {**runtime, **data}.items():
+        assert line == declared[name], name
+    assert "tracer" in runtime["aws-lambda-powertools"]
+    assert _requirements("domain") == {}
+
+
+def test_no_layer_ships_boto3_pyarrow_or_pandas():
+    for layer in ("domain", "runtime", "data"):
+        assert not {"boto3", "botocore", "pyarrow", "pandas"} & set(_requirements(layer)), layer
+
+
+# ---------------------------------------------------------------------------------------------- translation
+def _translate_with(python: str, out: Path) -> dict:
+    script = REPO_ROOT / "scripts" / "translate_template.py"
+    subprocess.run(
+        [python, str(script), str(REPO_ROOT / "template.yaml"), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_template_translates_to_plain_cloudformation(tmp_path):
+    # Given samtranslator (in this environment, or the SAM tools environment `make tools` creates)
+    try:
+        import samtranslator  # noqa: F401
+
+        python = sys.executable
+    except ImportError:
+        tools = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
+        if not tools.exists():
+            pytest.skip("aws-sam-translator is not installed here and `make tools` has not been run")
+        python = str(tools)
+    # When the template is translated offline
+    cfn = _translate_with(python, tmp_path / "translated.json")
+    # Then no serverless resource is left, every function became a Lambda function, and the ASL is inlined
+    types = {r["Type"] for r in cfn["Resources"].values()}
+    assert not any(t.startswith("AWS::Serverless::") for t in types)
+    lambdas = {k for k, r in cfn["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+    assert lambdas == set(FUNCTIONS)
+    machine = cfn["Resources"]["PipelineStateMachine"]["Properties"]
+    assert "DefinitionString" in machine and set(machine["DefinitionSubstitutions"]) == {
+        "PlanFunctionArn",
+        "SessionizeFunctionArn",
+        "LoadFunctionArn",
+        "AggregateFunctionArn",
+        "CommitFunctionArn",
+        "FailureTopicArn",
+    }
+    stage = next(r for r in cfn["Resources"].values() if r["Type"] == "AWS::ApiGateway::Stage")
+    assert stage["Properties"]["StageName"] == {"Ref": "Stage"}
+
+
+def test_translate_script_localizes_artifacts_and_inlines_the_asl():
+    # Given the script's artifact step (pure Python: no samtranslator needed)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "translate_template", REPO_ROOT / "scripts" / "translate_template.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # When it rewrites the template's local paths
+    out = module.localize_artifacts(load_template(), REPO_ROOT)
+    # Then functions and layers point at placeholder S3 objects and the ASL is inlined as Definition
+    assert (
+        out["Resources"]["IngestFunction"]["Properties"]["CodeUri"]
+        == "s3://local-artifacts/functions/ingest.zip"
+    )
+    assert out["Resources"]["DataLayer"]["Properties"]["ContentUri"] == "s3://local-artifacts/layers/data.zip"
+    machine = out["Resources"]["PipelineStateMachine"]["Properties"]
+    assert "DefinitionUri" not in machine
+    assert machine["Definition"]["StartAt"] == "Plan"
+    # And a missing local path is reported with the resource's name
+    broken = load_template() | {
+        "Resources": {"X": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "nope/"}}}
+    }
+    with pytest.raises(FileNotFoundError, match="X: nope/"):
+        module.localize_artifacts(broken, REPO_ROOT)
