@@ -230,7 +230,8 @@ def check_function(python: str, fn: BuiltFunction, back: list[str], repeat: int)
     result.size_bytes = tree_size(fn.code_dir) + sum(tree_size(path) for _, path in fn.layers)
     if result.size_bytes >= LAMBDA_UNZIPPED_LIMIT:
         result.failures.append(
-            f"unzipped size {result.size_bytes / MB:.1f} MB is at or over Lambda's 250 MB limit"
+            f"unzipped size {result.size_bytes / MB:.1f} MB is at or over Lambda's limit "
+            f"({LAMBDA_UNZIPPED_LIMIT / MB:.0f} MB for the function and its layers)"
         )
     module_file = fn.code_dir / (fn.handler.rpartition(".")[0].replace(".", "/") + ".py")
     if not module_file.is_file():
