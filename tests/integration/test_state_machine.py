@@ -578,3 +578,16 @@ def test_the_real_handlers_run_the_whole_chain(sfn, tmp_path, monkeypatch):
         con.close()
     assert state.get_watermark() == T0 + timedelta(hours=2)
     assert _notifications(sfn["queue_url"]) == []
+
+
+def test_the_bridge_pins_the_moto_range_the_project_installs():
+    # Given pyproject.toml's moto requirement
+    import re
+    import tomllib
+
+    pyproject = tomllib.loads((bridge.FUNCTIONS_DIR.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    spec = next(r for r in pyproject["project"]["optional-dependencies"]["local"] if r.startswith("moto"))
+    # When its bounds are read, Then the bridge checks exactly that range
+    low = tuple(int(x) for x in re.search(r">=\s*([\d.]+)", spec).group(1).split(".")[:2])
+    high = tuple(int(x) for x in re.search(r"<\s*([\d.]+)", spec).group(1).split(".")[:2])
+    assert (low, high) == bridge.MOTO_VERSION_RANGE

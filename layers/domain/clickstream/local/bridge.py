@@ -14,6 +14,17 @@ its vendored interpreter, but its Docker-less Lambda backend only echoes a task'
   :data:`RETRY_WAITS`, so tests can check the backoff);
 * runs an execution to its end (:func:`run_pipeline`).
 
+Use::
+
+    with mock_aws(config=MOTO_CONFIG):
+        stack = create_resources(settings)
+        arn = create_pipeline_state_machine(stack)            # or {"load": my_callable, …} to stand in
+        run = run_pipeline(arn, "hourly-2026-03-02T10", {"as_of": "2026-03-02T10:00:00Z"})
+        run["status"], run["failed_step"], run["output"]
+
+The patches are installed once per process and only touch moto: a function the bridge did not create keeps
+moto's echo, and moto's reset at the end of ``mock_aws`` drops the routes.
+
 moto internals relied on (checked by :func:`check_moto_internals`; pinned by ``pyproject.toml``'s moto range):
 ``moto.awslambda_simple.models.LambdaSimpleBackend.invoke(self, function_name, qualifier, body, headers,
 response_headers)``, ``moto.awslambda.utils.get_backend``, ``moto.core.config.default_user_config``, and
@@ -138,8 +149,8 @@ def template_substitutions() -> dict[str, str]:
         return {}
     out: dict[str, str] = {}
     for placeholder, value in machine.get("Properties", {}).get("DefinitionSubstitutions", {}).items():
-        ref = value.get("Fn::GetAtt") or value.get("Ref") if isinstance(value, dict) else value
-        logical_id = (ref if isinstance(ref, str) else ".".join(ref)).split(".")[0]
+        ref: Any = (value.get("Fn::GetAtt") or value.get("Ref")) if isinstance(value, dict) else value
+        logical_id = (ref if isinstance(ref, str) else ".".join(map(str, ref or []))).split(".")[0]
         target = resources.get(logical_id, {})
         code_dir = _code_dir(target.get("Properties", {}).get("CodeUri"))
         out[placeholder] = code_dir or logical_id
@@ -213,7 +224,7 @@ class _RetryClock:
         return getattr(self._real, name)
 
 
-def _original_invoke(cls: type) -> Callable[..., Any]:
+def _original_invoke(cls: Any) -> Callable[..., Any]:
     invoke = cls.invoke
     return getattr(invoke, "__wrapped_invoke__", invoke)
 
@@ -483,7 +494,7 @@ def _walk_history(events: list[dict[str, Any]]) -> tuple[list[str], list[dict[st
         if event["type"].endswith("StateEntered"):
             states.append(event["stateEnteredEventDetails"]["name"])
         elif event["type"] in _FAILURE_EVENTS:
-            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
             failures.append(
                 {
                     "state": _state_of(event, by_id),
