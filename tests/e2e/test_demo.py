@@ -1,0 +1,81 @@
+"""``clickstream demo`` end to end, in-process: generator → ingest → Firehose/S3/SQS → validate → the ASL under
+moto (Plan, Sessionize, Load, Aggregate, Commit) → DuckDB warehouse, report and summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from clickstream.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    code = main(
+        ["demo", "--events", "3000", "--days", "2", "--seed", "11", "--out", str(out), "--no-progress"]
+    )
+    return code, out
+
+
+def test_demo_exits_zero_and_writes_its_three_outputs(demo):
+    # Given a small demo run through the command line
+    code, out = demo
+    # Then it succeeded and wrote the warehouse, the report and the summary
+    assert code == 0
+    assert (out / "warehouse.duckdb").is_file()
+    assert (out / "summary.json").is_file()
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "<svg" in report and 'src="http' not in report and 'href="http' not in report
+
+
+def test_counters_reconcile_and_show_quarantine_and_duplicates(demo):
+    # Given the summary the demo wrote
+    _, out = demo
+    summary = json.loads((out / "summary.json").read_text())
+    # Then every sent event is in exactly one place
+    assert summary["sent_events"] == (
+        summary["warehouse_events"] + summary["quarantined_events"] + summary["duplicate_events"]
+    )
+    assert summary["reconciles"] is True and summary["ok"] is True
+    assert all(check["ok"] for check in summary["checks"].values())
+    # And the traffic's trouble shows: quarantined events with reasons, duplicates, rejected requests
+    assert summary["quarantined_events"] > 0 and summary["duplicate_events"] > 0
+    assert {"schema_violation", "too_late"} <= set(summary["quarantine_by_reason"])
+    assert summary["rejected_requests"] > 0
+    # And retries mean more events were sent than the shoppers generated
+    assert summary["generated_events"] >= 3000
+    assert summary["sent_events"] > summary["generated_events"]
+    assert summary["warehouse_sessions"] > 0 and summary["pipeline_runs"] > 0
+    assert summary["pipeline_executions"]["started"] == summary["pipeline_executions"]["succeeded"] >= 48
+
+
+def test_warehouse_has_every_event_in_its_session_and_each_event_once(demo):
+    # Given the warehouse file the demo left
+    _, out = demo
+    con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    try:
+        orphans = con.execute(
+            "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = e.session_id)"
+        ).fetchone()[0]
+        dup_ids = con.execute(
+            "SELECT count(*) FROM (SELECT event_id FROM events GROUP BY event_id HAVING count(*) > 1)"
+        ).fetchone()[0]
+        n_events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        session_events = con.execute("SELECT sum(n_events) FROM sessions").fetchone()[0]
+        bots = con.execute("SELECT count(*) FROM sessions WHERE is_bot").fetchone()[0]
+        kpi_days = con.execute("SELECT count(*) FROM daily_kpis").fetchone()[0]
+    finally:
+        con.close()
+    summary = json.loads((out / "summary.json").read_text())
+    # Then no event lacks its session, no event id is stored twice, and sessions count exactly the events
+    assert orphans == 0 and dup_ids == 0
+    assert n_events == summary["warehouse_events"] == session_events
+    # And bots are kept (flagged), and the two simulated days have KPIs
+    assert bots > 0
+    assert kpi_days >= 2
