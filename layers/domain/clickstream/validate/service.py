@@ -1,0 +1,197 @@
+"""The validate step: one raw object in → validated Parquet, quarantine JSON lines and a ledger row out.
+
+Outputs are named after the source object and its arrival hour (``clickstream.core.keys``), and the arrival hour
+comes from the object itself, so a redelivered notification rewrites the same files and the same ledger row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from clickstream.adapters.state import StateStore, iso
+from clickstream.adapters.storage import ObjectStore
+from clickstream.core import clock
+from clickstream.core.config import Settings
+from clickstream.core.errors import InputError
+from clickstream.core.keys import RAW_PREFIX, quarantine_key, validated_key
+from clickstream.core.observability import logger
+from clickstream.validate.judge import Judgement, JudgeOptions, judge_object
+from clickstream.validate.keys import arrival_hour_of
+from clickstream.validate.notifications import parse_notification
+from clickstream.validate.writer import (
+    JSONL_CONTENT_TYPE,
+    PARQUET_CONTENT_TYPE,
+    quarantine_jsonl,
+    write_parquet,
+)
+
+
+@dataclass
+class LedgerRow:
+    """Per source object: events in = validated + quarantined (by reason) + duplicates."""
+
+    source_key: str
+    validated_key: str | None
+    quarantine_key: str | None
+    records: int
+    events_in: int
+    validated: int
+    quarantined: dict[str, int] = field(default_factory=dict)
+    quarantined_total: int = 0
+    duplicates: int = 0
+    validated_at: datetime = field(default_factory=clock.now)
+    max_received_at: datetime | None = None
+    arrival_hour: datetime | None = None
+    etag: str | None = None
+    size: int | None = None
+
+    def as_item(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def options_from(settings: Settings) -> JudgeOptions:
+    return JudgeOptions(
+        lookback=timedelta(hours=settings.lookback_hours),
+        internal_networks=tuple(settings.internal_networks),
+    )
+
+
+def validate_object(
+    source_key: str,
+    *,
+    settings: Settings,
+    raw_store: ObjectStore,
+    lake_store: ObjectStore,
+    state: StateStore,
+    etag: str | None = None,
+    size: int | None = None,
+) -> LedgerRow:
+    """Validate and enrich one raw object; write its outputs and its ledger row. Idempotent per object."""
+    data = raw_store.get_bytes(source_key)
+    judgement = judge_object(data, source_key=source_key, options=options_from(settings))
+    previous = state.get_ledger(source_key)
+    arrival = arrival_hour_of(source_key, judgement.max_received_at) or _previous_arrival(previous)
+    if arrival is None:  # nothing in the object or its key tells its arrival: the pipeline clock does, once
+        arrival = clock.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    validated_at = clock.now()
+
+    v_key = validated_key(source_key, arrival) if judgement.rows else None
+    q_key = quarantine_key(source_key, arrival) if judgement.quarantine else None
+    _write_outputs(judgement, lake_store, v_key, q_key, quarantined_at=iso(validated_at))
+    _remove_stale(previous, lake_store, keep={v_key, q_key})
+
+    row = LedgerRow(
+        source_key=source_key,
+        validated_key=v_key,
+        quarantine_key=q_key,
+        records=judgement.records,
+        events_in=judgement.events_in,
+        validated=judgement.validated,
+        quarantined=judgement.quarantined,
+        quarantined_total=judgement.quarantined_total,
+        duplicates=judgement.duplicates,
+        validated_at=validated_at,
+        max_received_at=judgement.max_received_at,
+        arrival_hour=arrival,
+        etag=etag or hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        size=size if size is not None else len(data),
+    )
+    state.put_ledger(row.as_item())
+    logger.info(
+        "validated object",
+        extra={
+            "source_key": source_key,
+            "events_in": row.events_in,
+            "validated": row.validated,
+            "quarantined": row.quarantined,
+            "duplicates": row.duplicates,
+        },
+    )
+    return row
+
+
+def _write_outputs(
+    judgement: Judgement,
+    lake_store: ObjectStore,
+    v_key: str | None,
+    q_key: str | None,
+    *,
+    quarantined_at: str,
+) -> None:
+    if v_key is not None:
+        with tempfile.TemporaryDirectory(prefix="clickstream-validate-") as tmp:
+            path = write_parquet(judgement.rows, Path(tmp) / "validated.parquet")
+            lake_store.upload(path, v_key, content_type=PARQUET_CONTENT_TYPE)
+    if q_key is not None:
+        body = quarantine_jsonl(judgement.quarantine, quarantined_at)
+        lake_store.put_bytes(q_key, body, content_type=JSONL_CONTENT_TYPE)
+
+
+def _previous_arrival(previous: dict[str, Any] | None) -> datetime | None:
+    value = (previous or {}).get("arrival_hour")
+    if not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _remove_stale(previous: dict[str, Any] | None, lake_store: ObjectStore, *, keep: set[str | None]) -> None:
+    """Delete outputs an earlier run of this object wrote and this run did not (e.g. after a schema fix)."""
+    for name in ("validated_key", "quarantine_key"):
+        old = (previous or {}).get(name)
+        if isinstance(old, str) and old not in keep:
+            lake_store.delete(old)
+
+
+@dataclass
+class Stores:
+    """The adapters the validate step needs (S3 in Lambda and the local runner, anything alike in tests)."""
+
+    raw: ObjectStore
+    lake: ObjectStore
+    state: StateStore
+
+
+def default_stores(settings: Settings) -> Stores:
+    """S3 buckets and the DynamoDB state table named by ``settings`` (clients are created on first use)."""
+    from clickstream.adapters.state import DynamoStateStore
+    from clickstream.adapters.storage import S3ObjectStore
+
+    return Stores(
+        raw=S3ObjectStore(settings.raw_bucket),
+        lake=S3ObjectStore(settings.lake_bucket),
+        state=DynamoStateStore(settings.state_table),
+    )
+
+
+def process_notification(
+    body: str | dict[str, Any], *, settings: Settings, stores: Stores | None = None
+) -> list[LedgerRow]:
+    """Validate every raw object an S3 notification (one SQS message body) names."""
+    rows: list[LedgerRow] = []
+    refs = parse_notification(body)
+    stores = stores or default_stores(settings)
+    for ref in refs:
+        if ref.bucket != settings.raw_bucket:
+            raise InputError(
+                f"notification for bucket {ref.bucket!r}, expected the raw bucket {settings.raw_bucket!r}"
+            )
+        if not ref.key.startswith(RAW_PREFIX):
+            logger.warning("ignoring an object outside raw/", extra={"key": ref.key})
+            continue
+        rows.append(
+            validate_object(
+                ref.key,
+                settings=settings,
+                raw_store=stores.raw,
+                lake_store=stores.lake,
+                state=stores.state,
+                etag=ref.etag,
+                size=ref.size,
+            )
+        )
+    return rows

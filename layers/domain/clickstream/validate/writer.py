@@ -1,0 +1,66 @@
+"""Writing the outputs: validated rows as Parquet (DuckDB, no pyarrow) and quarantine entries as JSON lines.
+
+Rows go to a CSV file written by the C ``csv`` module and DuckDB turns it into Parquet with the exact column
+types of ``VALIDATED_COLUMNS`` (explicit schema, no sniffing). In that CSV an empty field is NULL, so empty
+strings are stored as NULL: an empty referrer or title means "none" in this data.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from clickstream.core.schema import VALIDATED_COLUMNS
+
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+JSONL_CONTENT_TYPE = "application/x-ndjson"
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _columns_struct() -> str:
+    return (
+        "{" + ", ".join(f"{_sql_literal(name)}: {_sql_literal(typ)}" for name, typ in VALIDATED_COLUMNS) + "}"
+    )
+
+
+def write_parquet(rows: Iterable[tuple[Any, ...]], path: Path) -> Path:
+    """Write rows (VALIDATED_COLUMNS order) to a zstd Parquet file at ``path``; timestamps UTC, microseconds."""
+    import duckdb  # only the validate step pays for it
+
+    staging = path.with_suffix(".csv")
+    with open(staging, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(
+            tuple(None if v == "" else v for v in row) for row in rows
+        )
+    con = duckdb.connect()
+    try:
+        con.execute(
+            f"COPY (SELECT * FROM read_csv({_sql_literal(str(staging))}, header = false, auto_detect = false, "
+            f"columns = {_columns_struct()}, delim = ',', quote = '\"', escape = '\"', nullstr = '', "
+            f"allow_quoted_nulls = false, strict_mode = true)) "
+            f"TO {_sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
+        )
+    finally:
+        con.close()
+        staging.unlink(missing_ok=True)
+    return path
+
+
+def quarantine_jsonl(entries: Iterable[dict[str, Any]], quarantined_at: str) -> bytes:
+    """Quarantine entries as JSON lines, each stamped with ``quarantined_at``."""
+    lines = [
+        json.dumps(
+            {**entry, "quarantined_at": quarantined_at},
+            ensure_ascii=False,
+            separators=(",", ":"),
+            default=str,
+        )
+        for entry in entries
+    ]
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
