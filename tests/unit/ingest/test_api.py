@@ -122,6 +122,22 @@ def test_other_non_json_bodies_are_400(sink, raw):
     assert (answer.status, answer.error["code"]) == (400, "bad_json")
 
 
+def test_missing_body_is_400(sink):
+    event = api_event(envelope())
+    event["body"] = None
+    answer = call(event, sink)
+    assert (answer.status, answer.error["code"]) == (400, "bad_json")
+
+
+def test_lone_surrogate_in_context_is_400_on_context(sink):
+    # Given a free-form context field holding half of a surrogate pair (typed fields are checked as text)
+    body = envelope()
+    body["context"]["experiment"] = "SURROGATE"
+    raw = json.dumps(body).replace("SURROGATE", "\\udc00")
+    answer = call(api_event(raw=raw), sink)
+    assert (answer.status, answer.error["field"]) == (400, "context")
+
+
 def test_bad_envelope_sample_names_the_missing_field(sink):
     # Given the sample whose anonymous_id is missing
     answer = call(load_event("ingest_bad_envelope.json"), sink)
@@ -139,6 +155,7 @@ def test_bad_envelope_sample_names_the_missing_field(sink):
         ({"events": "page_view"}, "events"),
         ({"sent_at": "2026-03-02T14:05:09"}, "sent_at"),  # no time zone
         ({"sent_at": "yesterday"}, "sent_at"),
+        ({"sent_at": "the second of March, 2026"}, "sent_at"),
         ({"sent_at": 1772460309}, "sent_at"),
         ({"anonymous_id": ""}, "anonymous_id"),
         ({"anonymous_id": "x" * 129}, "anonymous_id"),
@@ -314,3 +331,34 @@ def test_sink_failure_is_503_and_nothing_is_accepted(error):
     assert answer.error["code"] == "delivery_failed"
     assert "accepted" not in answer.body
     assert answer.headers["Retry-After"] == ["5"]
+
+
+def test_absurd_request_time_falls_back_to_the_clock(sink):
+    # Given a requestTimeEpoch beyond any representable date
+    from datetime import UTC, datetime
+
+    from clickstream.core import clock
+
+    clock.set_clock(clock.SimulatedClock(datetime(2026, 3, 5, 8, 30, tzinfo=UTC)))
+    try:
+        answer = call(api_event(envelope(), request_time_epoch=10**20), sink)
+    finally:
+        clock.set_clock(None)
+    # Then the request is still accepted, stamped by the clock
+    assert answer.status == 202
+    assert records_of(sink)[0]["received_at"] == "2026-03-05T08:30:00.000Z"
+
+
+def test_a_defect_is_a_json_500_not_an_escaped_exception(sink, monkeypatch):
+    # Given a defect inside the domain function
+    import clickstream.ingest.api as api
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("defect")
+
+    monkeypatch.setattr(api, "ingest_native", broken)
+    # When a request arrives
+    answer = call(api_event(envelope()), sink)
+    # Then the answer keeps the JSON error shape without leaking the exception
+    assert answer.status == 500
+    assert answer.error == {"code": "internal_error", "message": "internal error"}
