@@ -12,7 +12,9 @@ from clickstream.warehouse.snapshot import warehouse_digest
 from tests.unit.warehouse.factory import at, event, session, store_day, write_parquet, write_run
 
 RUN_1 = RunRecord("run-1", "arn:aws:states:us-east-1:123456789012:execution:pipeline:exec-1", None, at(23), 3)
-RUN_2 = RunRecord("run-2", "arn:aws:states:us-east-1:123456789012:execution:pipeline:exec-2", at(23), at(23, 30), 1)
+RUN_2 = RunRecord(
+    "run-2", "arn:aws:states:us-east-1:123456789012:execution:pipeline:exec-2", at(23), at(23, 30), 1
+)
 
 
 class Boom(RuntimeError):
@@ -46,12 +48,17 @@ def test_load_inserts_events_sessions_users_and_the_run(warehouse, tmp_path):
     assert _rows(warehouse, "SELECT count(*) FROM events")[0][0] == 17
     assert _rows(warehouse, "SELECT count(*) FROM sessions WHERE session_date = ?", [at(0).date()])[0][0] == 6
     # And users maps each signed-in visitor to its user with first and last seen
-    assert _rows(warehouse, "SELECT anonymous_id, user_id, first_seen, last_seen FROM users ORDER BY anonymous_id") == [
+    assert _rows(
+        warehouse, "SELECT anonymous_id, user_id, first_seen, last_seen FROM users ORDER BY anonymous_id"
+    ) == [
         ("A", "u1", at(9, 0), at(15, 0)),
         ("C", "u2", at(11, 0), at(20, 0)),
     ]
     # And the run is recorded with its execution id and window
-    run = _rows(warehouse, "SELECT run_id, execution_id, watermark_from, watermark_to, n_objects, events_loaded FROM pipeline_runs")
+    run = _rows(
+        warehouse,
+        "SELECT run_id, execution_id, watermark_from, watermark_to, n_objects, events_loaded FROM pipeline_runs",
+    )
     assert run == [("run-1", RUN_1.execution_id, None, at(23), 3, 17)]
 
 
@@ -92,7 +99,7 @@ def test_failure_between_copy_and_commit_leaves_previous_state(warehouse, tmp_pa
     assert _rows(warehouse, "SELECT session_id FROM sessions WHERE anonymous_id = 'A'") == [("S7",)]
 
 
-class warehouse_probe:  # noqa: N801 - a context manager that reads like a function
+class warehouse_probe:
     """Counts run 2's rows through a second connection while the loader's transaction is open."""
 
     def __init__(self, warehouse) -> None:
@@ -127,10 +134,14 @@ def test_recomputed_visitor_replaces_old_sessions_and_reports_old_and_new_days(w
         event("v3", "V-a", "V", "page_view", at(0, 10)),
         event("v2", "V-a", "V", "page_view", at(0, 30)),
     ]
-    run2_sessions = [session("V-a", "V", at(23, 50, day=day1), 40 * 60, n_events=3, n_page_views=3, engaged=True)]
+    run2_sessions = [
+        session("V-a", "V", at(23, 50, day=day1), 40 * 60, n_events=3, n_page_views=3, engaged=True)
+    ]
     stats = _load(warehouse, write_run(tmp_path / "run2", run2_events, run2_sessions, visitors=["V"]), RUN_2)
     # Then V has exactly the recomputed session and its events point to it
-    assert _rows(warehouse, "SELECT session_id, n_events FROM sessions WHERE anonymous_id = 'V'") == [("V-a", 3)]
+    assert _rows(warehouse, "SELECT session_id, n_events FROM sessions WHERE anonymous_id = 'V'") == [
+        ("V-a", 3)
+    ]
     assert _rows(warehouse, "SELECT DISTINCT session_id FROM events WHERE anonymous_id = 'V'") == [("V-a",)]
     # And both the new day and the day the old session moved away from are reported as affected
     assert stats.affected_days == ["2026-03-01", "2026-03-02"]
@@ -153,38 +164,70 @@ def test_visitor_named_without_rows_is_removed(warehouse, tmp_path):
 
 def test_session_date_is_the_start_day_in_the_site_time_zone(warehouse, tmp_path):
     # Given a session starting 03:00 UTC on 03-02, i.e. 22:00 on 03-01 in New York
-    files = write_run(tmp_path / "run1", [event("n1", "N", "NY", "page_view", at(3))], [session("N", "NY", at(3), 5)])
+    files = write_run(
+        tmp_path / "run1", [event("n1", "N", "NY", "page_view", at(3))], [session("N", "NY", at(3), 5)]
+    )
     # When it is loaded for a store in America/New_York
     stats = _load(warehouse, files, site_timezone="America/New_York")
     # Then its reporting day is 03-01 while its timestamps stay in UTC
     assert stats.affected_days == ["2026-03-01"]
-    assert _rows(warehouse, "SELECT session_date, session_start FROM sessions") == [(datetime(2026, 3, 1).date(), at(3))]
+    assert _rows(warehouse, "SELECT session_date, session_start FROM sessions") == [
+        (datetime(2026, 3, 1).date(), at(3))
+    ]
 
 
 def test_values_survive_the_load_exactly(warehouse, tmp_path):
     # Given values that break naive CSV/COPY handling: empty vs null strings, quotes, commas, newlines,
     # backslashes, unicode, JSON, microseconds, booleans, large and small doubles
     tricky = event(
-        "t1", "T", "tricky", "custom:quiz.answer", datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC),
-        page_title='He said "hi", then\nleft \\ ok', page_referrer="", utm_term=None,
-        properties='{"answer": "a,b", "nested": {"x": [1, 2]}, "emoji": "🛒"}', product_name="Café ☕",
-        price=1e20, value=0.1, quantity=3, ts_clamped=True,
-    )  # fmt: skip
+        "t1",
+        "T",
+        "tricky",
+        "custom:quiz.answer",
+        datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC),
+        page_title='He said "hi", then\nleft \\ ok',
+        page_referrer="",
+        utm_term=None,
+        properties='{"answer": "a,b", "nested": {"x": [1, 2]}, "emoji": "🛒"}',
+        product_name="Café ☕",
+        price=1e20,
+        value=0.1,
+        quantity=3,
+        ts_clamped=True,
+    )
     files = write_run(tmp_path / "run1", [tricky], [session("T", "tricky", tricky["event_ts"], 0)])
     # When loaded
     _load(warehouse, files)
     # Then every value reads back exactly as written
-    cols = ("page_title", "page_referrer", "utm_term", "properties", "product_name", "price", "value", "quantity",
-            "ts_clamped", "event_ts")  # fmt: skip
+    cols = (
+        "page_title",
+        "page_referrer",
+        "utm_term",
+        "properties",
+        "product_name",
+        "price",
+        "value",
+        "quantity",
+        "ts_clamped",
+        "event_ts",
+    )
     got = _rows(warehouse, f"SELECT {', '.join(cols)} FROM events")[0]
     assert got == tuple(tricky[c] for c in cols)
 
 
 def test_columns_missing_from_a_file_load_as_null(warehouse, tmp_path):
     # Given an events file written with only the sessionizer's required columns plus session_id
-    narrow = tuple(c for c in EVENT_COLUMNS if c[0] in ("event_id", "anonymous_id", "event_type", "event_ts", "session_id"))
-    path = write_parquet(tmp_path / "events.parquet", narrow, [event("m1", "M", "missing", "page_view", at(9))])
-    sessions = write_parquet(tmp_path / "sessions.parquet", SESSION_COLUMNS, [session("M", "missing", at(9), 1)])
+    narrow = tuple(
+        c
+        for c in EVENT_COLUMNS
+        if c[0] in ("event_id", "anonymous_id", "event_type", "event_ts", "session_id")
+    )
+    path = write_parquet(
+        tmp_path / "events.parquet", narrow, [event("m1", "M", "missing", "page_view", at(9))]
+    )
+    sessions = write_parquet(
+        tmp_path / "sessions.parquet", SESSION_COLUMNS, [session("M", "missing", at(9), 1)]
+    )
     files = write_run(tmp_path / "unused", [], [])
     files.events, files.sessions, files.visitors = [path], [sessions], []
     # When loaded
@@ -202,6 +245,6 @@ def test_reloading_a_run_keeps_its_first_load_time_and_updates_its_counts(wareho
     # When the same run id is loaded with different content (a re-planned window)
     _load(warehouse, write_run(tmp_path / "b", events[:1], sessions[:1], visitors=["A"]))
     # Then there is still one row for the run, with the new counts and the first load time
-    assert _rows(warehouse, "SELECT run_id, events_loaded, sessions_loaded, loaded_at FROM pipeline_runs") == [
-        ("run-1", 1, 1, first)
-    ]
+    assert _rows(
+        warehouse, "SELECT run_id, events_loaded, sessions_loaded, loaded_at FROM pipeline_runs"
+    ) == [("run-1", 1, 1, first)]

@@ -44,7 +44,9 @@ def write_parquet(path: Path, columns, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def event(event_id: str, session_id: str, anonymous_id: str, event_type: str, ts: datetime, **fields: Any) -> dict:
+def event(
+    event_id: str, session_id: str, anonymous_id: str, event_type: str, ts: datetime, **fields: Any
+) -> dict:
     row = {
         "app_id": "shop-web",
         "event_id": event_id,
@@ -67,11 +69,23 @@ def event(event_id: str, session_id: str, anonymous_id: str, event_type: str, ts
 
 
 def item(product_id: str, name: str, category: str, price: float, quantity: int = 1) -> dict:
-    return {"product_id": product_id, "name": name, "category": category, "price": price, "quantity": quantity}
+    return {
+        "product_id": product_id,
+        "name": name,
+        "category": category,
+        "price": price,
+        "quantity": quantity,
+    }
 
 
 def product_event(
-    event_id: str, session_id: str, anonymous_id: str, event_type: str, ts: datetime, items: list[dict], **fields: Any
+    event_id: str,
+    session_id: str,
+    anonymous_id: str,
+    event_type: str,
+    ts: datetime,
+    items: list[dict],
+    **fields: Any,
 ) -> dict:
     first = items[0]
     return event(
@@ -123,14 +137,20 @@ def session(session_id: str, anonymous_id: str, start: datetime, duration_s: flo
     return row
 
 
-def write_run(directory: Path, events: list[dict], sessions: list[dict], visitors: list[str] | None = None) -> RunFiles:
+def write_run(
+    directory: Path, events: list[dict], sessions: list[dict], visitors: list[str] | None = None
+) -> RunFiles:
     """The files the Sessionize step writes for one bucket (visitors default to the sessions' visitors)."""
     if visitors is None:
         visitors = sorted({s["anonymous_id"] for s in sessions} | {e["anonymous_id"] for e in events})
     return RunFiles(
         events=[write_parquet(directory / "events.parquet", EVENT_COLUMNS, events)],
         sessions=[write_parquet(directory / "sessions.parquet", SESSION_COLUMNS, sessions)],
-        visitors=[write_parquet(directory / "visitors.parquet", VISITOR_COLUMNS, [{"anonymous_id": v} for v in visitors])],
+        visitors=[
+            write_parquet(
+                directory / "visitors.parquet", VISITOR_COLUMNS, [{"anonymous_id": v} for v in visitors]
+            )
+        ],
     )
 
 
@@ -149,9 +169,18 @@ def store_day() -> tuple[list[dict], list[dict]]:
         product_event("e03", "S1", "A", "add_to_cart", at(9, 2), [LAPTOP], path="/p/p1", user_id="u1"),
         product_event("e04", "S1", "A", "begin_checkout", at(9, 3), [LAPTOP], path="/checkout", user_id="u1"),
         product_event(
-            "e05", "S1", "A", "purchase", at(9, 5), [LAPTOP], path="/thanks", user_id="u1",
-            transaction_id="T1", value=1200.0, currency="USD",
-        ),  # fmt: skip
+            "e05",
+            "S1",
+            "A",
+            "purchase",
+            at(9, 5),
+            [LAPTOP],
+            path="/thanks",
+            user_id="u1",
+            transaction_id="T1",
+            value=1200.0,
+            currency="USD",
+        ),
         # S2: visitor A comes back and bounces
         event("e06", "S2", "A", "page_view", at(15, 0), path="/", user_id="u1"),
         # S3: visitor B (anonymous), organic search, adds headphones to the cart
@@ -162,47 +191,135 @@ def store_day() -> tuple[list[dict], list[dict]]:
         event("e10", "S4", "C", "page_view", at(11, 0), path="/deals", user_id="u2"),
         product_event("e11", "S4", "C", "view_item", at(11, 1), [CHARGER], path="/p/p3", user_id="u2"),
         product_event("e12", "S4", "C", "add_to_cart", at(11, 2), [CHARGER], path="/p/p3", user_id="u2"),
-        product_event("e13", "S4", "C", "begin_checkout", at(11, 5), [CHARGER], path="/checkout", user_id="u2"),
         product_event(
-            "e14", "S4", "C", "purchase", at(11, 10), [CHARGER], path="/thanks", user_id="u2",
-            transaction_id="T2", value=300.0, currency="USD",
-        ),  # fmt: skip
+            "e13", "S4", "C", "begin_checkout", at(11, 5), [CHARGER], path="/checkout", user_id="u2"
+        ),
+        product_event(
+            "e14",
+            "S4",
+            "C",
+            "purchase",
+            at(11, 10),
+            [CHARGER],
+            path="/thanks",
+            user_id="u2",
+            transaction_id="T2",
+            value=300.0,
+            currency="USD",
+        ),
         # S5: visitor C, a partial refund of T1 (100 USD)
         event(
-            "e15", "S5", "C", "refund", at(20, 0), path="/account", user_id="u2",
-            transaction_id="T1", value=100.0, currency="USD",
-        ),  # fmt: skip
+            "e15",
+            "S5",
+            "C",
+            "refund",
+            at(20, 0),
+            path="/account",
+            user_id="u2",
+            transaction_id="T1",
+            value=100.0,
+            currency="USD",
+        ),
         # S6: a bot that "buys" (T3): kept in the tables, left out of every KPI
         event("e16", "S6", "D", "page_view", at(12, 0), path="/", is_bot=True),
         product_event(
-            "e17", "S6", "D", "purchase", at(12, 1), [BOT_ITEM], path="/thanks", is_bot=True,
-            transaction_id="T3", value=999.0, currency="USD",
-        ),  # fmt: skip
+            "e17",
+            "S6",
+            "D",
+            "purchase",
+            at(12, 1),
+            [BOT_ITEM],
+            path="/thanks",
+            is_bot=True,
+            transaction_id="T3",
+            value=999.0,
+            currency="USD",
+        ),
     ]
     sessions = [
         session(
-            "S1", "A", at(9, 0), 300, user_id="u1", n_events=5, n_page_views=4, landing_page="/laptops",
-            channel="Paid Search", utm_source="google", utm_medium="cpc", engaged=True, viewed_item=True,
-            added_to_cart=True, began_checkout=True, purchased=True, orders=1, revenue=1200.0, currency="USD",
-        ),  # fmt: skip
+            "S1",
+            "A",
+            at(9, 0),
+            300,
+            user_id="u1",
+            n_events=5,
+            n_page_views=4,
+            landing_page="/laptops",
+            channel="Paid Search",
+            utm_source="google",
+            utm_medium="cpc",
+            engaged=True,
+            viewed_item=True,
+            added_to_cart=True,
+            began_checkout=True,
+            purchased=True,
+            orders=1,
+            revenue=1200.0,
+            currency="USD",
+        ),
         session("S2", "A", at(15, 0), 5, user_id="u1", n_events=1, n_page_views=1, landing_page="/"),
         session(
-            "S3", "B", at(10, 0), 60, n_events=3, n_page_views=2, landing_page="/", channel="Organic Search",
-            device_type="mobile", engaged=True, viewed_item=True, added_to_cart=True,
-        ),  # fmt: skip
+            "S3",
+            "B",
+            at(10, 0),
+            60,
+            n_events=3,
+            n_page_views=2,
+            landing_page="/",
+            channel="Organic Search",
+            device_type="mobile",
+            engaged=True,
+            viewed_item=True,
+            added_to_cart=True,
+        ),
         session(
-            "S4", "C", at(11, 0), 600, user_id="u2", n_events=5, n_page_views=6, landing_page="/deals",
-            channel="Email", device_type="mobile", engaged=True, viewed_item=True, added_to_cart=True,
-            began_checkout=True, purchased=True, orders=1, revenue=300.0, currency="USD",
-        ),  # fmt: skip
+            "S4",
+            "C",
+            at(11, 0),
+            600,
+            user_id="u2",
+            n_events=5,
+            n_page_views=6,
+            landing_page="/deals",
+            channel="Email",
+            device_type="mobile",
+            engaged=True,
+            viewed_item=True,
+            added_to_cart=True,
+            began_checkout=True,
+            purchased=True,
+            orders=1,
+            revenue=300.0,
+            currency="USD",
+        ),
         session(
-            "S5", "C", at(20, 0), 8, user_id="u2", n_events=1, n_page_views=1, landing_page="/account",
-            revenue=-100.0, currency="USD",
-        ),  # fmt: skip
+            "S5",
+            "C",
+            at(20, 0),
+            8,
+            user_id="u2",
+            n_events=1,
+            n_page_views=1,
+            landing_page="/account",
+            revenue=-100.0,
+            currency="USD",
+        ),
         session(
-            "S6", "D", at(12, 0), 100, n_events=2, n_page_views=10, device_type="bot", is_bot=True, engaged=True,
-            purchased=True, orders=1, revenue=999.0, currency="USD",
-        ),  # fmt: skip
+            "S6",
+            "D",
+            at(12, 0),
+            100,
+            n_events=2,
+            n_page_views=10,
+            device_type="bot",
+            is_bot=True,
+            engaged=True,
+            purchased=True,
+            orders=1,
+            revenue=999.0,
+            currency="USD",
+        ),
     ]
     return events, sessions
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from html import escape
+from typing import Any
 
-Formatter = Callable[[float], str]
+Formatter = Callable[[Any], str]
 
 _FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 
@@ -76,7 +77,7 @@ def bar_chart(
         parts.append(
             f'<rect class="bar" x="{x:.1f}" y="{y0:.1f}" width="{bar_w:.1f}" height="{max(y1 - y0, 0.5):.1f}" '
             f'fill="{color}" data-label="{escape(label)}" data-value="{escape(_raw(raw))}">'
-            f"<title>{escape(label)}: {escape(fmt(value))}</title></rect>"
+            f"<title>{escape(label)}: {escape(fmt(raw))}</title></rect>"
         )
         if i % label_every == 0:
             parts.append(
@@ -111,7 +112,7 @@ def hbar_chart(
     for i, ((label, raw, note), value) in enumerate(zip(rows, values, strict=True)):
         y = 4 + i * row_h
         w = max(value, 0.0) / hi * plot_w
-        text = fmt(value) + (f"  {note}" if note else "")
+        text = fmt(raw) + (f"  {note}" if note else "")
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end" fill="#333" {_FONT}>'
             f"<title>{escape(label)}</title>{escape(_short(label, 30))}</text>"

@@ -49,7 +49,9 @@ def discover(dialect: str, directory: Path | None = None) -> list[Migration]:
             raise WarehouseError(f"migration file {path.name!r} does not follow NNNN_name[.engine].sql")
         version, name, engine = int(match["version"]), match["name"], match["engine"]
         if engine is None:
-            if version in shared or version in specific:
+            if version in specific:
+                raise WarehouseError(f"migration version {version:04d} is both shared and engine-specific")
+            if version in shared:
                 raise WarehouseError(f"migration version {version:04d} is defined twice")
             shared[version] = (name, path)
         else:
