@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
 import subprocess
-import sys
 import tomllib
-from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -547,31 +547,33 @@ def test_no_layer_ships_boto3_pyarrow_or_pandas():
 
 
 # ---------------------------------------------------------------------------------------------- translation
-def _translate_with(python: str, out: Path) -> dict:
-    script = REPO_ROOT / "scripts" / "translate_template.py"
-    subprocess.run(
-        [python, str(script), str(REPO_ROOT / "template.yaml"), str(out)],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
+def _translate_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "translate_template", REPO_ROOT / "scripts" / "translate_template.py"
     )
-    return json.loads(out.read_text(encoding="utf-8"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_template_translates_to_plain_cloudformation(tmp_path):
-    # Given samtranslator (in this environment, or the SAM tools environment `make tools` creates)
+    # Given samtranslator: in this environment (in-process), else the SAM tools environment `make tools` creates
+    out = tmp_path / "translated.json"
+    args = [str(REPO_ROOT / "template.yaml"), str(out)]
     try:
         import samtranslator  # noqa: F401
-
-        python = sys.executable
     except ImportError:
         tools = REPO_ROOT / ".tools" / "sam" / "bin" / "python"
         if not tools.exists():
-            pytest.skip("aws-sam-translator is not installed here and `make tools` has not been run")
-        python = str(tools)
-    # When the template is translated offline
-    cfn = _translate_with(python, tmp_path / "translated.json")
+            pytest.skip(
+                "aws-sam-translator is not installed in this environment and `make tools` has not been run"
+            )
+        script = str(REPO_ROOT / "scripts" / "translate_template.py")
+        subprocess.run([str(tools), script, *args], check=True, capture_output=True, text=True, timeout=120)
+    else:
+        # When the template is translated offline
+        assert _translate_script().main(args) == 0
+    cfn = json.loads(out.read_text(encoding="utf-8"))
     # Then no serverless resource is left, every function became a Lambda function, and the ASL is inlined
     types = {r["Type"] for r in cfn["Resources"].values()}
     assert not any(t.startswith("AWS::Serverless::") for t in types)
