@@ -272,13 +272,14 @@ class Sessionizer:
         )
 
     def build_events(self, exclude: Iterable[str] = ()) -> None:
-        """``<prefix>_events``: the sessionized rows with all source columns (minus ``exclude``), _cs_ord and
-        session_id."""
+        """``<prefix>_events``: a view of the sessionized rows with all source columns (minus ``exclude``),
+        _cs_ord and session_id. A view, not a table: the session aggregate reads only the columns it needs, and
+        the events file streams straight from the join."""
         drop = {"session_id", *exclude} & self.columns
         star = f"s.* EXCLUDE ({', '.join(quote(c) for c in sorted(drop))})" if drop else "s.*"
         self.con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE {self.events} AS
+            CREATE OR REPLACE TEMP VIEW {self.events} AS
             SELECT {star}, a._ord AS _cs_ord, a.session_id
             FROM {self.source} s JOIN {self.assign} a ON s.rowid = a._rid
             """

@@ -115,7 +115,7 @@ def sessionize_files(
             engine = Sessionizer(con, "_cs_input", columns, rules)
             engine.run()
             con.execute(
-                f"COPY (SELECT * EXCLUDE (_cs_ord) FROM {engine.events} ORDER BY anonymous_id, event_ts, event_id)"
+                f"COPY (SELECT * EXCLUDE (_cs_ord) FROM {engine.events})"
                 f" TO {literal(staged / EVENTS_FILE)} {PARQUET}"
             )
             con.execute(

@@ -1,0 +1,166 @@
+"""Sessionizer benchmark: the project's sessionizer against a plain DuckDB window-function peer and a copy floor.
+
+``python -m bench sessionize -- --events 1000000 [--events 10000000] [--keep DIR]``
+
+Generated input (DuckDB, not timed): about 1 event in 20 starts a visitor; gaps cluster around the 30-min timeout;
+1% of events are delivered twice; 2% arrive out of order (the file is in arrival order). Each contender runs in its
+own process, so its wall time and peak memory (max RSS) are its own:
+
+- ours:  ``clickstream.sessionize.files.sessionize_files`` (dedupe with conflicts, 30-min gap, 24 h cap, all
+         session fields), writing events.parquet and sessions.parquet;
+- peer:  plain DuckDB SQL: ``row_number() over (partition by event_id order by received_at, event_ts) = 1``, a
+         ``lag`` gap flag over ``partition by anonymous_id order by event_ts, event_id``, a running ``sum`` for
+         session numbers, writing the same two files (no cap, four session columns);
+- floor: DuckDB copying the input Parquet to Parquet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GENERATE = """
+COPY (
+    WITH base AS (
+        SELECT i,
+               i // 20 + (hash(i) % 7 = 0)::INT AS v,
+               CASE WHEN hash(i * 3) % 100 < 70 THEN (hash(i * 5) % 300)::BIGINT * 1000000
+                    ELSE (1800 + (hash(i * 7) % 241)::BIGINT - 120) * 1000000 END AS gap_us
+        FROM range({n}) r(i)
+    ),
+    timed AS (
+        SELECT i, v,
+               (epoch_us(TIMESTAMPTZ '2026-03-01 00:00:00+00') + (hash(v) % (7 * 86400))::BIGINT * 1000000
+                 + sum(gap_us) OVER (PARTITION BY v ORDER BY i))::BIGINT AS t
+        FROM base
+    ),
+    events AS (
+        SELECT 'e' || i AS event_id, 'visitor-' || v AS anonymous_id,
+               CASE WHEN hash(v) % 4 = 0 THEN 'user-' || v END AS user_id,
+               (['page_view', 'page_ping', 'page_ping', 'view_item', 'add_to_cart', 'page_view',
+                 'search', 'begin_checkout', 'purchase', 'page_view'])[1 + (hash(i * 11) % 10)::BIGINT] AS event_type,
+               make_timestamp(t)::TIMESTAMPTZ AS event_ts,
+               make_timestamp(t + CASE WHEN hash(i * 13) % 100 < 2 THEN 900000000 ELSE 300000 END)::TIMESTAMPTZ
+                 AS received_at,
+               'https://shop.example/p/' || (hash(i * 17) % 500) AS page_url,
+               '/p/' || (hash(i * 17) % 500) AS page_path,
+               (['google', 'newsletter', NULL, NULL])[1 + (hash(v * 3) % 4)::BIGINT] AS utm_source,
+               (['mobile', 'desktop', 'tablet'])[1 + (hash(v * 5) % 3)::BIGINT] AS device_type,
+               (hash(i * 19) % 200000) / 100.0 AS value,
+               'USD' AS currency,
+               'order-' || (i // 3) AS transaction_id,
+               md5('payload' || i) AS payload_hash,
+               'raw/dt=2026-03-01/obj-' || (i // 5000) AS source_object,
+               (i % 5000)::INTEGER AS source_line
+        FROM timed
+    )
+    SELECT * FROM events
+    UNION ALL
+    SELECT * REPLACE (received_at + INTERVAL 7 SECOND AS received_at, source_object || '-retry' AS source_object)
+    FROM events WHERE hash(event_id) % 100 = 0
+    ORDER BY received_at
+) TO '{path}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)
+"""
+
+PEER = """
+SET TimeZone = 'UTC';
+SET preserve_insertion_order = false;
+CREATE TEMP TABLE deduped AS
+    SELECT * FROM read_parquet('{src}')
+    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY received_at, event_ts) = 1;
+CREATE TEMP TABLE numbered AS
+    SELECT *, sum(is_new) OVER (PARTITION BY anonymous_id ORDER BY event_ts, event_id) AS session_no
+    FROM (SELECT *, CASE WHEN event_ts - lag(event_ts) OVER (PARTITION BY anonymous_id ORDER BY event_ts, event_id)
+                          > INTERVAL 30 MINUTE THEN 1 ELSE 0 END AS is_new FROM deduped);
+COPY (SELECT * EXCLUDE (is_new, session_no), md5(anonymous_id || '|' || session_no) AS session_id FROM numbered)
+    TO '{out}/events.parquet' (FORMAT parquet, COMPRESSION zstd);
+COPY (SELECT md5(anonymous_id || '|' || session_no) AS session_id, anonymous_id, min(event_ts) AS session_start,
+             max(event_ts) AS session_end, count(*) AS n_events
+      FROM numbered GROUP BY anonymous_id, session_no)
+    TO '{out}/sessions.parquet' (FORMAT parquet, COMPRESSION zstd);
+"""
+
+FLOOR = (
+    "COPY (SELECT * FROM read_parquet('{src}')) TO '{out}/copy.parquet' (FORMAT parquet, COMPRESSION zstd);"
+)
+
+CHILD = """
+import sys, duckdb
+from pathlib import Path
+kind, src, out = sys.argv[1:4]
+Path(out).mkdir(parents=True, exist_ok=True)
+if kind == "ours":
+    from clickstream.sessionize.files import sessionize_files
+    sessionize_files([Path(src)], Path(out) / "result")
+else:
+    con = duckdb.connect(config={"enable_progress_bar": False})
+    con.execute(sys.argv[4].format(src=src, out=out))
+"""
+
+
+def measure(kind: str, src: Path, out: Path, sql: str = "") -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one contender in its own process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, kind, str(src), str(out), sql])
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{kind} failed")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def bench(n: int, work: Path) -> dict:
+    import duckdb
+
+    src = work / f"events-{n}.parquet"
+    if not src.exists():
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(GENERATE.format(n=n, path=src))
+        con.close()
+    ours = measure("ours", src, work / "ours")
+    peer = measure("peer", src, work / "peer", PEER)
+    floor = measure("floor", src, work / "floor", FLOOR)
+    return {
+        "events": n,
+        "ours_s": round(ours[0], 2),
+        "peer_s": round(peer[0], 2),
+        "floor_s": round(floor[0], 2),
+        "peer_over_ours": round(peer[0] / ours[0], 2),
+        "ours_over_floor": round(ours[0] / floor[0], 2),
+        "ours_peak_mb": round(ours[1]),
+        "peer_peak_mb": round(peer[1]),
+        "floor_peak_mb": round(floor[1]),
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench sessionize")
+    parser.add_argument(
+        "--events", type=int, action="append", help="input size (repeatable; default 1000000)"
+    )
+    parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temporary one)")
+    args = parser.parse_args(argv)
+    sizes = args.events or [1_000_000]
+    with tempfile.TemporaryDirectory(prefix="bench-sessionize-") as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for n in sizes:
+            result = bench(n, work)
+            print(json.dumps(result))
+            print(
+                f"{n:>11,} events: ours {result['ours_s']} s, peer {result['peer_s']} s "
+                f"(peer/ours {result['peer_over_ours']}x; goal >= 2x), floor {result['floor_s']} s "
+                f"(ours/floor {result['ours_over_floor']}x; goal <= 1.5x), peak {result['ours_peak_mb']} MB"
+            )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))
