@@ -99,7 +99,8 @@ if kind == "ours":
     from clickstream.sessionize.files import sessionize_files
     sessionize_files([Path(src)], Path(out) / "result")
 else:
-    con = duckdb.connect(config={"enable_progress_bar": False})
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.execute(sys.argv[4].format(src=src, out=out))
 """
 
