@@ -4,7 +4,13 @@ from clickstream.adapters.state import DynamoStateStore
 
 
 def _row(key: str, at: datetime) -> dict:
-    return {"source_key": key, "validated_at": at, "events_in": 3, "validated": 2, "quarantined": {"too_late": 1}}
+    return {
+        "source_key": key,
+        "validated_at": at,
+        "events_in": 3,
+        "validated": 2,
+        "quarantined": {"too_late": 1},
+    }
 
 
 def test_ledger_window_is_half_open_and_crosses_days(aws):
@@ -19,7 +25,11 @@ def test_ledger_window_is_half_open_and_crosses_days(aws):
     assert [r["source_key"] for r in rows] == ["raw/o1", "raw/o2"]
     assert rows[0]["quarantined"] == {"too_late": 1}
     # And with no watermark it starts at the first arrival
-    assert [r["source_key"] for r in store.ledger_between(None, t0 + timedelta(hours=1))] == ["raw/o0", "raw/o1", "raw/o2"]
+    assert [r["source_key"] for r in store.ledger_between(None, t0 + timedelta(hours=1))] == [
+        "raw/o0",
+        "raw/o1",
+        "raw/o2",
+    ]
 
 
 def test_redelivered_ledger_row_is_overwritten_not_added(aws):
@@ -28,7 +38,9 @@ def test_redelivered_ledger_row_is_overwritten_not_added(aws):
     store.put_ledger(_row("raw/a", t0))
     store.put_ledger(_row("raw/a", t0 + timedelta(minutes=5)))
     assert len(list(store.all_ledger())) == 1
-    assert store.ledger_between(None, t0 + timedelta(hours=1))[0]["validated_at"].startswith("2026-03-01T10:05")
+    assert store.ledger_between(None, t0 + timedelta(hours=1))[0]["validated_at"].startswith(
+        "2026-03-01T10:05"
+    )
 
 
 def test_watermark_round_trip(aws):

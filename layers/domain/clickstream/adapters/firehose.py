@@ -34,7 +34,9 @@ class FirehoseSink:
             )
             if not resp.get("FailedPutCount"):
                 return
-            pending = [r for r, res in zip(pending, resp["RequestResponses"], strict=True) if res.get("ErrorCode")]
+            pending = [
+                r for r, res in zip(pending, resp["RequestResponses"], strict=True) if res.get("ErrorCode")
+            ]
         raise TransientError(f"Firehose refused {len(pending)} record(s) after {self.max_attempts} attempts")
 
 

@@ -81,7 +81,11 @@ class DynamoStateStore:
                 "TableName": self.table_name,
                 "IndexName": ARRIVALS_INDEX,
                 "KeyConditionExpression": "gsi1pk = :p AND gsi1sk BETWEEN :lo AND :hi",
-                "ExpressionAttributeValues": {":p": _s(f"arrivals#{day:%Y-%m-%d}"), ":lo": _s(lo), ":hi": _s(hi)},
+                "ExpressionAttributeValues": {
+                    ":p": _s(f"arrivals#{day:%Y-%m-%d}"),
+                    ":lo": _s(lo),
+                    ":hi": _s(hi),
+                },
             }
             while True:
                 resp = ddb.query(**kwargs)

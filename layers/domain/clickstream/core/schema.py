@@ -108,6 +108,7 @@ def validated_columns_sql() -> str:
     """``name TYPE, …`` for CREATE TABLE / read_parquet(columns=…) in DuckDB."""
     return ", ".join(f"{name} {typ}" for name, typ in VALIDATED_COLUMNS)
 
+
 # Sessions: one row per session (the sessionizer's sessions.parquet and the warehouse's ``sessions`` table).
 SESSION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("session_id", "VARCHAR"),  # deterministic: hash of (anonymous_id, session_start)

@@ -50,7 +50,9 @@ def create_resources(settings: Settings, *, with_cognito: bool = True) -> LocalS
 
     sqs = client("sqs")
     dlq_url = sqs.create_queue(QueueName=f"{settings.raw_bucket}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     queue_url = sqs.create_queue(
         QueueName=f"{settings.raw_bucket}-objects",
         Attributes={
@@ -58,7 +60,9 @@ def create_resources(settings: Settings, *, with_cognito: bool = True) -> LocalS
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
         },
     )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     s3.put_bucket_notification_configuration(
         Bucket=settings.raw_bucket,
         NotificationConfiguration={

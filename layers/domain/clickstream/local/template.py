@@ -35,7 +35,7 @@ _CfnLoader.add_multi_constructor("!", _tag)
 @lru_cache(maxsize=4)
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(fh, Loader=_CfnLoader)
 
 
 def resource_properties(logical_id: str, path: Path = TEMPLATE_PATH) -> dict[str, Any]:

@@ -24,7 +24,7 @@ class PlanInput(_Model):
     execution_id: str
     execution_name: str
     started_at: str | None = None
-    # The execution's own input: {"as_of": ISO-8601 (simulated clock; default now − settle delay),
+    # The execution's own input: {"as_of": ISO-8601 (simulated clock; default now - settle delay),
     # "full": bool (re-read every arrived object, e.g. after a schema fix)}
     input: dict = Field(default_factory=dict)
 
