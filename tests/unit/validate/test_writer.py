@@ -43,7 +43,7 @@ def test_awkward_strings_and_nulls_survive(tmp_path):
     title = ' "Laptops", ideas\nfor you — ünïcødé 💻 '
     ev = event(page={"url": 'https://shop.example.com/a,b?q="x"', "title": title, "referrer": ""})
     ev["properties"] = {"note": "line1\r\nline2", "n": 1}
-    j = judge(raw_object(record([ev], user_agent="")))
+    j = judge(raw_object(record([ev], user_agent="", app_id=" NULL ")))
     # When written and read back
     path = write_parquet(j.rows, tmp_path / "v.parquet")
     _, _, [row] = _read(path)
@@ -54,6 +54,7 @@ def test_awkward_strings_and_nulls_survive(tmp_path):
     assert got["page_referrer"] is None and got["user_agent"] is None and got["user_id"] is None
     assert json.loads(got["properties"]) == {"note": "line1\r\nline2", "n": 1}
     assert got["is_bot"] is False and got["source_line"] == 1
+    assert got["app_id"] == " NULL "  # spaces kept, and no magic null word
     assert got["event_ts"].isoformat() == "2026-03-02T10:00:00+00:00"
 
 

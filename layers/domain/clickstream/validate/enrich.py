@@ -47,27 +47,26 @@ NON_PAYLOAD_FIELDS = frozenset({"event_id", "client_session_id"})
 UNKNOWN_FIELD_PREFIX = "_event."
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return utc_iso(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+# Events come from JSON, so their values are JSON values (occurred_at aside, which is handled apart).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    """Compact JSON of JSON values (items, properties)."""
+    return _COMPACT.encode(value)
 
 
 def utc_iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat()
 
 
-def payload_hash(event: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of the client payload (every field but the event id and client session)."""
+def payload_hash(event: dict[str, Any], occurred_at_iso: str) -> str:
+    """sha256 of the canonical JSON (sorted keys, occurred_at in UTC) of the client payload: every field but
+    the event id and the client session id."""
     payload = {k: v for k, v in event.items() if k not in NON_PAYLOAD_FIELDS}
-    canonical = json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    payload["occurred_at"] = occurred_at_iso
+    return hashlib.sha256(_CANONICAL.encode(payload).encode("utf-8")).hexdigest()
 
 
 @dataclass(slots=True)
@@ -79,6 +78,7 @@ class RecordContext:
     user_id: str | None
     received_at: datetime
     sent_at: datetime
+    received_at_iso: str
     user_agent: str | None
     agent: UserAgentInfo
     ip_prefix: str | None
@@ -102,11 +102,13 @@ def record_context(envelope: dict[str, Any], internal_networks: tuple[str, ...])
     ip = envelope.get("ip")
     user_agent = envelope.get("user_agent") or None
     session = context.get("client_session_id", context.get("session_id"))
+    received_at = envelope["received_at"].astimezone(UTC)
     return RecordContext(
         app_id=envelope["app_id"],
         anonymous_id=envelope["anonymous_id"],
         user_id=envelope.get("user_id") or None,
-        received_at=envelope["received_at"].astimezone(UTC),
+        received_at=received_at,
+        received_at_iso=received_at.isoformat(),
         sent_at=envelope["sent_at"],
         user_agent=user_agent,
         agent=classify(user_agent),
@@ -162,12 +164,15 @@ def build_row(
     ctx: RecordContext,
     *,
     event_ts: datetime,
+    occurred_at_iso: str,
     clamped: bool,
     hash_: str,
     source_object: str,
     source_line: int,
 ) -> tuple[Any, ...]:
-    """One validated row, in ``VALIDATED_COLUMNS`` order (timestamps as UTC ISO-8601 strings)."""
+    """One validated row, in ``VALIDATED_COLUMNS`` order (timestamps as UTC ISO-8601 strings).
+
+    A row never holds an empty string: absent text is None (the Parquet writer relies on it)."""
     page = event_page(event, ctx)
     url = page.get("url")
     if isinstance(url, str) and url:
@@ -188,9 +193,9 @@ def build_row(
         ctx.user_id,
         _text(event.get("client_session_id")) or ctx.client_session_id,
         event["event_type"],
-        utc_iso(event_ts),
-        utc_iso(ctx.received_at),
-        utc_iso(event["occurred_at"]),
+        ctx.received_at_iso if event_ts is ctx.received_at else utc_iso(event_ts),
+        ctx.received_at_iso,
+        occurred_at_iso,
         page_url,
         page_path,
         scrub_emails(referrer),

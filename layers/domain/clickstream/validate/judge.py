@@ -17,7 +17,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from clickstream.validate.enrich import RecordContext, build_row, corrected_time, payload_hash, record_context
+from clickstream.validate.enrich import (
+    RecordContext,
+    build_row,
+    corrected_time,
+    payload_hash,
+    record_context,
+    utc_iso,
+)
 from clickstream.validate.models import (
     ENVELOPE_ADAPTER,
     EVENT_ADAPTER,
@@ -53,6 +60,7 @@ class _Candidate:
     position: int
     event_id: str
     event_ts: datetime
+    occurred_at_iso: str
     clamped: bool
     hash_: str
 
@@ -197,6 +205,7 @@ class _Judge:
             detail = f"received {lateness / 3600:.1f} h after it occurred (lookback {hours:g} h)"
             self._quarantine_original(TOO_LATE, detail, line, position, ctx)
             return
+        occurred_at_iso = utc_iso(event["occurred_at"])
         self.candidates.append(
             _Candidate(
                 event=event,
@@ -205,8 +214,9 @@ class _Judge:
                 position=position,
                 event_id=event["event_id"].lower(),
                 event_ts=event_ts,
+                occurred_at_iso=occurred_at_iso,
                 clamped=clamped,
-                hash_=payload_hash(event),
+                hash_=payload_hash(event, occurred_at_iso),
             )
         )
 
@@ -240,6 +250,7 @@ class _Judge:
                 c.event,
                 c.ctx,
                 event_ts=c.event_ts,
+                occurred_at_iso=c.occurred_at_iso,
                 clamped=c.clamped,
                 hash_=c.hash_,
                 source_object=source,

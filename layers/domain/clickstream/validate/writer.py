@@ -1,8 +1,8 @@
 """Writing the outputs: validated rows as Parquet (DuckDB, no pyarrow) and quarantine entries as JSON lines.
 
 Rows go to a CSV file written by the C ``csv`` module and DuckDB turns it into Parquet with the exact column
-types of ``VALIDATED_COLUMNS`` (explicit schema, no sniffing). In that CSV an empty field is NULL, so empty
-strings are stored as NULL: an empty referrer or title means "none" in this data.
+types of ``VALIDATED_COLUMNS`` (explicit schema, no sniffing). In that CSV an empty field is NULL, so rows
+never carry empty strings (``enrich.build_row`` turns them into None: an empty referrer or title means "none").
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ def write_parquet(rows: Iterable[tuple[Any, ...]], path: Path) -> Path:
 
     staging = path.with_suffix(".csv")
     with open(staging, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh, lineterminator="\n").writerows(
-            tuple(None if v == "" else v for v in row) for row in rows
-        )
+        csv.writer(fh, lineterminator="\n").writerows(rows)
     con = duckdb.connect()
     try:
         con.execute(
