@@ -49,3 +49,19 @@ def test_watermark_round_trip(aws):
     t = datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)
     store.set_watermark(t, "run-1")
     assert store.get_watermark() == t
+
+
+def test_watermark_never_moves_backwards(aws):
+    # Given a watermark at 10:00
+    store = DynamoStateStore(aws.settings.state_table)
+    t = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+    assert store.set_watermark(t, "run-2") is True
+    # When an older execution tries to commit 09:00, or the same instant again
+    moved_back = store.set_watermark(t - timedelta(hours=1), "run-1")
+    moved_same = store.set_watermark(t, "run-1")
+    # Then nothing changes
+    assert (moved_back, moved_same) == (False, False)
+    assert store.get_watermark() == t
+    assert store.get_item("watermark", "pipeline")["run_id"] == "run-2"
+    # And a later one moves it
+    assert store.set_watermark(t + timedelta(hours=1), "run-3") is True

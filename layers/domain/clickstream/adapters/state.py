@@ -31,7 +31,7 @@ class StateStore(Protocol):
     def ledger_between(self, after: datetime | None, until: datetime) -> list[dict[str, Any]]: ...
     def all_ledger(self) -> Iterator[dict[str, Any]]: ...
     def get_watermark(self) -> datetime | None: ...
-    def set_watermark(self, ts: datetime, run_id: str) -> None: ...
+    def set_watermark(self, ts: datetime, run_id: str) -> bool: ...
     def put_item(self, pk: str, sk: str, attrs: dict[str, Any]) -> None: ...
     def get_item(self, pk: str, sk: str) -> dict[str, Any] | None: ...
 
@@ -127,8 +127,26 @@ class DynamoStateStore:
             return None
         return datetime.fromisoformat(item["value"].replace("Z", "+00:00"))
 
-    def set_watermark(self, ts: datetime, run_id: str) -> None:
-        self.put_item(WATERMARK_PK, "pipeline", {"value": iso(ts), "run_id": run_id})
+    def set_watermark(self, ts: datetime, run_id: str) -> bool:
+        """Move the watermark forward to ``ts``; a conditional write, so two overlapping executions can never
+        move it backwards. Returns False (and changes nothing) when the stored watermark is already ≥ ts."""
+        ddb = client("dynamodb")
+        try:
+            ddb.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": _s(WATERMARK_PK),
+                    "sk": _s("pipeline"),
+                    "value": _s(iso(ts)),
+                    "run_id": _s(run_id),
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #v < :new",
+                ExpressionAttributeNames={"#v": "value"},
+                ExpressionAttributeValues={":new": _s(iso(ts))},
+            )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
 
 # -- DynamoDB attribute conversion (JSON-ish values; nested dicts/lists stored as JSON strings) -------------
