@@ -118,11 +118,11 @@ def _replace(conn: Connection, site_timezone: str) -> None:
         [site_timezone],
     )
     conn.execute("DELETE FROM users WHERE anonymous_id IN (SELECT anonymous_id FROM stage_affected)")
+    # The affected visitors' events are now exactly the staged ones: read those rather than the big table.
     conn.execute(
         "INSERT INTO users (anonymous_id, user_id, first_seen, last_seen)"
-        " SELECT anonymous_id, user_id, min(event_ts), max(event_ts) FROM events"
-        " WHERE anonymous_id IN (SELECT anonymous_id FROM stage_affected) AND user_id IS NOT NULL"
-        " GROUP BY anonymous_id, user_id"
+        " SELECT anonymous_id, user_id, min(event_ts), max(event_ts) FROM stage_events"
+        " WHERE user_id IS NOT NULL GROUP BY anonymous_id, user_id"
     )
 
 
