@@ -168,3 +168,48 @@ def _no_leftover_clock():
     from clickstream.core.clock import set_clock
 
     set_clock(None)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[list[bytes]] = []
+
+    def put_records(self, records: list[bytes]) -> None:
+        self.calls.append(list(records))
+
+
+def test_delivery_buffer_writes_one_batch_per_interval_on_the_simulated_clock():
+    # Given Firehose's buffer with a 300 s interval in front of a recording sink
+    from clickstream.core.clock import SimulatedClock
+    from clickstream.local.runner import DeliveryBuffer
+
+    clock = SimulatedClock(T0)
+    sink = _Recorder()
+    buffer = DeliveryBuffer(sink, timedelta(seconds=300), clock)
+    # When three requests arrive within five minutes and a fourth after the interval
+    for seconds, record in ((0, b"a"), (100, b"b"), (299, b"c"), (300, b"d")):
+        clock.set(T0 + timedelta(seconds=seconds))
+        buffer.put_records([record])
+    # Then the first three went out together, in order, when the interval elapsed; the fourth waits
+    assert sink.calls == [[b"a", b"b", b"c"]]
+    assert buffer.pending == 1
+    # And a tick past its own interval delivers it, and a flush with nothing pending writes nothing
+    buffer.tick(T0 + timedelta(seconds=599))
+    assert buffer.pending == 1
+    buffer.tick(T0 + timedelta(seconds=600))
+    buffer.flush()
+    assert sink.calls == [[b"a", b"b", b"c"], [b"d"]] and buffer.flushes == 2
+
+
+def test_delivery_buffer_delivers_early_when_the_size_hint_is_reached():
+    # Given a buffer whose size hint is 10 bytes
+    from clickstream.core.clock import SimulatedClock
+    from clickstream.local.runner import DeliveryBuffer
+
+    clock = SimulatedClock(T0)
+    sink = _Recorder()
+    buffer = DeliveryBuffer(sink, timedelta(seconds=300), clock, max_bytes=10)
+    # When 12 bytes arrive at once
+    buffer.put_records([b"123456", b"789012"])
+    # Then they are delivered at once, without waiting for the interval
+    assert sink.calls == [[b"123456", b"789012"]] and buffer.pending == 0

@@ -5,7 +5,9 @@ The same handlers as in Lambda, on one simulated clock:
 1. generate the traffic (``clickstream.local.generator``), create the stack's resources in moto and put the
    settings in the environment, as Lambda's configuration would;
 2. walk simulated time: each request goes through the real ingest handler (API Gateway event, Cognito claims,
-   ``requestTimeEpoch`` = the simulated receive time) → moto Firehose → the raw bucket → an S3 notification in SQS;
+   ``requestTimeEpoch`` = the simulated receive time) → Firehose's delivery buffer (emulated on the simulated
+   clock: moto writes one object per call, the service one per buffer interval) → moto Firehose → the raw bucket
+   → an S3 notification in SQS;
 3. at each step boundary (hourly by default) drain the queue into the real validate handler (as Lambda's SQS
    event source would: batches of up to 10, partial batch failures left on the queue) and execute
    ``statemachine/pipeline.asl.json`` through the bridge with ``{"as_of": <simulated now>}``;
@@ -16,9 +18,10 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,14 +34,15 @@ REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.json"
 SQS_BATCH_SIZE = 10  # the validate function's event source batch size
 MAX_RECEIVES = 5  # the queue's maxReceiveCount: after that a notification goes to the dead-letter queue
+FIREHOSE_BUFFER_BYTES = 64 * 1024 * 1024  # the delivery stream's BufferingHints.SizeInMBs
+EXECUTION_POLL_SECONDS = 0.02  # how often the runner asks moto whether an execution has ended
 
-# Lambda's environment for the handlers while the demo runs: quiet logs, no metrics output, no tracing.
+# Lambda's environment for the handlers while the demo runs: quiet logs, no tracing.
 _RUNTIME_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "clickstream",
     "POWERTOOLS_METRICS_NAMESPACE": "Clickstream",
-    "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
@@ -109,6 +113,67 @@ def _quiet_logs() -> Callable[[], None]:
     level = logger.log_level
     logger.setLevel("WARNING")
     return lambda: logger.setLevel(level)
+
+
+@contextmanager
+def _handler_output_muted() -> Iterator[None]:
+    """The handlers' metric lines (EMF JSON on stdout, as CloudWatch reads them) stay off the demo's console."""
+    with open(os.devnull, "w") as sink, redirect_stdout(sink), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        yield
+
+
+# -- Firehose's buffer --------------------------------------------------------------------------------------
+class DeliveryBuffer:
+    """Firehose's delivery buffer on the simulated clock, between the ingest handler and moto's Firehose.
+
+    The real service collects records until its buffering interval elapses (or the size hint is reached) and
+    then writes one object; moto writes one object per ``PutRecordBatch`` call. Installed as the ingest
+    handler's record sink, this keeps the records and hands them to ``sink`` (the same ``FirehoseSink`` ingest
+    uses, into moto) once ``interval`` has passed since the buffer's first record, so the raw bucket receives
+    objects of the size and cadence the stack would produce.
+    """
+
+    def __init__(
+        self,
+        sink: Any,
+        interval: timedelta,
+        clock: Callable[[], datetime],
+        max_bytes: int = FIREHOSE_BUFFER_BYTES,
+    ) -> None:
+        self._sink = sink
+        self._interval = interval
+        self._clock = clock
+        self._max_bytes = max_bytes
+        self._records: list[bytes] = []
+        self._bytes = 0
+        self._opened_at: datetime | None = None
+        self.flushes = 0
+
+    def put_records(self, records: list[bytes]) -> None:
+        self.tick(self._clock())
+        if not self._records:
+            self._opened_at = self._clock()
+        self._records.extend(records)
+        self._bytes += sum(len(r) for r in records)
+        if self._bytes >= self._max_bytes:
+            self.flush()
+
+    def tick(self, now: datetime) -> None:
+        """Deliver the buffer if its interval has elapsed by ``now``."""
+        if self._records and self._opened_at is not None and now >= self._opened_at + self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._records:
+            return
+        records, self._records, self._bytes, self._opened_at = self._records, [], 0, None
+        self._sink.put_records(records)
+        self.flushes += 1
+
+    @property
+    def pending(self) -> int:
+        return len(self._records)
 
 
 # -- SQS -> validate -------------------------------------------------------------------------------------------
@@ -228,10 +293,12 @@ def run_demo(options: DemoOptions, console: Any = None) -> DemoResult:
     from moto import mock_aws
 
     from clickstream.adapters.aws import client, reset_clients
+    from clickstream.adapters.firehose import FirehoseSink
     from clickstream.adapters.state import DynamoStateStore
     from clickstream.adapters.storage import S3ObjectStore
     from clickstream.core.clock import SimulatedClock, set_clock
     from clickstream.core.config import get_settings
+    from clickstream.ingest.sink import set_sink
     from clickstream.local.bridge import (
         MOTO_CONFIG,
         FakeLambdaContext,
@@ -239,7 +306,12 @@ def run_demo(options: DemoOptions, console: Any = None) -> DemoResult:
         load_handler,
         run_pipeline,
     )
-    from clickstream.local.resources import REGION, create_resources, local_settings
+    from clickstream.local.resources import (
+        REGION,
+        create_resources,
+        local_settings,
+        template_parameter_default,
+    )
     from clickstream.local.summary import LedgerTotals, build_summary, read_warehouse
     from clickstream.sessionize.step import bucket_state_totals
 
@@ -282,15 +354,28 @@ def run_demo(options: DemoOptions, console: Any = None) -> DemoResult:
                 sfn_arn = create_pipeline_state_machine(stack)
                 ingest = load_handler("ingest")
                 validate = load_handler("validate")
+                buffer_seconds = int(template_parameter_default("FirehoseBufferSeconds") or 300)
+                delivery = DeliveryBuffer(
+                    FirehoseSink(settings.delivery_stream), timedelta(seconds=buffer_seconds), clock
+                )
+                set_sink(delivery)
                 last = max(traffic.end - timedelta(microseconds=1), traffic.last_received_at)
                 steps = boundaries(options.start, last, step)
 
-                def pipeline_step(as_of: datetime) -> None:
+                def pipeline_step(as_of: datetime, *, final: bool = False) -> None:
                     clock.set(as_of)
-                    drain_queue(stack.queue_url, validate, validate_ctx, stats)
-                    result = run_pipeline(
-                        sfn_arn, execution_name(options.seed, as_of), {"as_of": as_of.isoformat()}
-                    )
+                    if final:
+                        delivery.flush()
+                    else:
+                        delivery.tick(as_of)
+                    with _handler_output_muted():
+                        drain_queue(stack.queue_url, validate, validate_ctx, stats)
+                        result = run_pipeline(
+                            sfn_arn,
+                            execution_name(options.seed, as_of),
+                            {"as_of": as_of.isoformat()},
+                            poll_seconds=EXECUTION_POLL_SECONDS,
+                        )
                     stats.executions["started"] += 1
                     if result["status"] == "SUCCEEDED":
                         stats.executions["succeeded"] += 1
@@ -310,7 +395,9 @@ def run_demo(options: DemoOptions, console: Any = None) -> DemoResult:
                             next_step += 1
                             progress.advance(runs)
                         clock.set(request.received_at)
-                        answer = ingest(request.event, ingest_ctx())
+                        delivery.tick(request.received_at)
+                        with _handler_output_muted():
+                            answer = ingest(request.event, ingest_ctx())
                         status = int(answer.get("statusCode", 0))
                         if status == 202:
                             stats.accepted_requests += 1
@@ -319,13 +406,13 @@ def run_demo(options: DemoOptions, console: Any = None) -> DemoResult:
                             stats.rejected_by_status[status] += 1
                         progress.advance(posted)
                     while next_step < len(steps):
-                        pipeline_step(steps[next_step])
+                        # The last step delivers whatever Firehose still buffers: nothing is left behind.
+                        pipeline_step(steps[next_step], final=next_step == len(steps) - 1)
                         next_step += 1
                         progress.advance(runs)
-                    # A last drain and run, so nothing validated after the final boundary is left out.
-                    if _queue_depth(stack.queue_url):
-                        final = steps[-1] + step
-                        pipeline_step(final)
+                    # A last drain and run if anything is still queued (a notification made visible again).
+                    if _queue_depth(stack.queue_url) or delivery.pending:
+                        pipeline_step(steps[-1] + step, final=True)
 
                 ledger = LedgerTotals.from_rows(DynamoStateStore(settings.state_table).all_ledger())
                 lake = S3ObjectStore(settings.lake_bucket)
@@ -340,6 +427,7 @@ def run_demo(options: DemoOptions, console: Any = None) -> DemoResult:
                 if lake.exists(settings.report_key):
                     (out / REPORT_FILE).write_bytes(lake.get_bytes(settings.report_key))
     finally:
+        set_sink(None)
         set_clock(None)
         get_settings.cache_clear()
         reset_clients()
@@ -373,6 +461,7 @@ def run_demo(options: DemoOptions, console: Any = None) -> DemoResult:
         "step_hours": options.step_hours,
         "buckets": settings.n_buckets,
         "requests": len(traffic.requests),
+        "firehose_buffer_seconds": buffer_seconds,
         "injected": traffic.counts,
     }
     summary["warehouse"] = _describe_warehouse(warehouse_url)
