@@ -73,6 +73,7 @@ def test_charts_carry_the_view_numbers(loaded):
     day = re.search(r'data-chart="sessions-per-day".*?</svg>', html).group(0)
     assert 'data-label="2026-03-02" data-value="5"' in day
     assert 'id="retention-table"' in html and 'id="landing-table"' in html
+    assert "(60.0% of sessions)" in funnel and "(66.7% of previous step)" in funnel
 
 
 def test_page_is_self_contained(loaded):

@@ -32,3 +32,16 @@ def test_hbar_chart_escapes_labels_and_prints_notes():
     assert "<script>" not in svg
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in svg
     assert "5  (50%)" in svg
+
+
+def test_axis_labels_are_compact():
+    from clickstream.report.svg import compact
+
+    assert [compact(v) for v in (0, 96, 0.5, 1868.98, 2_500_000, -1500)] == [
+        "0",
+        "96",
+        "0.5",
+        "1.9k",
+        "2.5M",
+        "-1.5k",
+    ]

@@ -41,12 +41,13 @@ h2 { font-size: 15px; margin: 0 0 8px; }
 .tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 12px; margin-bottom: 16px; }
 .tile { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
 .tile .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-.tile .value { font-size: 24px; font-weight: 600; margin-top: 4px; font-variant-numeric: tabular-nums; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 16px; }
+.tile .value { font-size: 21px; font-weight: 600; margin-top: 4px; font-variant-numeric: tabular-nums;
+               white-space: nowrap; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 16px; align-items: start; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; margin: 0; }
 table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
-th:first-child, td:first-child { text-align: left; white-space: normal; word-break: break-all; }
+th:first-child, td:first-child { text-align: left; white-space: normal; overflow-wrap: anywhere; }
 th { color: var(--muted); font-weight: 500; font-size: 12px; }
 .empty { color: var(--muted); }
 .heat td { text-align: center; }
@@ -182,10 +183,12 @@ def render_html(
     revenue = [(raw(d["day"]), d["revenue"]) for d in data.daily]
     funnel_rows = []
     previous: int | None = None
+    sessions = data.totals.get("sessions") or 0
     for _key, label, count in data.funnel:
-        note = (
-            "" if previous is None else f"({fmt_pct(count / previous) if previous else NA} of previous step)"
-        )
+        if previous is None:
+            note = f"({fmt_pct(count / sessions) if sessions else NA} of sessions)"
+        else:
+            note = f"({fmt_pct(count / previous) if previous else NA} of previous step)"
         funnel_rows.append((label, count, note))
         previous = count
     if data.funnel and not any(count for _, _, count in data.funnel):

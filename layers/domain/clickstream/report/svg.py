@@ -23,6 +23,17 @@ def _raw(value: float | None) -> str:
     return "" if value is None else str(value)
 
 
+def compact(value: float) -> str:
+    """An axis label: 1868.98 -> "1.9k", 2500000 -> "2.5M", 96 -> "96", 0.5 -> "0.5"."""
+    magnitude = abs(value)
+    for threshold, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if magnitude >= threshold:
+            return f"{value / threshold:.1f}".rstrip("0").rstrip(".") + suffix
+    return (
+        f"{value:.1f}".rstrip("0").rstrip(".") if magnitude < 10 and value != int(value) else f"{value:.0f}"
+    )
+
+
 def _short(label: str, limit: int) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
@@ -46,10 +57,13 @@ def bar_chart(
     width: int = 640,
     height: int = 220,
 ) -> str:
-    """Vertical bars, one per point (e.g. a day); negative values hang below the zero line."""
+    """Vertical bars, one per point (e.g. a day); negative values hang below the zero line.
+
+    ``fmt`` formats a bar's value in its tooltip; the axis uses compact numbers (the unit is in the title).
+    """
     if not points:
         return _empty(chart_id, width, height)
-    left, right, top, bottom = 64, 12, 12, 40
+    left, right, top, bottom = 48, 12, 12, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [_num(v) for _, v in points]
     hi, lo = max(0.0, *values), min(0.0, *values)
@@ -68,7 +82,7 @@ def bar_chart(
         ty = y(tick)
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#e3e6ec" />'
-            f'<text x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end" fill="#666" {_FONT}>{escape(fmt(tick))}</text>'
+            f'<text x="{left - 6}" y="{ty + 4:.1f}" text-anchor="end" fill="#666" {_FONT}>{escape(compact(tick))}</text>'
         )
     label_every = max(1, round(len(points) / 8))
     for i, ((label, raw), value) in enumerate(zip(points, values, strict=True)):
