@@ -364,3 +364,17 @@ def test_max_received_at_is_the_latest_record():
     j = judge(raw_object(record([event()]), record([event()], received_at=late)))
     # Then the object's max_received_at is the later one
     assert j.max_received_at == late
+
+
+def test_event_without_any_page_has_no_url_and_is_direct():
+    # Given a login sent by a backend: no page on the event nor in the context
+    login = {k: v for k, v in event("login").items() if k != "page"}
+    # When judged
+    [row] = _rows(judge(raw_object(record([login]))))
+    # Then it is validated with no page fields, attributed to Direct
+    assert (row["page_url"], row["page_path"], row["page_referrer"], row["channel"]) == (
+        None,
+        None,
+        None,
+        "Direct",
+    )

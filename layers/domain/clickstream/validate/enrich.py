@@ -175,12 +175,13 @@ def build_row(
     A row never holds an empty string: absent text is None (the Parquet writer relies on it)."""
     page = event_page(event, ctx)
     url = page.get("url")
+    page_url: str | None = None
+    page_path: str | None = None
+    page_host: str | None = None
+    url_utm: Utm | None = None
     if isinstance(url, str) and url:
         parsed = parse_page_url(url)
         page_url, page_path, page_host, url_utm = parsed.url, parsed.path, parsed.host, parsed.utm
-    else:
-        page_url = page_path = page_host = None
-        url_utm = None
     referrer = _text(page.get("referrer"))
     referrer_host = url_host(referrer)
     utm = url_utm or ctx.context_utm or NO_UTM

@@ -181,9 +181,10 @@ class RawRecord(Envelope):
     events: list[ClientEvent]
 
 
-RECORD_ADAPTER: TypeAdapter[dict[str, Any]] = TypeAdapter(RawRecord)
-ENVELOPE_ADAPTER: TypeAdapter[dict[str, Any]] = TypeAdapter(EnvelopeOnly)
-EVENT_ADAPTER: TypeAdapter[dict[str, Any]] = TypeAdapter(ClientEvent)
+# Each validates to a plain dict (TypedDicts), unknown fields included.
+RECORD_ADAPTER: TypeAdapter[Any] = TypeAdapter(RawRecord)
+ENVELOPE_ADAPTER: TypeAdapter[Any] = TypeAdapter(EnvelopeOnly)
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(ClientEvent)  # type: ignore[arg-type]  # an Annotated union
 
 _TAGS = frozenset({"items", "purchase", "refund", "any"})
 # Pydantic error types that mean "too big" rather than "wrong shape".
