@@ -21,6 +21,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def _record_handler(record: SQSRecord, settings: Settings) -> int:
     rows = process_notification(record.body, settings=settings)
+    metrics.add_metric(name="ObjectsValidated", unit=MetricUnit.Count, value=len(rows))
     for row in rows:
         metrics.add_metric(name="EventsIn", unit=MetricUnit.Count, value=row.events_in)
         metrics.add_metric(name="EventsValidated", unit=MetricUnit.Count, value=row.validated)
