@@ -87,3 +87,13 @@ def test_secret_json_defaults_port_and_database_and_accepts_dsn_key():
 def test_bad_secrets_are_refused_with_a_reason(secret, message):
     with pytest.raises(WarehouseError, match=message):
         dsn_from_secret(secret)
+
+
+def test_unreachable_postgresql_is_a_transient_error(tmp_path):
+    # Given a PostgreSQL URL whose server is not there (a socket directory with no server in it)
+    from clickstream.core.errors import TransientError
+
+    wh = open_warehouse(f"postgresql://nobody@/nodb?host={tmp_path}&connect_timeout=1")
+    # When connecting, Then the step fails with the error the state machine retries
+    with pytest.raises(TransientError, match="cannot connect to the warehouse"), wh.connect():
+        pass
