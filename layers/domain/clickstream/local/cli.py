@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from clickstream.local.runner import DemoError, DemoOptions, print_outcome, run_demo
 
     console = Console()
+    if not console.is_terminal:  # logs and CI: wide enough for the tables
+        console = Console(width=120)
     options = DemoOptions(
         events=args.events,
         days=args.days,

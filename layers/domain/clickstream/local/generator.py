@@ -716,6 +716,7 @@ class _Simulator:
         views_item = r.random() < 0.6
         carts = views_item and r.random() < 0.15 * boost
         landing_url, referrer, utm = self.landing(source, product_page_ok=views_item)
+        bounced = not views_item and r.random() < 0.8  # a glance at the landing page, then gone
         checks_out = carts and r.random() < 0.5
         buys = checks_out and r.random() < 0.6
 
@@ -789,14 +790,13 @@ class _Simulator:
             truth.viewed_item = True
         elif "/c/" in landing_url:
             cat = next(c for c, _code, slug, _w, _e in _CATALOG_SPEC if f"/c/{slug}" in landing_url)
-            page(landing_url, f"{cat} | Example Electronics", 25)
+            page(landing_url, f"{cat} | Example Electronics", 6 if bounced else 25)
             action(r.uniform(0.2, 1.5), self.item_list(cat))
         else:
-            page(landing_url, title, 20)
+            page(landing_url, title, 6 if bounced else 20)
         advance()
         maybe_login()
 
-        bounced = not views_item and r.random() < 0.75
         if not bounced:
             # Browse: lists and searches before the product pages
             for _ in range(r.choice((0, 1, 1, 2, 3))):
@@ -1216,12 +1216,13 @@ class _Simulator:
     def refunds(self) -> None:
         """~6% of orders are refunded one to four days later, from the same device (its own short visit)."""
         r, cfg = self.rng, self.cfg
-        for purchase, device, anon, sub, username, ctx in list(self.orders):
-            if r.random() >= 0.06:
-                continue
-            at = purchase.true_ts + timedelta(days=r.uniform(1, 4))
-            if at >= cfg.end - timedelta(minutes=10):
-                continue
+        latest = cfg.end - timedelta(days=1, minutes=10)
+        eligible = [order for order in self.orders if order[0].true_ts < latest]
+        # At least one refund whenever some order leaves room for it, so small runs show refunds too.
+        chosen = [order for order in eligible if r.random() < 0.06] or eligible[:1]
+        for purchase, device, anon, sub, username, ctx in chosen:
+            room_days = (cfg.end - timedelta(minutes=10) - purchase.true_ts).total_seconds() / 86400
+            at = purchase.true_ts + timedelta(days=r.uniform(1, min(4.0, room_days)))
             body = purchase.body
             events: list[_Event] = []
             url = f"{STORE_ORIGIN}/account/orders/{body['transaction_id']}"

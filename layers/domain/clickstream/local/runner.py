@@ -514,9 +514,12 @@ def _progress(console: Any, enabled: bool) -> Iterator[Any]:
 # -- console output -------------------------------------------------------------------------------------------------
 def kpi_table(kpis: list[dict[str, Any]]) -> Any:
     """A rich table of daily KPIs with a total line."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="Daily KPIs (bots and internal traffic excluded)", title_justify="left")
+    table = Table(
+        title="Daily KPIs (bots and internal traffic excluded)", title_justify="left", box=box.SIMPLE_HEAD
+    )
     for name in ("Day", "Sessions", "Visitors", "Engaged", "Conv.", "Orders", "Revenue", "AOV"):
         table.add_column(name, justify="left" if name == "Day" else "right")
 
@@ -557,9 +560,12 @@ def kpi_table(kpis: list[dict[str, Any]]) -> Any:
 
 
 def counters_table(summary: dict[str, Any]) -> Any:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="Where every event went (ledger and warehouse)", title_justify="left")
+    table = Table(
+        title="Where every event went (ledger and warehouse)", title_justify="left", box=box.SIMPLE_HEAD
+    )
     table.add_column("Counter")
     table.add_column("Value", justify="right")
     for key in (
@@ -574,8 +580,8 @@ def counters_table(summary: dict[str, Any]) -> Any:
         "pipeline_runs",
     ):
         table.add_row(key, f"{summary[key]:,}")
-    reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantine_by_reason"].items()) or "none"
-    table.add_row("quarantine by reason", reasons)
+    for reason, n in summary["quarantine_by_reason"].items():
+        table.add_row(f"  quarantined: {reason}", f"{n:,}")
     table.add_row("reconciles", "[green]yes[/]" if summary["reconciles"] else "[red]NO[/]")
     return table
 
