@@ -18,7 +18,20 @@ pytestmark = pytest.mark.slow
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
     out = tmp_path_factory.mktemp("demo") / "out"
     code = main(
-        ["demo", "--events", "3000", "--days", "2", "--seed", "11", "--out", str(out), "--no-progress"]
+        [
+            "demo",
+            "--events",
+            "3000",
+            "--days",
+            "2",
+            "--seed",
+            "11",
+            "--buckets",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
     )
     return code, out
 
