@@ -65,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from clickstream.core.errors import DomainError
     from clickstream.local.runner import DemoError, DemoOptions, print_outcome, run_demo
 
     console = Console()
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         result = run_demo(options, console=console)
-    except DemoError as exc:
+    except (DemoError, DomainError) as exc:
         console.print(f"[red]demo: {exc}[/]")
         return 2
     print_outcome(result, console)

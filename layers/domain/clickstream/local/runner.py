@@ -37,8 +37,11 @@ MAX_RECEIVES = 5  # the queue's maxReceiveCount: after that a notification goes 
 FIREHOSE_BUFFER_BYTES = 64 * 1024 * 1024  # the delivery stream's BufferingHints.SizeInMBs
 EXECUTION_POLL_SECONDS = 0.02  # how often the runner asks moto whether an execution has ended
 
-# Lambda's environment for the handlers while the demo runs: quiet logs, no tracing.
-_RUNTIME_ENV = {
+# Lambda's environment for the handlers while the demo runs: quiet logs, no tracing, and never a real AWS profile
+# (moto supplies fake credentials).
+_RUNTIME_ENV: dict[str, str | None] = {
+    "AWS_PROFILE": None,
+    "AWS_SESSION_TOKEN": None,
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
     "POWERTOOLS_SERVICE_NAME": "clickstream",
@@ -92,10 +95,14 @@ class DemoResult:
 
 # -- environment -----------------------------------------------------------------------------------------------
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration, then restore exactly what was there."""
+def _environment(values: dict[str, str | None]) -> Iterator[None]:
+    """Set (or, for ``None``, unset) environment variables for the duration, then restore what was there."""
     saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     try:
         yield
     finally:
@@ -334,7 +341,9 @@ def run_demo(options: DemoOptions, console: Any = None) -> DemoResult:
                 overrides["n_buckets"] = options.buckets
             settings = local_settings(**overrides)
             stack = create_resources(settings)
-            env = {name.upper(): str(value) for name, value in settings.model_dump().items()}
+            env: dict[str, str | None] = {
+                name.upper(): str(value) for name, value in settings.model_dump().items()
+            }
             env["FAILURE_TOPIC_ARN"] = stack.topic_arn
             with _environment(env):
                 get_settings.cache_clear()
