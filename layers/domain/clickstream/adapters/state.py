@@ -7,8 +7,9 @@ secondary index ``arrivals`` on ``gsi1pk`` (``arrivals#YYYY-MM-DD`` of the valid
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,11 +19,24 @@ from clickstream.adapters.aws import client
 
 ARRIVALS_INDEX = "arrivals"
 WATERMARK_PK = "watermark"
+TOMBSTONE_PREFIX = "tombstone#"
+TOMBSTONE_SK = "tombstone"
+TOMBSTONE_KINDS = ("anonymous_id", "user_id")
 
 
 def iso(ts: datetime) -> str:
     """Fixed-width ISO-8601 UTC with microseconds, so string order is time order."""
     return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def id_hash(identifier: str) -> str:
+    """sha256 hex of a person's identifier (anonymous_id or user_id): what a tombstone stores, never the id."""
+    return hashlib.sha256(identifier.encode("utf-8")).hexdigest()
+
+
+def is_erased(tombstones: frozenset[str] | set[str], *identifiers: str | None) -> bool:
+    """True when any of ``identifiers`` hashes to a tombstone (``tombstones`` as returned by ``tombstones()``)."""
+    return bool(tombstones) and any(i and id_hash(i) in tombstones for i in identifiers)
 
 
 class StateStore(Protocol):
@@ -34,6 +48,8 @@ class StateStore(Protocol):
     def set_watermark(self, ts: datetime, run_id: str) -> bool: ...
     def put_item(self, pk: str, sk: str, attrs: dict[str, Any]) -> None: ...
     def get_item(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+    def put_tombstone(self, kind: str, id_hash: str, created_at: datetime | None = None) -> None: ...
+    def tombstones(self) -> frozenset[str]: ...
 
 
 @dataclass
@@ -109,6 +125,55 @@ class DynamoStateStore:
             "TableName": self.table_name,
             "FilterExpression": "sk = :l",
             "ExpressionAttributeValues": {":l": _s("ledger")},
+            "ConsistentRead": True,
+        }
+        ddb = client("dynamodb")
+        while True:
+            resp = ddb.scan(**kwargs)
+            for item in resp.get("Items", []):
+                yield _from_item(item)
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # -- tombstones (people under erasure; the id itself is never stored, only its sha256) ---------------------
+    def put_tombstone(self, kind: str, id_hash: str, created_at: datetime | None = None) -> None:
+        """Record that the person whose ``kind`` id hashes to ``id_hash`` (see :func:`id_hash`) asked to be
+        forgotten. Idempotent: the first ``created_at`` is kept."""
+        if kind not in TOMBSTONE_KINDS:
+            raise ValueError(f"tombstone kind must be one of {TOMBSTONE_KINDS}, not {kind!r}")
+        if len(id_hash) != 64 or any(c not in "0123456789abcdef" for c in id_hash):
+            raise ValueError("id_hash must be a lower-case sha256 hex digest (use id_hash(identifier))")
+        from clickstream.core import clock
+
+        ddb = client("dynamodb")
+        try:
+            ddb.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": _s(TOMBSTONE_PREFIX + id_hash),
+                    "sk": _s(TOMBSTONE_SK),
+                    "kind": _s(kind),
+                    "created_at": _s(iso(created_at or clock.now())),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return
+
+    def tombstones(self) -> frozenset[str]:
+        """Every tombstoned id hash (a consistent scan of the tombstone items)."""
+        return frozenset(
+            item["pk"][len(TOMBSTONE_PREFIX) :]
+            for item in self._scan_sk(TOMBSTONE_SK)
+            if item["pk"].startswith(TOMBSTONE_PREFIX)
+        )
+
+    def _scan_sk(self, sk: str) -> Iterable[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "sk = :k",
+            "ExpressionAttributeValues": {":k": _s(sk)},
             "ConsistentRead": True,
         }
         ddb = client("dynamodb")
