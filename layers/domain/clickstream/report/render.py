@@ -224,7 +224,6 @@ def render_html(
                 data.products,
                 (
                     ("product_name", "Product", _text),
-                    ("category", "Category", _text),
                     ("views", "Views", fmt_int),
                     ("carts", "Carts", fmt_int),
                     ("purchases", "Purchases", fmt_int),
@@ -273,7 +272,17 @@ def render_html(
         ),
         _card(
             "Landing pages",
-            _table(
+            hbar_chart(
+                "landing-pages",
+                [
+                    (_text(p["landing_page"]), p["entrances"], f"({fmt_pct(p['bounce_rate'])} bounce)")
+                    for p in data.landing_pages
+                ],
+                fmt=fmt_int,
+                title="Entrances by landing page",
+                color="#5b8c3a",
+            )
+            + _table(
                 "landing-table",
                 data.landing_pages,
                 (

@@ -129,7 +129,7 @@ def hbar_chart(
         text = fmt(raw) + (f"  {note}" if note else "")
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end" fill="#333" {_FONT}>'
-            f"<title>{escape(label)}</title>{escape(_short(label, 30))}</text>"
+            f"<title>{escape(label)}</title>{escape(_short(label, 28))}</text>"
             f'<rect class="bar" x="{label_w}" y="{y + 4}" width="{max(w, 0.5):.1f}" height="{row_h - 8}" '
             f'fill="{color}" data-label="{escape(label)}" data-value="{escape(_raw(raw))}">'
             f"<title>{escape(label)}: {escape(text)}</title></rect>"
