@@ -177,7 +177,12 @@ async function runScenario(browser, scenario, state) {
       c.trackProductView(product);
       c.trackAddToCart({ products: [{ ...product, quantity: 1 }, { ...mouse, quantity: 2 }], total_value: product.price + 2 * mouse.price, currency: "USD" });
       c.trackRemoveFromCart({ products: [{ ...mouse, quantity: 1 }], total_value: product.price + mouse.price, currency: "USD" });
-      c.trackCheckoutStep({ step: 1, delivery_method: "standard" });
+      // The checkout step carries the cart's products as entities (GA4's begin_checkout has items).
+      c.trackCheckoutStep({
+        step: 1,
+        delivery_method: "standard",
+        context: [productEntity({ ...product, quantity: 1 }), productEntity({ ...mouse, quantity: 1 })],
+      });
       c.trackTransaction({
         transaction_id: "T-10042",
         revenue: 1398.99,

@@ -137,3 +137,52 @@ def ingest_handler():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+SNOWPLOW_FIXTURES = REPO_ROOT / "tests/fixtures/snowplow"
+GUEST_IDENTITY = "us-east-1:3f0c8a52-7d1e-4c59-9b5e-2a6f0d4c1e77"
+GUEST_POOL = "us-east-1:0b6f5a3c-1d2e-4f70-8a9b-c0d1e2f3a4b5"
+
+
+def load_capture(name: str) -> dict:
+    """A batch captured from the real Snowplow browser tracker (web/snowplow-capture/capture.sh)."""
+    return json.loads((SNOWPLOW_FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def captured_event(
+    captured: dict, *, path: str = "/com.snowplowanalytics.snowplow/tp2", claims: dict | bool | None = True
+) -> dict:
+    """One captured tp2 POST as API Gateway hands it over: its headers and body as the browser sent them,
+    ``requestTimeEpoch`` = the moment the collector received it."""
+    event = api_event(
+        raw=captured["body"],
+        headers={k.title(): v for k, v in captured["headers"].items() if k != "content-length"},
+        drop_headers=tuple(NATIVE["headers"]),
+        path=path,
+        claims=claims,
+        request_time_epoch=captured["received_at_ms"],
+    )
+    event["resource"] = path
+    event["requestContext"]["resourcePath"] = path
+    return event
+
+
+def guest_identity(event: dict, identity_id: str | None = GUEST_IDENTITY) -> dict:
+    """``event`` as API Gateway passes a SigV4-signed call from an unauthenticated identity-pool identity."""
+    ctx = event["requestContext"]
+    ctx.pop("authorizer", None)
+    ctx["identity"] = {
+        **ctx.get("identity", {}),
+        "cognitoIdentityPoolId": GUEST_POOL if identity_id else None,
+        "cognitoIdentityId": identity_id,
+        "cognitoAuthenticationType": "unauthenticated" if identity_id else None,
+        "cognitoAuthenticationProvider": None,
+        "accessKey": "ASIAEXAMPLEGUESTKEY1" if identity_id else None,
+        "caller": "AROAEXAMPLEGUESTROLE:CognitoIdentityCredentials" if identity_id else None,
+        "userArn": (
+            "arn:aws:sts::123456789012:assumed-role/clickstream-dev-guest/CognitoIdentityCredentials"
+            if identity_id
+            else None
+        ),
+    }
+    return event

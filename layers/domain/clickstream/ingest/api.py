@@ -1,12 +1,17 @@
 """The ingest HTTP API: routes, and the one place where domain errors become status codes.
 
-Every answer is JSON. Errors are ``{"error": {"code", "message", "field"?}}``; client input can only ever produce
-a 4xx. The only 5xx is a 503 when the record sink fails after its retries, and then nothing is reported accepted.
+Routes: the native contract and the Snowplow tracker protocol (tp2), each behind the Cognito User Pool authorizer
+and, for signed-out visitors, as a guest sibling behind IAM authorization (SigV4 with Cognito identity pool
+credentials). Every answer is JSON. Errors are ``{"error": {"code", "message", "field"?}}``; client input can only
+ever produce a 4xx. The only 5xx is a 503 when the record sink fails after its retries, and then nothing is
+reported accepted. Every answer to an allowed ``Origin`` carries CORS headers (preflight is API Gateway's).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from fnmatch import fnmatchcase
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -23,13 +28,19 @@ from clickstream.core.errors import (
     UnsupportedMediaType,
 )
 from clickstream.core.observability import NAMESPACE, SERVICE, logger, metrics
-from clickstream.ingest.request import HttpRequest
-from clickstream.ingest.service import ingest_native
+from clickstream.ingest.request import Caller, HttpRequest, guest_caller, token_caller
+from clickstream.ingest.service import Accepted, ingest_native, ingest_snowplow
 from clickstream.ingest.sink import get_sink
 
 NATIVE_PATH = "/v1/events"
+SNOWPLOW_PATH = "/com.snowplowanalytics.snowplow/tp2"
+GUEST_NATIVE_PATH = "/v1/guest/events"
+GUEST_SNOWPLOW_PATH = "/guest/com.snowplowanalytics.snowplow/tp2"
 # Path -> methods it answers; any other method on a known path is a 405.
-ROUTES: dict[str, frozenset[str]] = {NATIVE_PATH: frozenset({"POST"})}
+ROUTES: dict[str, frozenset[str]] = {
+    path: frozenset({"POST"}) for path in (NATIVE_PATH, SNOWPLOW_PATH, GUEST_NATIVE_PATH, GUEST_SNOWPLOW_PATH)
+}
+CORS_EXPOSED_HEADERS = "Retry-After"
 
 # Domain error class -> HTTP status. Looked up along the exception's class hierarchy.
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
@@ -44,18 +55,55 @@ RETRY_AFTER_SECONDS = 5
 app = APIGatewayRestResolver()
 
 
+def origin_allowed(origin: str, allowed_origins: str) -> bool:
+    """``origin`` matches one of the comma-separated ``allowed_origins`` (``*`` alone, exact, or a ``*`` pattern
+    such as ``https://*.example.com``); case-insensitive, as origins are."""
+    origin = origin.strip().lower()
+    for pattern in (p.strip().lower() for p in allowed_origins.split(",")):
+        if pattern and (
+            pattern == "*" or pattern == origin or ("*" in pattern and fnmatchcase(origin, pattern))
+        ):
+            return True
+    return False
+
+
+def cors_headers(origin: str | None, allowed_origins: str) -> dict[str, str]:
+    """CORS headers for an answer to ``origin``: the origin echoed when allowed (``*`` when every origin is),
+    nothing for a request without ``Origin`` or from a foreign one (the browser then withholds the answer)."""
+    if not origin or not origin_allowed(origin, allowed_origins):
+        return {}
+    every = [p.strip() for p in allowed_origins.split(",") if p.strip()] == ["*"]
+    return {
+        "Access-Control-Allow-Origin": "*" if every else origin,
+        "Access-Control-Expose-Headers": CORS_EXPOSED_HEADERS,
+        "Vary": "Origin",
+    }
+
+
+def _json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    all_headers = dict(headers or {})
+    try:
+        event = app.current_event
+    except AttributeError:  # outside a request (no event resolved yet)
+        event = None
+    if event is not None:
+        origin = HttpRequest.origin_of(event.raw_event)
+        all_headers.update(cors_headers(origin, _settings().allowed_origins))
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, separators=(",", ":")),
+        headers=all_headers or None,
+    )
+
+
 def error_response(
     status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
 ) -> Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=json.dumps({"error": error}, separators=(",", ":")),
-        headers=headers,
-    )
+    return _json_response(status, {"error": error}, headers)
 
 
 def status_for(exc: DomainError) -> int:
@@ -83,23 +131,47 @@ def _settings() -> Settings:
     return settings if isinstance(settings, Settings) else get_settings()
 
 
-@app.post(NATIVE_PATH)
-def post_events() -> Response:
+Ingest = Callable[..., Accepted]
+
+
+def _accept(ingest: Ingest, identify: Callable[[HttpRequest], Caller]) -> Response:
     settings = _settings()
     request = HttpRequest.from_api_gateway(app.current_event.raw_event)
+    caller = identify(request)
     sink = app.context.get("sink") or get_sink(settings)
-    accepted = ingest_native(request, settings=settings, sink=sink)
+    accepted = ingest(request, settings=settings, sink=sink, caller=caller)
     metrics.add_metric(name="AcceptedEvents", unit=MetricUnit.Count, value=accepted.events)
     metrics.add_metric(name="AcceptedRequests", unit=MetricUnit.Count, value=1)
     logger.info(
         "request accepted",
-        extra={"events": accepted.events, "records": accepted.records, "bytes": accepted.bytes},
+        extra={
+            "events": accepted.events,
+            "records": accepted.records,
+            "bytes": accepted.bytes,
+            "guest": caller.guest_id is not None,
+        },
     )
-    return Response(
-        status_code=202,
-        content_type="application/json",
-        body=json.dumps({"accepted": accepted.events}),
-    )
+    return _json_response(202, {"accepted": accepted.events})
+
+
+@app.post(NATIVE_PATH)
+def post_events() -> Response:
+    return _accept(ingest_native, token_caller)
+
+
+@app.post(SNOWPLOW_PATH)
+def post_snowplow() -> Response:
+    return _accept(ingest_snowplow, token_caller)
+
+
+@app.post(GUEST_NATIVE_PATH)
+def post_guest_events() -> Response:
+    return _accept(ingest_native, guest_caller)
+
+
+@app.post(GUEST_SNOWPLOW_PATH)
+def post_guest_snowplow() -> Response:
+    return _accept(ingest_snowplow, guest_caller)
 
 
 @app.exception_handler(DomainError)

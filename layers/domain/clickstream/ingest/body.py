@@ -16,7 +16,10 @@ from typing import Any
 from clickstream.core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 # application/json for fetch/XHR; text/plain is what navigator.sendBeacon sends for a string body.
-ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
+JSON_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
+# A gzip stream with JSON inside. These are the API's BinaryMediaTypes: API Gateway hands them over intact.
+GZIP_MEDIA_TYPES = frozenset({"application/gzip", "application/x-gzip"})
+ACCEPTED_MEDIA_TYPES = JSON_MEDIA_TYPES | GZIP_MEDIA_TYPES
 ACCEPTED_CHARSETS = frozenset({"utf-8", "utf8"})
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _CHUNK = 64 * 1024
@@ -34,19 +37,24 @@ class BadEncoding(BadRequest):
     code = "bad_encoding"
 
 
-def check_content_type(content_type: str | None) -> None:
-    """Accept ``application/json`` or ``text/plain``, with an optional UTF-8 charset; anything else is a 415."""
+def check_content_type(content_type: str | None) -> str:
+    """The media type: ``application/json`` or ``text/plain`` with an optional UTF-8 charset, or
+    ``application/gzip`` / ``application/x-gzip`` (gzip-compressed JSON); anything else is a 415."""
     if not content_type:
-        raise UnsupportedMediaType("Content-Type is required: application/json or text/plain")
-    media_type, *params = content_type.split(";")
-    if media_type.strip().lower() not in ACCEPTED_MEDIA_TYPES:
         raise UnsupportedMediaType(
-            f"Content-Type {media_type.strip()[:64]!r} is not application/json or text/plain"
+            "Content-Type is required: application/json, text/plain or application/gzip"
+        )
+    media_type, *params = content_type.split(";")
+    media_type = media_type.strip().lower()
+    if media_type not in ACCEPTED_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type {media_type[:64]!r} is not application/json, text/plain or application/gzip"
         )
     for param in params:
         name, _, value = param.partition("=")
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ACCEPTED_CHARSETS:
             raise UnsupportedMediaType("JSON bodies must be UTF-8")
+    return media_type
 
 
 def content_coding(content_encoding: str | None) -> str | None:
@@ -60,6 +68,12 @@ def content_coding(content_encoding: str | None) -> str | None:
     raise UnsupportedMediaType(
         f"Content-Encoding {(content_encoding or '')[:64]!r} is not supported (use gzip)"
     )
+
+
+def gzip_arrived_as_text(body: str | None, is_base64: bool) -> bool:
+    """True when a gzip body reached us as text: API Gateway decoded its bytes as UTF-8 (the body was not one of
+    the API's binary media types), which cannot be undone. A gzip stream always starts with 0x1f 0x8b."""
+    return not is_base64 and body is not None and body.startswith("\x1f")
 
 
 def raw_body(body: str | None, is_base64: bool, max_bytes: int) -> bytes:

@@ -28,6 +28,7 @@ class RequestMeta:
     ip: str | None
     user_agent: str | None
     internal: bool
+    guest_id: str | None = None
 
 
 def _dumps(value: Any) -> bytes:
@@ -66,6 +67,10 @@ def build_records(
             "source": meta.source,
             "received_at": meta.received_at,
             "user_id": meta.user_id,
+        }
+        if meta.guest_id is not None:  # optional field: only records from the guest route carry it
+            record["guest_id"] = meta.guest_id
+        record |= {
             "ip": meta.ip,
             "user_agent": meta.user_agent,
             "internal": meta.internal,

@@ -31,6 +31,11 @@ class HttpRequest:
     claims: Mapping[str, Any] = field(default_factory=dict)
     request_time_epoch_ms: int | None = None
     source_ip: str | None = None
+    # SigV4-signed calls through an IAM-authorized route: the Cognito identity pool's identity, as API Gateway
+    # verified it (``requestContext.identity``).
+    cognito_identity_id: str | None = None
+    cognito_identity_pool_id: str | None = None
+    cognito_authentication_type: str | None = None
 
     @classmethod
     def from_api_gateway(cls, event: Mapping[str, Any]) -> HttpRequest:
@@ -41,6 +46,9 @@ class HttpRequest:
         body = event.get("body")
         request_id = ctx.get("requestId")
         source_ip = identity.get("sourceIp")
+        identity_id = identity.get("cognitoIdentityId")
+        pool_id = identity.get("cognitoIdentityPoolId")
+        auth_type = identity.get("cognitoAuthenticationType")
         return cls(
             request_id=request_id if isinstance(request_id, str) and request_id else str(uuid.uuid4()),
             headers=normalise_headers(event),
@@ -49,7 +57,15 @@ class HttpRequest:
             claims=_mapping(authorizer.get("claims")),
             request_time_epoch_ms=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
             source_ip=source_ip if isinstance(source_ip, str) and source_ip else None,
+            cognito_identity_id=identity_id if isinstance(identity_id, str) and identity_id else None,
+            cognito_identity_pool_id=pool_id if isinstance(pool_id, str) and pool_id else None,
+            cognito_authentication_type=auth_type if isinstance(auth_type, str) and auth_type else None,
         )
+
+    @staticmethod
+    def origin_of(event: Mapping[str, Any]) -> str | None:
+        """The ``Origin`` header of an API Gateway event, if any."""
+        return normalise_headers(event).get("origin")
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -62,6 +78,30 @@ class HttpRequest:
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: a signed-in user (the token's ``sub``) or a guest (a Cognito identity pool id)."""
+
+    user_id: str | None = None
+    guest_id: str | None = None
+
+
+def token_caller(request: HttpRequest) -> Caller:
+    """The caller of a route behind the Cognito User Pool authorizer: the verified token's user."""
+    return Caller(user_id=verified_user_id(request))
+
+
+def guest_caller(request: HttpRequest) -> Caller:
+    """The caller of an IAM-authorized guest route: the identity pool identity API Gateway verified (SigV4).
+
+    ``user_id`` stays null whatever the body or a token claim says: a guest is known by its identity id only.
+    """
+    identity_id = request.cognito_identity_id
+    if identity_id is None or not identity_id.strip() or len(identity_id) > 128:
+        raise Unauthorized("a SigV4-signed request from a Cognito identity pool identity is required")
+    return Caller(guest_id=identity_id)
 
 
 def verified_user_id(request: HttpRequest) -> str:
