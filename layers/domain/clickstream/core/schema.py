@@ -15,6 +15,7 @@ RAW_SCHEMA_VERSION = "clickstream/raw/1"
 #   source            "native" | "snowplow"
 #   received_at       ISO-8601 UTC from requestContext.requestTimeEpoch (ms)
 #   user_id           the verified token's ``sub`` claim, or null (guest route)
+#   guest_id          optional, guest routes only: the caller's Cognito identity-pool identity id (not in the tuple)
 #   ip                the caller's source IP (full; truncated by validation before anything leaves the raw zone)
 #   user_agent        the User-Agent header
 #   internal          true when the request carried the internal/test-traffic header
