@@ -299,8 +299,11 @@ def render_html(
     ]
 
     period = f"{data.first_day} to {data.last_day}" if data.first_day else "no data yet"
+    if data.period is not None:
+        n_days = len(data.period.days)
+        period = f"{period} (last {n_days} day{'s' if n_days != 1 else ''})"
     meta = [
-        f"Days {period} (site time zone)",
+        f"Days {period}, site time zone",
         f"revenue in {data.currency}",
         "bots and internal traffic excluded",
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date
 from pathlib import Path
 
 from clickstream.core.errors import DomainError
@@ -31,7 +32,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--recompute", action="store_true", help="recompute daily_kpis for every day before rendering"
     )
+    p.add_argument(
+        "--last-days",
+        metavar="N",
+        type=_positive_int,
+        help="only the last N days, up to --until (default: every day in the warehouse)",
+    )
+    p.add_argument(
+        "--until",
+        metavar="YYYY-MM-DD",
+        type=date.fromisoformat,
+        help="last day shown (site time zone; default: the latest day with sessions)",
+    )
     p.set_defaults(func=report_command)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -49,7 +69,7 @@ def report_command(args: argparse.Namespace) -> int:
             migrate(conn)
             if args.recompute:
                 recompute_daily_kpis(conn, all_days(conn), currency)
-            html = build_report(conn, currency)
+            html = build_report(conn, currency, last_days=args.last_days, until=args.until)
     except DomainError as exc:
         print(f"clickstream report: {exc.message}", file=sys.stderr)
         return 2
