@@ -28,7 +28,9 @@ def _older_days() -> tuple[list[dict], list[dict]]:
         event("o2", "OLD2", "Y", "page_view", at(15, day=feb28), path="/c/laptops"),
     ]
     sessions = [
-        session("OLD1", "Z", at(9, day=feb20), 40, channel="Affiliates", landing_page="/old-sale", engaged=True),
+        session(
+            "OLD1", "Z", at(9, day=feb20), 40, channel="Affiliates", landing_page="/old-sale", engaged=True
+        ),
         session("OLD2", "Y", at(15, day=feb28), 5, device_type="mobile", landing_page="/c/laptops"),
     ]
     return events, sessions
