@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
@@ -52,14 +53,22 @@ _US_PER_S = 1_000_000
 
 @dataclass(frozen=True)
 class SessionRules:
-    """The session timeout and the maximum session length (both strict: equal stays in the session)."""
+    """The session timeout and the maximum session length (both strict: equal stays in the session), and the
+    optional splits: at local midnight in ``split_at_midnight`` (an IANA time zone), and on a campaign change."""
 
     timeout_minutes: float = 30
     max_session_hours: float = 24
+    split_at_midnight: str | None = None
+    split_on_campaign: bool = False
 
     def __post_init__(self) -> None:
         if self.timeout_minutes <= 0 or self.max_session_hours <= 0:
             raise ValueError("timeout and maximum session length must be positive")
+        if self.split_at_midnight is not None:
+            try:
+                ZoneInfo(self.split_at_midnight)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone: {self.split_at_midnight!r}") from exc
 
     @property
     def timeout_us(self) -> int:
@@ -116,11 +125,17 @@ def cut_chain(timestamps: list[int], max_length_us: int) -> list[int]:
     return starts
 
 
+def session_id_sql(anonymous_id: str, start_us: str) -> str:
+    """The deterministic session id as SQL: md5 of ``<anonymous_id>|<start in epoch microseconds>``."""
+    return f"md5({anonymous_id} || '|' || {start_us}::VARCHAR)"
+
+
 class Sessionizer:
-    """Runs the rule over a DuckDB table of validated events (``source``), creating temp tables ``<prefix>_*``.
+    """Runs the rule over a DuckDB relation of validated events (``source``), creating temp tables ``<prefix>_*``.
 
     ``columns`` are the names the source has; a column the rule reads but the source lacks is treated as null.
-    The source must be a table (its ``rowid`` identifies rows between the stages).
+    ``rid`` is the source's row identity between the stages: ``rowid`` of a table, or a column of a view (for
+    example a Parquet file's row number), so a Parquet input is scanned column by column instead of copied.
     """
 
     def __init__(
@@ -130,15 +145,17 @@ class Sessionizer:
         columns: Collection[str],
         rules: SessionRules | None = None,
         prefix: str = "_cs",
+        rid: str = "rowid",
     ) -> None:
         self.con = con
         self.source = source
         self.columns = set(columns)
         self.rules = rules or SessionRules()
         self.prefix = prefix
+        self.rid = rid
         self.drops = f"{prefix}_drops"  # (_rid, drop_reason) of the copies that are not kept
-        self.assign = f"{prefix}_assign"  # (_rid, _ord, session_start_us, session_id) of sessionized rows
-        self.events = f"{prefix}_events"  # source columns + _cs_ord + session_id of sessionized rows
+        self.assign = f"{prefix}_assign"  # (_rid, anonymous_id, _t, _ord, _start) of sessionized rows
+        self.events = f"{prefix}_events"  # source columns + _t, _ord, _start, session_id of sessionized rows
         self.sessions = f"{prefix}_sessions"  # SESSION_COLUMNS
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -150,12 +167,15 @@ class Sessionizer:
         ref = f"{alias}.{quote(column)}" if alias else quote(column)
         return ref if self.has(column) else f"NULL::{_TYPES.get(column, 'VARCHAR')}"
 
+    def _rid(self, alias: str) -> str:
+        return f"{alias}.{self.rid}"
+
     # -- 1. dedupe -----------------------------------------------------------------------------------------
     def mark_duplicates(self) -> None:
         """``<prefix>_drops``: every copy of an event_id that is not the first received, with its reason."""
         c = self.col
         order = ", ".join(
-            f"{c(name)} ASC NULLS LAST"
+            f"{c(name, 's')} ASC NULLS LAST"
             for name in (
                 "received_at",
                 "event_ts",
@@ -175,12 +195,12 @@ class Sessionizer:
                 SELECT event_id FROM {self.source} WHERE event_id IS NOT NULL GROUP BY event_id HAVING count(*) > 1
             ),
             ranked AS (
-                SELECT s.rowid AS _rid,
+                SELECT {self._rid("s")} AS _rid,
                        {c("payload_hash", "s")} AS _hash,
                        row_number() OVER w AS _copy,
                        first_value({c("payload_hash", "s")}) OVER w AS _first_hash
                 FROM {self.source} s SEMI JOIN repeated r ON s.event_id = r.event_id
-                WINDOW w AS (PARTITION BY s.event_id ORDER BY {order}, s.rowid)
+                WINDOW w AS (PARTITION BY s.event_id ORDER BY {order}, {self._rid("s")})
             )
             SELECT _rid,
                    CASE WHEN _hash IS NOT NULL AND _first_hash IS NOT NULL AND _hash <> _first_hash
@@ -189,27 +209,58 @@ class Sessionizer:
             """
         )
 
-    # -- 2-4. chains, cap, ids -----------------------------------------------------------------------------
+    # -- 2-4. chains, splits, cap ----------------------------------------------------------------------------
+    def _break_flag(self) -> tuple[str, str, str]:
+        """(inner columns, new-session flag) of the first window pass.
+
+        An event starts a new segment when it is the visitor's first, after a gap > timeout, and with the
+        optional splits on another local day than the previous event, or carrying a campaign (utm source, medium,
+        campaign) other than the visitor's latest campaign before it (events without one never split: a direct
+        visit never overrides a campaign). A split needs a strictly later time than the previous event, so two
+        sessions never share a start (nor an id).
+        """
+        rules = self.rules
+        extra: list[str] = []
+        flags = [f"_t - lag(_t) OVER w > {rules.timeout_us}"]
+        if rules.split_at_midnight:
+            extra.append(f"timezone({literal(rules.split_at_midnight)}, s.event_ts)::DATE AS _day")
+            flags.append("(_t > lag(_t) OVER w AND _day <> lag(_day) OVER w)")
+        if rules.split_on_campaign:
+            utm = ", ".join(self.col(n, "s") for n in ("utm_source", "utm_medium", "utm_campaign"))
+            extra.append(f"CASE WHEN coalesce({utm}) IS NOT NULL THEN [{utm}] END AS _campaign")
+            flags.append(
+                "(_t > lag(_t) OVER w AND _campaign IS NOT NULL AND _campaign IS DISTINCT FROM"
+                " last_value(_campaign IGNORE NULLS) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))"
+            )
+        columns = "".join(f", {e}" for e in extra)
+        flag = f"coalesce({' OR '.join(flags)}, true)"
+        return columns, flag
+
     def assign_sessions(self, visitors: str | None = None) -> None:
-        """``<prefix>_assign`` for the kept rows (of the visitors in table ``visitors`` when given)."""
+        """``<prefix>_assign`` for the kept rows (of the visitors in table ``visitors`` when given).
+
+        Two window passes over the narrow (row, visitor, time, event_id) rows: the first numbers the visitor's events
+        in the rule's order and flags segment starts (lag), the second gives every event its segment's start (a
+        running max). A segment no longer than the
+        cap is one session; longer ones are cut greedily in Python (few, sequential by nature).
+        """
         rules = self.rules
         seq = f"{self.prefix}_seq"
         overcap = f"{self.prefix}_overcap"
         cuts = f"{self.prefix}_cuts"
         only = f"SEMI JOIN {visitors} v ON s.anonymous_id = v.anonymous_id" if visitors is not None else ""
+        columns, flag = self._break_flag()
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {seq} AS
             SELECT _rid, anonymous_id, _t, _ord,
                    max(CASE WHEN _new THEN _t END) OVER (
-                       PARTITION BY anonymous_id ORDER BY _ord ROWS UNBOUNDED PRECEDING) AS _chain
+                       PARTITION BY anonymous_id ORDER BY _ord ROWS UNBOUNDED PRECEDING) AS _seg
             FROM (
-                SELECT _rid, anonymous_id, _t,
-                       row_number() OVER w AS _ord,
-                       coalesce(_t - lag(_t) OVER w > {rules.timeout_us}, true) AS _new
+                SELECT _rid, anonymous_id, _t, row_number() OVER w AS _ord, {flag} AS _new
                 FROM (
-                    SELECT s.rowid AS _rid, s.anonymous_id, s.event_id, epoch_us(s.event_ts) AS _t
-                    FROM {self.source} s ANTI JOIN {self.drops} d ON s.rowid = d._rid
+                    SELECT {self._rid("s")} AS _rid, s.anonymous_id, s.event_id, epoch_us(s.event_ts) AS _t{columns}
+                    FROM {self.source} s ANTI JOIN {self.drops} d ON {self._rid("s")} = d._rid
                     {only}
                 )
                 WINDOW w AS (PARTITION BY anonymous_id ORDER BY _t, event_id)
@@ -219,49 +270,42 @@ class Sessionizer:
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {overcap} AS
-            SELECT anonymous_id, _chain FROM {seq} GROUP BY anonymous_id, _chain
-            HAVING max(_t) - _chain > {rules.max_length_us}
+            SELECT anonymous_id, _seg FROM {seq} GROUP BY anonymous_id, _seg
+            HAVING max(_t) - _seg > {rules.max_length_us}
             """
         )
-        session_id = "md5(anonymous_id || '|' || _start::VARCHAR)"
         n_overcap = self.con.execute(f"SELECT count(*) FROM {overcap}").fetchone()[0]
         if n_overcap == 0:
             self.con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE {self.assign} AS
-                SELECT _rid, _ord, _start, {session_id} AS session_id
-                FROM (SELECT _rid, anonymous_id, _ord, _chain AS _start FROM {seq})
-                """
+                f"CREATE OR REPLACE TEMP TABLE {self.assign} AS"
+                f" SELECT _rid, anonymous_id, _t, _ord, _seg AS _start FROM {seq}"
             )
             return
-        self._cut_overcap_chains(seq, overcap, cuts)
+        self._cut_overcap_segments(seq, overcap, cuts)
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {self.assign} AS
-            SELECT _rid, _ord, _start, {session_id} AS session_id
-            FROM (
-                SELECT s._rid, s.anonymous_id, s._ord, s._chain AS _start
-                FROM {seq} s ANTI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._chain = o._chain
-                UNION ALL
-                SELECT s._rid, s.anonymous_id, s._ord, c._start
-                FROM (SELECT * FROM {seq} s
-                      SEMI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._chain = o._chain) s
-                ASOF JOIN {cuts} c ON s.anonymous_id = c.anonymous_id AND s._t >= c._start
-            )
+            SELECT s._rid, s.anonymous_id, s._t, s._ord, s._seg AS _start
+            FROM {seq} s ANTI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._seg = o._seg
+            UNION ALL
+            SELECT s._rid, s.anonymous_id, s._t, s._ord, c._start
+            FROM (SELECT * FROM {seq} s
+                  SEMI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._seg = o._seg) s
+            ASOF JOIN {cuts} c ON s.anonymous_id = c.anonymous_id AND s._t >= c._start
             """
         )
 
-    def _cut_overcap_chains(self, seq: str, overcap: str, cuts: str) -> None:
-        chains = self.con.execute(
+    def _cut_overcap_segments(self, seq: str, overcap: str, cuts: str) -> None:
+        segments = self.con.execute(
             f"""
             SELECT s.anonymous_id, list(s._t ORDER BY s._t) AS ts
-            FROM {seq} s SEMI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._chain = o._chain
-            GROUP BY s.anonymous_id, s._chain
+            FROM {seq} s SEMI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._seg = o._seg
+            GROUP BY s.anonymous_id, s._seg
             """
         ).fetchall()
         visitors: list[str] = []
         starts: list[int] = []
-        for anonymous_id, timestamps in chains:
+        for anonymous_id, timestamps in segments:
             for start in cut_chain(timestamps, self.rules.max_length_us):
                 visitors.append(anonymous_id)
                 starts.append(start)
@@ -272,22 +316,27 @@ class Sessionizer:
         )
 
     def build_events(self, exclude: Iterable[str] = ()) -> None:
-        """``<prefix>_events``: a view of the sessionized rows with all source columns (minus ``exclude``),
-        _cs_ord and session_id. A view, not a table: the session aggregate reads only the columns it needs, and
-        the events file streams straight from the join."""
+        """``<prefix>_events``: a view of the sessionized rows with all source columns (minus ``exclude`` and
+        the row identity), ``_t``, ``_ord``, ``_start`` and session_id. A view, not a table: the session aggregate reads only
+        the columns it needs, and the events file streams straight from the join."""
         drop = {"session_id", *exclude} & self.columns
+        if self.rid != "rowid":
+            drop.add(self.rid)
         star = f"s.* EXCLUDE ({', '.join(quote(c) for c in sorted(drop))})" if drop else "s.*"
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP VIEW {self.events} AS
-            SELECT {star}, a._ord AS _cs_ord, a.session_id
-            FROM {self.source} s JOIN {self.assign} a ON s.rowid = a._rid
+            SELECT {star}, a._t, a._ord, a._start, {session_id_sql("s.anonymous_id", "a._start")} AS session_id
+            FROM {self.source} s JOIN (SELECT _rid, _t, _ord, _start FROM {self.assign}) a ON {self._rid("s")} = a._rid
             """
         )
 
     # -- 5. session fields ---------------------------------------------------------------------------------
     def build_sessions(self) -> None:
-        """``<prefix>_sessions``: one row per session of ``<prefix>_events``, SESSION_COLUMNS in order."""
+        """``<prefix>_sessions``: one row per session of ``<prefix>_events``, SESSION_COLUMNS in order.
+
+        One aggregation grouped by (anonymous_id, session start); "first" and "last" follow the rule's order
+        (event_ts, event_id), and the first event's attributes come out of one ``arg_min`` over a struct."""
         ev = self.events
         engaged = f"{self.prefix}_engaged"
         ping_time = "coalesce(occurred_at, event_ts)" if self.has("occurred_at") else "event_ts"
@@ -296,28 +345,45 @@ class Sessionizer:
             f"""
             CREATE OR REPLACE TEMP TABLE {engaged} AS
             WITH marked AS (
-                SELECT session_id, event_type, {ping_time} AS _ping_time,
+                SELECT anonymous_id, _start, event_type, {ping_time} AS _ping_time,
                        sum(CASE WHEN event_type = 'page_view' THEN 1 ELSE 0 END) OVER (
-                           PARTITION BY session_id ORDER BY _cs_ord ROWS UNBOUNDED PRECEDING) AS _view
+                           PARTITION BY anonymous_id, _start ORDER BY _ord ROWS UNBOUNDED PRECEDING) AS _view
                 FROM {ev} WHERE event_type IN ('page_view', 'page_ping')
             ),
             per_view AS (
-                SELECT session_id, _view, count(DISTINCT epoch_us(_ping_time) // {heartbeat_us}) AS _slots
-                FROM marked WHERE event_type = 'page_ping' GROUP BY session_id, _view
+                SELECT anonymous_id, _start, _view,
+                       count(DISTINCT epoch_us(_ping_time) // {heartbeat_us}) AS _slots
+                FROM marked WHERE event_type = 'page_ping' GROUP BY anonymous_id, _start, _view
             )
-            SELECT session_id, sum({HEARTBEAT_S} * (_slots - 1) + {MIN_VISIT_LENGTH_S})::DOUBLE AS engaged_s
-            FROM per_view GROUP BY session_id
+            SELECT anonymous_id, _start,
+                   sum({HEARTBEAT_S} * (_slots - 1) + {MIN_VISIT_LENGTH_S})::DOUBLE AS engaged_s
+            FROM per_view GROUP BY anonymous_id, _start
             """
         )
         page = "coalesce(page_path, page_url)" if self.has("page_path") else "page_url"
         is_pv = "event_type = 'page_view'"
         money = "event_type IN ('purchase', 'refund')"
-
-        def first(expr: str) -> str:
-            return f"arg_min_null({expr}, _cs_ord)"
+        order_key = "_ord"  # the visitor's events numbered in the rule's order (event_ts, event_id)
+        first_attrs = [
+            name
+            for name in (
+                "app_id",
+                "page_referrer",
+                "channel",
+                "utm_source",
+                "utm_medium",
+                "utm_campaign",
+                "utm_term",
+                "utm_content",
+                "device_type",
+                "browser",
+                "os",
+            )
+            if self.has(name)
+        ]
 
         def first_of(column: str) -> str:
-            return first(quote(column)) if self.has(column) else f"NULL::{_TYPES[column]}"
+            return f"a._first.{quote(column)}" if column in first_attrs else f"NULL::{_TYPES[column]}"
 
         def any_flag(column: str) -> str:
             return f"coalesce(bool_or({quote(column)}), false)" if self.has(column) else "NULL::BOOLEAN"
@@ -337,31 +403,22 @@ class Sessionizer:
             else "NULL"
         )
         currency = (
-            f"arg_min(currency, _cs_ord) FILTER (WHERE {money} AND currency IS NOT NULL)"
+            f"arg_min(currency, {order_key}) FILTER (WHERE {money} AND currency IS NOT NULL)"
             if self.has("currency")
             else "NULL"
         )
+        first_struct = ", ".join(quote(n) for n in first_attrs)
         aggregated = {
-            "anonymous_id": "any_value(anonymous_id)",
-            "user_id": "arg_max(user_id, _cs_ord) FILTER (WHERE user_id IS NOT NULL)",
-            "app_id": first_of("app_id"),
-            "session_start": "min(event_ts)",
+            "_first": f"arg_min(struct_pack({first_struct}), {order_key})" if first_attrs else "NULL",
+            "user_id": f"arg_max(user_id, {order_key}) FILTER (WHERE user_id IS NOT NULL)",
+            "_end": "max(_t)",
             "session_end": "max(event_ts)",
-            "duration_s": f"(epoch_us(max(event_ts)) - epoch_us(min(event_ts))) / {_US_PER_S}",
             "n_events": "count(*)",
             "n_page_views": f"count(*) FILTER (WHERE {is_pv})",
-            "landing_page": f"coalesce({first(page)} FILTER (WHERE {is_pv}), {first(page)})",
-            "exit_page": f"coalesce(arg_max_null({page}, _cs_ord) FILTER (WHERE {is_pv}), "
-            f"arg_max_null({page}, _cs_ord))",
-            "referrer": first_of("page_referrer"),
-            "channel": first_of("channel"),
-            **{
-                utm: first_of(utm)
-                for utm in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-            },
-            "device_type": first_of("device_type"),
-            "browser": first_of("browser"),
-            "os": first_of("os"),
+            "landing_page": f"coalesce(arg_min_null({page}, {order_key}) FILTER (WHERE {is_pv}), "
+            f"arg_min_null({page}, {order_key}))",
+            "exit_page": f"coalesce(arg_max_null({page}, {order_key}) FILTER (WHERE {is_pv}), "
+            f"arg_max_null({page}, {order_key}))",
             "is_bot": any_flag("is_bot"),
             "is_internal": any_flag("is_internal"),
             "viewed_item": did("view_item"),
@@ -372,28 +429,38 @@ class Sessionizer:
             "revenue": revenue,
             "currency": currency,
         }
+        duration = f"((a._end - a._start) / {_US_PER_S})"
+        engaged_rule = f"({duration} > {ENGAGED_MIN_DURATION_S} OR a.n_page_views >= {ENGAGED_MIN_PAGE_VIEWS} OR a.purchased)"
         derived = {
-            "engaged_time_s": "least(coalesce(e.engaged_s, 0), a.duration_s)",
-            "engaged": f"(a.duration_s > {ENGAGED_MIN_DURATION_S} OR a.n_page_views >= {ENGAGED_MIN_PAGE_VIEWS}"
-            " OR a.purchased)",
-            "bounce": f"NOT (a.duration_s > {ENGAGED_MIN_DURATION_S} OR a.n_page_views >= {ENGAGED_MIN_PAGE_VIEWS}"
-            " OR a.purchased)",
+            "session_id": session_id_sql("a.anonymous_id", "a._start"),
+            "anonymous_id": "a.anonymous_id",
+            "app_id": first_of("app_id"),
+            "session_start": "make_timestamp(a._start)::TIMESTAMPTZ",
+            "duration_s": duration,
+            "referrer": first_of("page_referrer"),
+            "channel": first_of("channel"),
+            **{
+                utm: first_of(utm)
+                for utm in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+            },
+            "device_type": first_of("device_type"),
+            "browser": first_of("browser"),
+            "os": first_of("os"),
+            "engaged_time_s": f"least(coalesce(e.engaged_s, 0), {duration})",
+            "engaged": engaged_rule,
+            "bounce": f"NOT {engaged_rule}",
         }
         inner = ",\n".join(f"{expr} AS {quote(name)}" for name, expr in aggregated.items())
         outer = []
         for name, typ in SESSION_COLUMNS:
-            if name == "session_id":
-                outer.append("a.session_id")
-            elif name in derived:
-                outer.append(f"({derived[name]})::{typ} AS {quote(name)}")
-            else:
-                outer.append(f"a.{quote(name)}::{typ} AS {quote(name)}")
+            expr = derived.get(name, f"a.{quote(name)}")
+            outer.append(f"({expr})::{typ} AS {quote(name)}")
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {self.sessions} AS
             SELECT {", ".join(outer)}
-            FROM (SELECT session_id, {inner} FROM {ev} GROUP BY session_id) a
-            LEFT JOIN {engaged} e ON a.session_id = e.session_id
+            FROM (SELECT anonymous_id, _start, {inner} FROM {ev} GROUP BY anonymous_id, _start) a
+            LEFT JOIN {engaged} e ON a.anonymous_id = e.anonymous_id AND a._start = e._start
             """
         )
 

@@ -175,7 +175,8 @@ def sessionize_bucket(
                 f"""
                 CREATE TEMP TABLE new_state AS
                 SELECT {_cols(_VALIDATED_NAMES, "c")},
-                       CASE WHEN v.anonymous_id IS NULL THEN c._old_session_id ELSE a.session_id END AS session_id,
+                       CASE WHEN v.anonymous_id IS NULL THEN c._old_session_id
+                            WHEN a._rid IS NOT NULL THEN md5(a.anonymous_id || '|' || a._start::VARCHAR) END AS session_id,
                        d.drop_reason
                 FROM combined c
                 LEFT JOIN affected v ON c.anonymous_id = v.anonymous_id
