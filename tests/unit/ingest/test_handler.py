@@ -125,3 +125,19 @@ def test_ingest_handler_imports_no_heavy_engine():
     )
     # Then neither the engines nor boto3 (created lazily on first use) were loaded
     assert out.stdout.strip() == ""
+
+
+def test_snowplow_and_guest_samples_reach_s3_through_the_real_handler(aws, ingest_handler):
+    # Given the tp2 sample (a captured tracker batch) and the guest sample (SigV4, identity-pool identity)
+    tp2 = load_event("ingest_snowplow.json")
+    guest = load_event("ingest_guest.json")
+    # When API Gateway invokes the handler with each
+    answers = [ingest_handler.lambda_handler(e, FakeLambdaContext()) for e in (tp2, guest)]
+    # Then both are accepted and land in the raw bucket under their identities
+    assert [a["statusCode"] for a in answers] == [202, 202]
+    records = [json.loads(line) for text in _raw_objects(aws.settings.raw_bucket) for line in text.splitlines()]
+    by_source = {r["source"]: r for r in records}
+    assert by_source["snowplow"]["user_id"] == SUB and "guest_id" not in by_source["snowplow"]
+    native = by_source["native"]
+    assert native["user_id"] is None
+    assert native["guest_id"] == guest["requestContext"]["identity"]["cognitoIdentityId"]
