@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -56,10 +57,24 @@ def dedupe(rows: list[dict]) -> tuple[list[dict], dict[tuple, str]]:
     return kept, dropped
 
 
+def campaign_of(row: dict) -> tuple | None:
+    utm = (row.get("utm_source"), row.get("utm_medium"), row.get("utm_campaign"))
+    return utm if any(v is not None for v in utm) else None
+
+
 def sessionize(
-    rows: list[dict], timeout: timedelta = timedelta(minutes=30), max_length: timedelta = timedelta(hours=24)
+    rows: list[dict],
+    timeout: timedelta = timedelta(minutes=30),
+    max_length: timedelta = timedelta(hours=24),
+    *,
+    midnight_tz: str | None = None,
+    on_campaign: bool = False,
 ) -> tuple[dict[tuple, str], dict[tuple, str], list[dict]]:
-    """(session_id by row key for kept rows, drop reason by row key, sessions with start/end/n_events)."""
+    """(session_id by row key for kept rows, drop reason by row key, sessions with start/end/n_events).
+
+    Optional splits: another local day than the previous event (``midnight_tz``), or a campaign other than the
+    visitor's latest one (``on_campaign``); neither splits two events at the same instant."""
+    zone = ZoneInfo(midnight_tz) if midnight_tz else None
     kept, dropped = dedupe(rows)
     by_visitor: dict[str, list[dict]] = defaultdict(list)
     for row in kept:
@@ -70,11 +85,19 @@ def sessionize(
         events.sort(key=lambda r: (r["event_ts"], r["event_id"]))
         previous = None
         start = None
+        campaign = None
         for event in events:
             ts = event["event_ts"]
-            if previous is None or ts - previous > timeout or ts - start > max_length:
+            split = False
+            if previous is not None and ts > previous:
+                if zone is not None and ts.astimezone(zone).date() != previous.astimezone(zone).date():
+                    split = True
+                if on_campaign and campaign_of(event) is not None and campaign_of(event) != campaign:
+                    split = True
+            if previous is None or ts - previous > timeout or ts - start > max_length or split:
                 start = ts
             previous = ts
+            campaign = campaign_of(event) or campaign
             sid = session_id_of(anonymous_id, start)
             assigned[row_key(event)] = sid
             session = sessions.setdefault(

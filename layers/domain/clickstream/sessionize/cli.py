@@ -19,6 +19,16 @@ def _positive(value: str) -> float:
     return number
 
 
+def _time_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown time zone: {value!r}") from None
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "sessionize",
@@ -41,6 +51,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="longest session, from its start (default 24)",
     )
     parser.add_argument(
+        "--split-at-midnight",
+        metavar="TZ",
+        type=_time_zone,
+        default=None,
+        help="also start a new session at midnight in time zone TZ (IANA name, e.g. Europe/Berlin)",
+    )
+    parser.add_argument(
+        "--split-on-campaign",
+        action="store_true",
+        help="also start a new session when an event brings another utm source/medium/campaign "
+        "(events without one never override a campaign)",
+    )
+    parser.add_argument(
         "--memory-limit", default=None, help="DuckDB memory limit, e.g. 2GB (spills beyond it)"
     )
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
@@ -52,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
     from clickstream.sessionize.engine import DuckDBOptions, SessionRules
     from clickstream.sessionize.files import sessionize_files
 
-    rules = SessionRules(timeout_minutes=args.timeout_minutes, max_session_hours=args.max_session_hours)
+    rules = SessionRules(
+        timeout_minutes=args.timeout_minutes,
+        max_session_hours=args.max_session_hours,
+        split_at_midnight=args.split_at_midnight,
+        split_on_campaign=args.split_on_campaign,
+    )
     options = DuckDBOptions(
         memory_limit=args.memory_limit, threads=args.threads, temp_directory=args.temp_directory
     )

@@ -83,6 +83,7 @@ def sessionize_bucket(
     *,
     timeout_minutes: float = 30,
     max_session_hours: float = 24,
+    rules: SessionRules | None = None,
     memory_limit: str | None = None,
     workdir: Path | None = None,
 ) -> SessionizeResult:
@@ -150,7 +151,9 @@ def sessionize_bucket(
                 """
             )
 
-            rules = SessionRules(timeout_minutes=timeout_minutes, max_session_hours=max_session_hours)
+            rules = rules or SessionRules(
+                timeout_minutes=timeout_minutes, max_session_hours=max_session_hours
+            )
             engine = Sessionizer(con, "combined", [*_VALIDATED_NAMES, "_old_session_id"], rules)
             engine.run(visitors="affected", exclude=["_old_session_id"])
 
@@ -260,11 +263,17 @@ def run_sessionize(
 
         lake = S3ObjectStore(settings.lake_bucket)
     return sessionize_bucket(
-        request,
-        lake,
+        request, lake, rules=session_rules(settings), memory_limit=duckdb_memory_limit(function_memory_mb)
+    )
+
+
+def session_rules(settings: Settings) -> SessionRules:
+    """The rule as the stack is configured: timeout, cap, and the optional splits (midnight in the site's zone)."""
+    return SessionRules(
         timeout_minutes=settings.session_timeout_minutes,
         max_session_hours=settings.max_session_hours,
-        memory_limit=duckdb_memory_limit(function_memory_mb),
+        split_at_midnight=settings.site_timezone if settings.split_at_midnight else None,
+        split_on_campaign=settings.split_on_campaign,
     )
 
 
