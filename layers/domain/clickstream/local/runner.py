@@ -608,3 +608,11 @@ def print_outcome(result: DemoResult, console: Any) -> None:
         f"Wrote {out / WAREHOUSE_FILE if result.warehouse_url.startswith('duckdb') else summary['warehouse']}, "
         f"{out / REPORT_FILE} and {out / SUMMARY_FILE}"
     )
+
+
+# -- shared with ``clickstream serve`` (clickstream.local.serve) ------------------------------------------------
+RUNTIME_ENV = _RUNTIME_ENV
+environment = _environment
+quiet_logs = _quiet_logs
+context_factory = _context_factory
+queue_depth = _queue_depth
