@@ -616,3 +616,4 @@ environment = _environment
 quiet_logs = _quiet_logs
 context_factory = _context_factory
 queue_depth = _queue_depth
+handler_output_muted = _handler_output_muted
