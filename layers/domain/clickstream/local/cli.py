@@ -1,4 +1,5 @@
-"""Local sub-commands: ``clickstream demo`` (the whole pipeline on simulated store traffic)."""
+"""Local sub-commands: ``clickstream demo`` (the whole pipeline on simulated store traffic), ``clickstream serve``
+(the ingest API on 127.0.0.1) and ``clickstream token`` (a bearer token that endpoint accepts)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress bars (for logs and CI)")
     demo.set_defaults(func=run)
+    _register_serve(subparsers)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,3 +110,108 @@ def _positive_float(text: str) -> float:
 def _utc_datetime(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# -- serve and token -----------------------------------------------------------------------------------------------
+def _register_serve(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve the ingest API on 127.0.0.1 for a browser or a tracker, the pipeline behind it (moto)",
+        description=(
+            "POST /v1/events and /com.snowplowanalytics.snowplow/tp2 with 'Authorization: Bearer <token>' "
+            "(clickstream token); POST /local/run-pipeline validates what arrived and runs the state machine; GET / "
+            "shows the report. Stops cleanly on SIGINT/SIGTERM, leaving DIR/warehouse.duckdb readable."
+        ),
+    )
+    serve.add_argument("--port", type=_port, default=3000, help="TCP port; 0 picks a free one (default 3000)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument(
+        "--out",
+        type=Path,
+        default=Path("serve-output"),
+        metavar="DIR",
+        help="output folder (default serve-output)",
+    )
+    serve.add_argument(
+        "--warehouse",
+        metavar="URL",
+        default=None,
+        help="warehouse URL (default duckdb:///DIR/warehouse.duckdb)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        dest="allow_origins",
+        help="origin allowed to post from a browser; repeatable, '*' patterns allowed "
+        "(default http://localhost:* and http://127.0.0.1:*)",
+    )
+    serve.add_argument("--quiet", action="store_true", help="no access log on stderr")
+    serve.set_defaults(func=run_serve)
+
+    token = subparsers.add_parser(
+        "token",
+        help="print a bearer token clickstream serve accepts",
+        description=(
+            "Sign a Cognito-shaped token with the local issuer of DIR (DIR/issuer.json, created if missing and "
+            "shared with clickstream serve --out DIR)."
+        ),
+    )
+    token.add_argument(
+        "--user", default="shopper", metavar="NAME", help="user name; one name, one sub (default shopper)"
+    )
+    token.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("serve-output"),
+        metavar="DIR",
+        help="the serve output folder (default serve-output)",
+    )
+    token.add_argument(
+        "--token-use", choices=("id", "access"), default="id", help="id or access token (default id)"
+    )
+    token.add_argument(
+        "--expires-in",
+        type=_positive_int,
+        default=3600,
+        metavar="SECONDS",
+        help="validity in seconds (default 3600)",
+    )
+    token.set_defaults(func=run_token)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import sys
+
+    from clickstream.local.serve import DEFAULT_ALLOWED_ORIGINS, ServeError, ServeOptions, serve
+
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        out=args.out,
+        warehouse=args.warehouse,
+        allow_origins=tuple(args.allow_origins or DEFAULT_ALLOWED_ORIGINS),
+    )
+    try:
+        return serve(
+            options, log=None if args.quiet else lambda line: print(line, file=sys.stderr, flush=True)
+        )
+    except ServeError as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from clickstream.local.auth import LocalIssuer
+
+    issuer = LocalIssuer.load_or_create(args.out_dir)
+    print(issuer.issue(args.user, token_use=args.token_use, expires_in=args.expires_in))
+    return 0
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be between 0 and 65535")
+    return value
