@@ -58,7 +58,7 @@ def bearer_token(authorization: str | None) -> str:
     scheme, _, rest = value.partition(" ")
     if rest and scheme.lower() == "bearer":
         value = rest.strip()
-    if not value or " " in value:
+    if not value or " " in value or value.lower() == "bearer":
         raise InvalidToken("the Authorization header must be 'Bearer <token>'")
     return value
 
