@@ -27,6 +27,7 @@ from clickstream.local.serve import (
     running,
 )
 from clickstream.local.template import load_template
+from tests.conftest import load_event
 
 ALLOWED = "http://localhost:5173"
 FOREIGN = "https://evil.example"
@@ -269,6 +270,24 @@ def test_a_gzip_body_is_accepted(served):
         )
         # Then the handler inflates it and accepts every event
         assert (answer.status, answer.json()) == (202, {"accepted": 3}), headers
+
+
+def test_a_snowplow_tracker_batch_is_accepted_with_the_token_it_carries(served):
+    # Given a batch captured from the Snowplow JavaScript tracker, its Authorization replaced by a local token
+    sample = load_event("ingest_snowplow.json")
+    n = len(json.loads(sample["body"])["data"])
+    headers = {
+        **sample["headers"],
+        "Authorization": f"Bearer {served.issuer.issue('alice')}",
+        "Origin": ALLOWED,
+    }
+    # When the tracker posts it to the tp2 route
+    answer = _request(
+        served.url, "POST", "/com.snowplowanalytics.snowplow/tp2", sample["body"].encode("utf-8"), headers
+    )
+    # Then every event in it is accepted
+    assert answer.status == 202 and answer.json() == {"accepted": n}
+    assert answer.headers["access-control-allow-origin"] == ALLOWED
 
 
 def test_handler_refusals_keep_their_status(served):
