@@ -117,7 +117,8 @@ class GatewayShape:
             )
         except FileNotFoundError:  # pragma: no cover - the template ships with the repository
             pass
-        cors = api.get("Cors") if isinstance(api.get("Cors"), dict) else {}
+        cors_value = api.get("Cors")
+        cors: dict[str, Any] = cors_value if isinstance(cors_value, dict) else {}
 
         def literal(name: str, default: str) -> str:
             value = cors.get(name)
@@ -257,7 +258,7 @@ class LocalEndpoint:
         try:
             exit_.enter_context(environment({**RUNTIME_ENV, "POWERTOOLS_METRICS_DISABLED": "true"}))
             exit_.callback(quiet_logs())
-            exit_.enter_context(mock_aws(config=MOTO_CONFIG))
+            exit_.enter_context(mock_aws(config=MOTO_CONFIG))  # type: ignore[call-overload]
             self.settings = local_settings(
                 warehouse_url=self.warehouse_url, allowed_origins=self.allowed_origins
             )
@@ -479,7 +480,8 @@ class LocalServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}"
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
