@@ -1,7 +1,8 @@
 """Judging one raw object: every event ends validated (a row), quarantined (with a reason) or a duplicate.
 
-Pure: bytes in, rows and quarantine entries out, no I/O. Order of judgement for each event:
-schema / size (alone) → too late (alone) → in-object dedupe among the events still standing. The first copy of an
+Pure: bytes in, rows and quarantine entries out, no I/O. A record of a person under erasure (its anonymous_id or
+user_id hashes to a tombstone) is quarantined as ``erased`` before anything else, keeping only the id's hash and
+the event's place, never the event. Order of judgement for each other event: schema / size (alone) → too late (alone) → in-object dedupe among the events still standing. The first copy of an
 event id wins (earliest received_at, then event_ts, then record ordinal, then position in the record); a later copy
 with the same client payload is a duplicate (counted, dropped), one with a different payload is quarantined as
 ``duplicate_conflict``. Invariant: events_in == validated + quarantined + duplicates.
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from clickstream.adapters.state import id_hash
 from clickstream.validate.enrich import (
     RecordContext,
     build_row,
@@ -40,6 +42,7 @@ SIZE_VIOLATION = "size_violation"
 TOO_LATE = "too_late"
 DUPLICATE_CONFLICT = "duplicate_conflict"
 UNPARSEABLE_RECORD = "unparseable_record"
+ERASED = "erased"
 
 
 class AccountingError(AssertionError):
@@ -50,6 +53,7 @@ class AccountingError(AssertionError):
 class JudgeOptions:
     lookback: timedelta
     internal_networks: tuple[str, ...] = ()
+    tombstones: frozenset[str] = frozenset()  # sha256 of ids under erasure (adapters.state.tombstones())
 
 
 @dataclass(slots=True)
@@ -79,10 +83,11 @@ class Judgement:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     max_received_at: datetime | None = None
+    validated_count: int | None = None  # set when the rows went straight to a file instead of ``rows``
 
     @property
     def validated(self) -> int:
-        return len(self.rows)
+        return len(self.rows) if self.validated_count is None else self.validated_count
 
     @property
     def quarantined(self) -> dict[str, int]:
@@ -101,7 +106,8 @@ class Judgement:
 
 
 def judge_object(data: bytes, *, source_key: str, options: JudgeOptions) -> Judgement:
-    """Judge every event of a raw object (gzip or plain JSON lines)."""
+    """Judge every event of a raw object (gzip or plain JSON lines), event by event: the specification
+    ``engine.judge_with_engine`` is tested against."""
     judge = _Judge(source_key, options)
     for line in read_records(decode_object(data)):
         judge.add_line(line)
@@ -124,6 +130,9 @@ class _Judge:
     # -- per record ----------------------------------------------------------------------------------------
     def add_line(self, line: RawLine) -> None:
         self.out.records += 1
+        doc = line.record if line.record is not None else line.loose
+        if isinstance(doc, dict) and isinstance(doc.get("events"), list) and self._erased(line, doc):
+            return
         if line.record is not None:
             ctx = self._context(line.record)
             for position, event in enumerate(line.record["events"]):
@@ -140,20 +149,53 @@ class _Judge:
             return
         self._add_loose(doc, line)
 
-    def _add_loose(self, doc: dict[str, Any], line: RawLine) -> None:
+    def _erased(self, line: RawLine, doc: dict[str, Any]) -> bool:
+        """Quarantine every event of a record whose person is under erasure, keeping only the id's hash."""
+        if not self.options.tombstones:
+            return False
+        for name in ("anonymous_id", "user_id"):
+            value = doc.get(name)
+            if isinstance(value, str) and value and id_hash(value) in self.options.tombstones:
+                digest = id_hash(value)
+                break
+        else:
+            return False
+        for position in range(len(doc["events"])):
+            self.out.events_in += 1
+            self.out.quarantine.append(
+                {
+                    "reason": ERASED,
+                    "detail": f"{name} under erasure",
+                    "source_object": self.out.source_key,
+                    "source_line": line.ordinal,
+                    "position": position,
+                    "event_id": None,
+                    "event": None,
+                    "envelope": None,
+                    "id_hash": digest,
+                }
+            )
+        return True
+
+    def add_positions(self, line: RawLine, positions: list[int]) -> None:
+        """Judge only the events at ``positions`` of a record whose other events were judged elsewhere."""
+        self._add_loose(line.loose, line, only=positions)
+
+    def _add_loose(self, doc: dict[str, Any], line: RawLine, only: list[int] | None = None) -> None:
         """A record that failed validation as a whole: judge its envelope, then each event on its own."""
         envelope_doc = {k: v for k, v in doc.items() if k != "events"}
         events = doc["events"]
+        pairs = list(enumerate(events)) if only is None else [(p, events[p]) for p in only]
         try:
             envelope = ENVELOPE_ADAPTER.validate_json(json.dumps({**envelope_doc, "events": []}))
         except (ValidationError, ValueError) as exc:
             detail = _detail(exc, prefix="envelope")
-            for position, event in enumerate(events):
+            for position, event in pairs:
                 self.out.events_in += 1
                 self._quarantine(SCHEMA_VIOLATION, detail, line, position, event, envelope=envelope_doc)
             return
         ctx = self._context(envelope)
-        for position, event in enumerate(events):
+        for position, event in pairs:
             self.out.events_in += 1
             if not isinstance(event, dict):
                 self._quarantine(
@@ -220,6 +262,32 @@ class _Judge:
             )
         )
 
+    def candidate_rows(self) -> list[tuple[tuple[Any, ...], int]]:
+        """Each candidate (an event that passed schema, size and lateness) as ``(row, position)``, undeduped."""
+        source = self.out.source_key
+        return [
+            (
+                build_row(
+                    c.event,
+                    c.ctx,
+                    event_ts=c.event_ts,
+                    occurred_at_iso=c.occurred_at_iso,
+                    clamped=c.clamped,
+                    hash_=c.hash_,
+                    source_object=source,
+                    source_line=c.line.ordinal,
+                ),
+                c.position,
+            )
+            for c in self.candidates
+        ]
+
+    def quarantine_conflict(self, line: RawLine, position: int, detail: str) -> None:
+        """A later copy of an event id with a different payload (found by the engine's dedupe)."""
+        self._quarantine(
+            DUPLICATE_CONFLICT, detail, line, position, line.original()["events"][position], ctx=True
+        )
+
     # -- dedupe and rows -----------------------------------------------------------------------------------
     def finish(self) -> Judgement:
         winners: dict[str, _Candidate] = {}
@@ -238,10 +306,7 @@ class _Judge:
             if loser.hash_ == winner.hash_:
                 self.out.duplicates += 1
             else:
-                detail = (
-                    f"event_id {loser.event_id} reused with a different payload "
-                    f"(first copy: record {winner.line.ordinal}, position {winner.position})"
-                )
+                detail = conflict_detail(loser.event_id, winner.line.ordinal, winner.position)
                 self._quarantine_original(DUPLICATE_CONFLICT, detail, loser.line, loser.position, loser.ctx)
         source = self.out.source_key
         keep = sorted(winners.values(), key=lambda c: (c.line.ordinal, c.position))
@@ -281,7 +346,7 @@ class _Judge:
         position: int | None,
         event: Any,
         *,
-        ctx: RecordContext | None = None,
+        ctx: RecordContext | bool | None = None,
         envelope: dict[str, Any] | None = None,
     ) -> None:
         if ctx is not None and envelope is None:
@@ -307,6 +372,13 @@ class _Judge:
                 "envelope": envelope,
             }
         )
+
+
+def conflict_detail(event_id: str, winner_line: int, winner_position: int) -> str:
+    return (
+        f"event_id {event_id} reused with a different payload "
+        f"(first copy: record {winner_line}, position {winner_position})"
+    )
 
 
 def _detail(exc: Exception, *, prefix: str) -> str:

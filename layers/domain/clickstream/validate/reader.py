@@ -42,9 +42,9 @@ class RawLine:
         return json.loads(self.raw)
 
 
-def read_records(payload: bytes) -> Iterator[RawLine]:
-    """Raw records of a decoded object, in order."""
-    ordinal = 0
+def read_records(payload: bytes, *, start: int = 0) -> Iterator[RawLine]:
+    """Raw records of a decoded object, in order (ordinals continue from ``start``)."""
+    ordinal = start
     for chunk in payload.split(b"\n"):
         line = chunk.strip()
         if not line:

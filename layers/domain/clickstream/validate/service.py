@@ -54,10 +54,30 @@ class LedgerRow:
         return asdict(self)
 
 
-def options_from(settings: Settings) -> JudgeOptions:
+TOMBSTONE_TTL_SECONDS = 60.0
+_tombstone_cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+
+def load_tombstones(state: StateStore, *, ttl_seconds: float = TOMBSTONE_TTL_SECONDS) -> frozenset[str]:
+    """The tombstoned id hashes, read at most once per ``ttl_seconds`` per state table and process (a warm Lambda
+    validates many objects; an erasure takes effect within the TTL)."""
+    import time
+
+    key = getattr(state, "table_name", None) or str(id(state))
+    now = time.monotonic()
+    cached = _tombstone_cache.get(key)
+    if cached is not None and now - cached[0] < ttl_seconds:
+        return cached[1]
+    stones = state.tombstones()
+    _tombstone_cache[key] = (now, stones)
+    return stones
+
+
+def options_from(settings: Settings, tombstones: frozenset[str] = frozenset()) -> JudgeOptions:
     return JudgeOptions(
         lookback=timedelta(hours=settings.lookback_hours),
         internal_networks=tuple(settings.internal_networks),
+        tombstones=tombstones,
     )
 
 
@@ -73,7 +93,8 @@ def validate_object(
 ) -> LedgerRow:
     """Validate and enrich one raw object; write its outputs and its ledger row. Idempotent per object."""
     data = raw_store.get_bytes(source_key)
-    judgement = judge_object(data, source_key=source_key, options=options_from(settings))
+    options = options_from(settings, load_tombstones(state))
+    judgement = judge_object(data, source_key=source_key, options=options)
     previous = state.get_ledger(source_key)
     arrival = arrival_hour_of(source_key, judgement.max_received_at) or _previous_arrival(previous)
     if arrival is None:  # nothing in the object or its key tells its arrival: the pipeline clock does, once

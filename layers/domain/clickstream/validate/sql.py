@@ -1,0 +1,274 @@
+"""The SQL of the fast validation path (DuckDB): plain events are checked, enriched and hashed in one set-based pass.
+
+"Plain" is a conservative subset of the per-event schema (``models``): every field of a known type and shape, no
+unknown fields, no escapes DuckDB and Python would print differently, no token DuckDB's JSON reader accepts and
+pydantic's strict reader does not (``NaN``, ``Infinity``, trailing commas, huge exponents). A plain event is
+valid by construction; any other event is judged by the Python path (``judge``), which gives the exact reason and
+detail. The payload hash of a plain event is the same sha256 over the same canonical JSON text as
+``enrich.payload_hash`` (sorted keys, compact, money as Python floats print): a property test holds them equal.
+"""
+
+from __future__ import annotations
+
+from clickstream.validate.enrich import KNOWN_EVENT_FIELDS
+from clickstream.validate.models import (
+    CURRENCY_PATTERN,
+    EVENT_TYPE_PATTERN,
+    ITEMS_REQUIRED,
+    MAX_ID,
+    MAX_ITEMS,
+    MAX_TEXT,
+    MAX_URL,
+    MONEY_REQUIRED,
+    PAGE_REQUIRED,
+    UUID_PATTERN,
+)
+
+# A plain event's serialized size stays far below MAX_EVENT_BYTES however Python re-prints its numbers.
+PLAIN_EVENT_BYTES = 16_000
+ISO_PATTERN = (
+    r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+)
+# The same URL rule as models.HTTP_URL_PATTERN, on printable ASCII only (so RE2 and Rust regex agree on \s).
+ASCII_URL_PATTERN = r'^[hH][tT][tT][pP][sS]?://[!"$-.0->@-~]+([/?#][!-~]*)?$'
+# Tokens DuckDB's JSON reader accepts and the strict reader does not, and escapes of lone surrogates.
+SUSPECT_PATTERN = r"[:,\[]\s*-?(NaN|Infinity|[0-9.]+[eE][+-]?[0-9]{3})|,\s*[\]}]|\\u[dD][89abcdefABCDEF]"
+ITEM_FIELDS = ("brand", "category", "name", "price", "product_id", "quantity")
+PAGE_FIELDS = ("referrer", "title", "url")
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _list(values) -> str:
+    return "[" + ", ".join(_lit(v) for v in sorted(values)) + "]"
+
+
+MACROS = f"""
+CREATE OR REPLACE TEMP MACRO jt(x) AS json_type(x);
+CREATE OR REPLACE TEMP MACRO is_null(x) AS (x IS NULL OR json_type(x) = 'NULL');
+CREATE OR REPLACE TEMP MACRO str_le(x, n) AS coalesce(json_type(x) = 'VARCHAR' AND strlen(x->>'$') <= n, false);
+CREATE OR REPLACE TEMP MACRO opt_str_le(x, n) AS (is_null(x) OR str_le(x, n));
+CREATE OR REPLACE TEMP MACRO id_ok(x) AS coalesce(str_le(x, {MAX_ID}) AND strlen(x->>'$') >= 1, false);
+CREATE OR REPLACE TEMP MACRO opt_id_ok(x) AS (is_null(x) OR id_ok(x));
+CREATE OR REPLACE TEMP MACRO is_num(x) AS coalesce(json_type(x) IN ('UBIGINT', 'BIGINT')
+    OR (json_type(x) = 'DOUBLE' AND isfinite(try_cast(x AS DOUBLE)) AND regexp_matches(x::VARCHAR, '[.eE]')),
+    false);
+CREATE OR REPLACE TEMP MACRO ts_ok(x) AS coalesce(json_type(x) = 'VARCHAR'
+    AND regexp_full_match(x->>'$', {_lit(ISO_PATTERN)}) AND try_cast(x->>'$' AS TIMESTAMPTZ) IS NOT NULL, false);
+CREATE OR REPLACE TEMP MACRO distinct_keys(k) AS (len(k) = len(list_distinct(k)));
+CREATE OR REPLACE TEMP MACRO num_text(x) AS (CASE WHEN is_null(x) THEN 'null' ELSE try_cast(x AS DOUBLE)::VARCHAR END);
+CREATE OR REPLACE TEMP MACRO scalar_text(x) AS (CASE json_type(x) WHEN 'DOUBLE' THEN try_cast(x AS DOUBLE)::VARCHAR
+    ELSE x::VARCHAR END);
+CREATE OR REPLACE TEMP MACRO part(keys, name, text) AS (CASE WHEN list_contains(keys, name)
+    THEN '"' || name || '":' || text END);
+CREATE OR REPLACE TEMP MACRO utc_iso(ts) AS (strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S')
+    || CASE WHEN epoch_us(ts) % 1000000 <> 0 THEN '.' || lpad((epoch_us(ts) % 1000000)::VARCHAR, 6, '0') ELSE '' END
+    || '+00:00');
+CREATE OR REPLACE TEMP MACRO nonempty(x) AS (CASE WHEN json_type(x) = 'VARCHAR' AND x->>'$' <> ''
+    THEN x->>'$' END);
+"""
+
+ENVELOPE_SHAPE = (
+    '{"schema":"JSON","request_id":"JSON","source":"JSON","received_at":"JSON","user_id":"JSON","ip":"JSON",'
+    '"user_agent":"JSON","internal":"JSON","app_id":"JSON","sent_at":"JSON","anonymous_id":"JSON",'
+    '"context":"JSON","events":"JSON"}'
+)
+EVENT_SHAPE = (
+    '{"event_id":"JSON","event_type":"JSON","occurred_at":"JSON","page":"JSON","properties":"JSON",'
+    '"items":"JSON","value":"JSON","currency":"JSON","transaction_id":"JSON","client_session_id":"JSON"}'
+)
+
+
+# lines(idx, text) -> rec: records whose envelope is plain (and, with it, the events list).
+RECORDS = f"""
+CREATE TEMP TABLE rec AS
+WITH parsed AS MATERIALIZED (
+    SELECT idx, text, json_transform(text, {_lit(ENVELOPE_SHAPE)}) AS r, json_keys(text) AS keys
+    FROM lines
+    WHERE json_valid(text) AND json_type(text) = 'OBJECT' AND json_type(text, '$.events') = 'ARRAY'
+      AND NOT regexp_matches(text, {_lit(SUSPECT_PATTERN)})
+)
+SELECT idx, r.events AS events, r.context AS context,
+       r.app_id->>'$' AS app_id, r.anonymous_id->>'$' AS anonymous_id, nonempty(r.user_id) AS user_id,
+       nonempty(r.user_agent) AS user_agent, r.ip->>'$' AS ip,
+       coalesce(r.internal::VARCHAR = 'true', false) AS internal,
+       try_cast(r.received_at->>'$' AS TIMESTAMPTZ) AS received_at, try_cast(r.sent_at->>'$' AS TIMESTAMPTZ) AS sent_at
+FROM parsed
+WHERE distinct_keys(keys)
+  AND opt_str_le(r.schema, 1000000000) AND opt_str_le(r.request_id, 1000000000)
+  AND opt_str_le(r.source, 1000000000) AND opt_str_le(r.user_id, 1000000000)
+  AND opt_str_le(r.ip, 1000000000) AND opt_str_le(r.user_agent, 1000000000)
+  AND (is_null(r.internal) OR jt(r.internal) = 'BOOLEAN')
+  AND (is_null(r.context) OR jt(r.context) = 'OBJECT')
+  AND id_ok(r.app_id) AND id_ok(r.anonymous_id) AND ts_ok(r.received_at) AND ts_ok(r.sent_at)
+"""
+
+# Per-record context: page (object or URL string, plus context.referrer), client session id, UTM key.
+CONTEXT = """
+CREATE TEMP TABLE rctx AS
+WITH c AS MATERIALIZED (
+    SELECT idx, context, context->'$.page' AS cp, json_keys(context) AS ckeys FROM rec
+)
+SELECT idx,
+    CASE jt(cp) WHEN 'OBJECT' THEN cp->'$.url' WHEN 'VARCHAR' THEN cp END AS cp_url,
+    CASE WHEN jt(cp) = 'OBJECT' AND list_contains(json_keys(cp), 'referrer') THEN cp->'$.referrer'
+         ELSE context->'$.referrer' END AS cp_referrer,
+    CASE WHEN jt(cp) = 'OBJECT' THEN cp->'$.title' END AS cp_title,
+    (jt(cp) = 'OBJECT' AND len(json_keys(cp)) > 0) OR jt(cp) = 'VARCHAR'
+        OR (jt(context->'$.referrer') = 'VARCHAR') AS cp_nonempty,
+    nonempty(CASE WHEN list_contains(ckeys, 'client_session_id') THEN context->'$.client_session_id'
+                  ELSE context->'$.session_id' END) AS ctx_session,
+    CASE WHEN context IS NOT NULL THEN json_object(
+        'utm', context->'$.utm', 'campaign', context->'$.campaign', 'utm_source', context->'$.utm_source',
+        'utm_medium', context->'$.utm_medium', 'utm_campaign', context->'$.utm_campaign',
+        'utm_term', context->'$.utm_term', 'utm_content', context->'$.utm_content')::VARCHAR END AS utm_key
+FROM c
+"""
+
+
+PAGE_SHAPE = '{"url":"JSON","referrer":"JSON","title":"JSON"}'
+ITEM_SHAPE = (
+    '{"product_id":"JSON","name":"JSON","category":"JSON","brand":"JSON","price":"JSON","quantity":"JSON"}'
+)
+
+
+def events_sql(lookback_us: int) -> str:
+    """rec -> ev: every event of a plain record, with its plain flag and (when plain) its derived fields.
+
+    Each event, its page and each item are parsed once (``json_transform`` to JSON-typed fields, plus their keys
+    for presence, unknown and duplicate fields); the checks and the canonical text work on those parts."""
+    known = _list(KNOWN_EVENT_FIELDS)
+    items_required = _list(ITEMS_REQUIRED)
+    money_required = _list(MONEY_REQUIRED)
+    page_required = _list(PAGE_REQUIRED)
+    item_fields = _list(ITEM_FIELDS)
+    page_fields = _list(PAGE_FIELDS)
+    item_ok = (
+        "lambda x: coalesce(jt(x.j) = 'OBJECT' AND distinct_keys(x.k) "
+        f"AND list_has_all({item_fields}, x.k) AND id_ok(x.t.product_id) "
+        f"AND opt_str_le(x.t.name, {MAX_TEXT}) AND opt_str_le(x.t.category, {MAX_TEXT}) "
+        f"AND opt_str_le(x.t.brand, {MAX_TEXT}) "
+        "AND (is_null(x.t.price) OR (is_num(x.t.price) AND try_cast(x.t.price AS DOUBLE) >= 0)) "
+        "AND (NOT list_contains(x.k, 'quantity') OR (jt(x.t.quantity) IN ('UBIGINT', 'BIGINT') "
+        "AND try_cast(x.t.quantity AS BIGINT) BETWEEN 1 AND 1000000)), false)"
+    )
+    item_text = (
+        "lambda x: '{' || concat_ws(',', "
+        + ", ".join(
+            f"part(x.k, '{name}', "
+            + ("num_text(x.t.price)" if name == "price" else f"coalesce((x.t.{name})::VARCHAR, 'null')")
+            + ")"
+            for name in ITEM_FIELDS
+        )
+        + ") || '}'"
+    )
+    prop_ok = (
+        "lambda kv: coalesce(jt(kv[2]) IN ('VARCHAR', 'UBIGINT', 'BIGINT', 'BOOLEAN', 'NULL') "
+        "OR (jt(kv[2]) = 'DOUBLE' AND isfinite(try_cast(kv[2] AS DOUBLE)) "
+        "AND regexp_matches(kv[2]::VARCHAR, '[.eE]')), false)"
+    )
+    return f"""
+CREATE TEMP TABLE ev AS
+WITH raw AS MATERIALIZED (
+    SELECT idx, unnest(l) AS e, generate_subscripts(l, 1) - 1 AS position
+    FROM (SELECT idx, json_extract(events, '$[*]') AS l FROM rec)
+),
+f AS MATERIALIZED (
+    SELECT idx, position, e, json_keys(e) AS keys, json_transform(e, {_lit(EVENT_SHAPE)}) AS ef,
+           e::VARCHAR AS etext
+    FROM raw
+),
+g AS MATERIALIZED (
+    SELECT f.*,
+        CASE WHEN jt(ef.page) = 'OBJECT' THEN json_keys(ef.page) END AS pkeys,
+        CASE WHEN jt(ef.page) = 'OBJECT' THEN json_transform(ef.page, {_lit(PAGE_SHAPE)}) END AS pg,
+        CASE WHEN jt(ef.items) = 'ARRAY' THEN list_transform(json_extract(ef.items, '$[*]'),
+             lambda it: {{'j': it, 'k': json_keys(it),
+                         't': CASE WHEN jt(it) = 'OBJECT' THEN json_transform(it, {_lit(ITEM_SHAPE)}) END}})
+             END AS its,
+        CASE WHEN jt(ef.properties) = 'OBJECT'
+             THEN list_sort(list_zip(json_keys(ef.properties), json_extract(ef.properties, '$.*'))) END AS pp
+    FROM f
+),
+checked AS MATERIALIZED (
+    SELECT g.*, rec.received_at, rec.sent_at, rctx.cp_url, rctx.cp_referrer, rctx.cp_title,
+        rctx.cp_nonempty, rctx.ctx_session, rctx.utm_key,
+        ef.event_type->>'$' AS event_type,
+        CASE WHEN ts_ok(ef.occurred_at) THEN try_cast(ef.occurred_at->>'$' AS TIMESTAMPTZ) END AS occurred_at,
+        jt(e) = 'OBJECT' AND distinct_keys(keys) AND list_has_all({known}, keys)
+        AND strlen(etext) <= {PLAIN_EVENT_BYTES} AND NOT contains(etext, '\\u')
+        AND str_le(ef.event_id, 36) AND regexp_full_match(ef.event_id->>'$', {_lit(UUID_PATTERN)})
+        AND str_le(ef.event_type, {MAX_ID})
+        AND regexp_full_match(ef.event_type->>'$', {_lit(EVENT_TYPE_PATTERN)})
+        AND ts_ok(ef.occurred_at)
+        AND (is_null(ef.page) OR (pkeys IS NOT NULL AND distinct_keys(pkeys) AND list_has_all({page_fields}, pkeys)
+             AND str_le(pg.url, {MAX_URL}) AND regexp_full_match(pg.url->>'$', {_lit(ASCII_URL_PATTERN)})
+             AND opt_str_le(pg.referrer, {MAX_URL}) AND opt_str_le(pg.title, {MAX_TEXT})))
+        AND (is_null(ef.properties) OR (pp IS NOT NULL AND distinct_keys(list_transform(pp, lambda kv: kv[1]))
+             AND list_bool_and(list_transform(pp, {prop_ok})) IS NOT false))
+        AND (is_null(ef.items) OR (its IS NOT NULL AND len(its) <= {MAX_ITEMS}
+             AND list_bool_and(list_transform(its, {item_ok})) IS NOT false))
+        AND (is_null(ef.value) OR is_num(ef.value))
+        AND (is_null(ef.currency) OR (jt(ef.currency) = 'VARCHAR'
+             AND regexp_full_match(ef.currency->>'$', {_lit(CURRENCY_PATTERN)})))
+        AND opt_id_ok(ef.transaction_id) AND opt_id_ok(ef.client_session_id)
+        AND (is_null(ef.value) OR NOT is_null(ef.currency))
+        AND (NOT list_contains({items_required}, ef.event_type->>'$') OR len(its) >= 1)
+        AND (NOT list_contains({money_required}, ef.event_type->>'$')
+             OR (NOT is_null(ef.value) AND NOT is_null(ef.currency) AND NOT is_null(ef.transaction_id)))
+        AS schema_ok
+    FROM g JOIN rec USING (idx) JOIN rctx USING (idx)
+),
+timed AS MATERIALIZED (
+    SELECT *,
+        epoch_us(sent_at) - epoch_us(occurred_at) AS offset_us,
+        -- a page view needs a page; without its own page an event takes the context's, whose URL must be http(s)
+        NOT is_null(ef.page) OR (
+            CASE WHEN is_null(cp_url) THEN NOT list_contains({page_required}, event_type)
+                 ELSE jt(cp_url) = 'VARCHAR' AND regexp_matches(lower(cp_url->>'$'), '^https?://')
+                      AND (NOT list_contains({page_required}, event_type) OR cp_url->>'$' <> '') END
+        ) AS page_ok,
+        CASE WHEN its IS NOT NULL THEN '[' || array_to_string(list_transform(its, {item_text}), ',') || ']'
+             END AS items_canon,
+        CASE WHEN pp IS NOT NULL THEN '{{' || array_to_string(list_transform(pp,
+             lambda kv: to_json(kv[1]) || ':' || scalar_text(kv[2])), ',') || '}}' END AS props_canon
+    FROM checked
+)
+SELECT idx, position, e,
+    coalesce(schema_ok AND page_ok AND offset_us <= {int(lookback_us)}, false) AS plain,
+    lower(ef.event_id->>'$') AS event_id, event_type,
+    occurred_at, received_at,
+    CASE WHEN offset_us < 0 THEN received_at ELSE received_at - to_microseconds(offset_us) END AS event_ts,
+    offset_us < 0 AS ts_clamped,
+    nonempty(ef.client_session_id) AS event_session,
+    CASE WHEN is_null(ef.page) THEN (CASE WHEN jt(cp_url) = 'VARCHAR' THEN cp_url->>'$' END)
+         ELSE pg.url->>'$' END AS url,
+    CASE WHEN is_null(ef.page) THEN nonempty(cp_referrer)
+         WHEN is_null(pg.referrer) AND cp_nonempty THEN nonempty(cp_referrer)
+         ELSE nonempty(pg.referrer) END AS referrer,
+    CASE WHEN is_null(ef.page) THEN nonempty(cp_title)
+         WHEN is_null(pg.title) AND cp_nonempty THEN nonempty(cp_title)
+         ELSE nonempty(pg.title) END AS title,
+    CASE WHEN len(its) > 0 THEN its[1] END AS first_item,
+    CASE WHEN len(its) > 0 THEN items_canon END AS items_text,
+    props_canon AS props_text,
+    CASE WHEN is_num(ef.value) THEN try_cast(ef.value AS DOUBLE) END AS value,
+    ef.currency->>'$' AS currency, ef.transaction_id->>'$' AS transaction_id,
+    '{{' || concat_ws(',',
+        part(keys, 'currency', coalesce((ef.currency)::VARCHAR, 'null')),
+        part(keys, 'event_type', coalesce((ef.event_type)::VARCHAR, 'null')),
+        part(keys, 'items', coalesce(items_canon, 'null')),
+        part(keys, 'occurred_at', '"' || utc_iso(occurred_at) || '"'),
+        part(keys, 'page', CASE WHEN pg IS NULL THEN 'null' ELSE '{{' || concat_ws(',',
+             part(pkeys, 'referrer', coalesce((pg.referrer)::VARCHAR, 'null')),
+             part(pkeys, 'title', coalesce((pg.title)::VARCHAR, 'null')),
+             part(pkeys, 'url', coalesce((pg.url)::VARCHAR, 'null'))) || '}}' END),
+        part(keys, 'properties', coalesce(props_canon, 'null')),
+        part(keys, 'transaction_id', coalesce((ef.transaction_id)::VARCHAR, 'null')),
+        part(keys, 'value', num_text(ef.value))
+    ) || '}}' AS canonical,
+    ctx_session, utm_key
+FROM timed
+"""
