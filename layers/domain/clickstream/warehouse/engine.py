@@ -7,15 +7,22 @@ Secrets get ``sslmode=require`` unless they say otherwise.
 
 SQL is written once with ``?`` placeholders; the PostgreSQL connection rewrites them for psycopg. Both engines run
 with the session time zone UTC, so timestamps go in and come out as aware UTC datetimes.
+
+Parquet files reach the warehouse through DuckDB SQL over ``read_parquet`` (:func:`parquet_source`): the DuckDB
+warehouse runs it itself (``INSERT … SELECT``); PostgreSQL gets its rows by ``COPY … FROM STDIN``, streamed from an
+in-memory DuckDB writing CSV into an OS pipe while the rows are sent (both sides in C, concurrently, no temp file).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -33,6 +40,12 @@ class WarehouseError(DomainError):
     """The warehouse is misconfigured or refused an operation on purpose (bad URL, bad secret, bad migration)."""
 
     code = "warehouse_error"
+
+
+class KeyConflict(DomainError):
+    """Rows being written collide with rows already present on a primary key."""
+
+    code = "key_conflict"
 
 
 def sql_type(duckdb_type: str) -> str:
@@ -68,39 +81,69 @@ class Connection:
     def lock(self, key: int) -> None:
         """Serialize writers on ``key`` until the current transaction ends (PostgreSQL advisory lock)."""
 
-    def stage_parquet(self, table: str, columns: Columns, files: Sequence[Path]) -> int:
-        """Create TEMP ``table`` with ``columns`` and fill it from Parquet ``files``; returns its row count.
+    def scan(self, select: str) -> list[tuple]:
+        """Rows of a DuckDB ``select`` over local Parquet files (see :func:`parquet_source`)."""
+        raise NotImplementedError
 
-        Columns a file lacks are null. Call inside a transaction: the table goes away with a rollback.
+    def load_select(self, table: str, columns: Columns, select: str) -> None:
+        """Append the rows of a DuckDB ``select`` over local Parquet files to ``table`` (its ``columns``, in order).
+
+        Inside a transaction the rows go away with a rollback. A primary-key collision raises :class:`KeyConflict`
+        (on PostgreSQL inside :meth:`savepoint`, so the transaction can go on).
         """
         raise NotImplementedError
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: an exception inside rolls back only its work (PostgreSQL)."""
+        raise WarehouseError(f"{self.dialect} has no savepoints")
+        yield  # pragma: no cover
 
-    def _create_stage(self, table: str, columns: Columns) -> None:
+    def prepare_event_days(self, days: Sequence[date]) -> list[date]:
+        """Make sure ``events`` can take rows of these UTC days; returns the days whose storage was created now.
+
+        A no-op on DuckDB (one table); PostgreSQL creates the missing daily partitions (see migration 0005).
+        """
+        return []
+
+    def create_temp(self, table: str, columns: Columns) -> None:
+        """A fresh TEMP table (dropped first if this connection already has one)."""
         self.execute(f"DROP TABLE IF EXISTS {table}")
         cols = ", ".join(f"{name} {sql_type(typ)}" for name, typ in columns)
         self.execute(f"CREATE TEMP TABLE {table} ({cols})")
+
+    def close(self) -> None:
+        raise NotImplementedError
 
     def count(self, table: str) -> int:
         return int(self.query(f"SELECT count(*) FROM {table}")[0][0])
 
 
-def _parquet_select(duck: Any, columns: Columns, path: Path) -> str:
-    """``SELECT CAST(col AS type) …`` over one Parquet file, with NULL for the columns it does not have."""
-    source = f"read_parquet({_literal(str(path))})"
-    present = {row[0] for row in duck.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
-    exprs = [
+def parquet_source(conn: Connection, columns: Columns, files: Sequence[Path]) -> str:
+    """DuckDB ``SELECT CAST(col AS type) AS col, …`` over ``files`` (union by name), NULL for columns they lack.
+
+    For :meth:`Connection.scan` and :meth:`Connection.load_select` of ``conn``. With no files the SELECT yields no
+    rows but keeps the types.
+    """
+    if not files:
+        exprs = ", ".join(f"CAST(NULL AS {sql_type(typ)}) AS {name}" for name, typ in columns)
+        return f"SELECT {exprs} WHERE FALSE"
+    source = (
+        f"read_parquet([{', '.join(_literal(str(p)) for p in files)}],"
+        " union_by_name = true, hive_partitioning = false)"
+    )
+    present = {row[0] for row in conn.scan(f"DESCRIBE SELECT * FROM {source}")}
+    exprs = ", ".join(
         f"CAST({name} AS {sql_type(typ)}) AS {name}"
         if name in present
         else f"CAST(NULL AS {sql_type(typ)}) AS {name}"
         for name, typ in columns
-    ]
-    return f"SELECT {', '.join(exprs)} FROM {source}"
+    )
+    return f"SELECT {exprs} FROM {source}"
 
 
 def _literal(text: str) -> str:
+    """A SQL string literal (both engines)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -138,13 +181,16 @@ class DuckDBConnection(Connection):
             raise
         self._con.execute("COMMIT")
 
-    def stage_parquet(self, table: str, columns: Columns, files: Sequence[Path]) -> int:
-        self._create_stage(table, columns)
-        for path in files:
-            self._con.execute(
-                f"INSERT INTO {table} ({column_list(columns)}) {_parquet_select(self._con, columns, path)}"
-            )
-        return self.count(table)
+    def scan(self, select: str) -> list[tuple]:
+        return self._con.execute(select).fetchall()
+
+    def load_select(self, table: str, columns: Columns, select: str) -> None:
+        import duckdb
+
+        try:
+            self._con.execute(f"INSERT INTO {table} ({column_list(columns)}) {select}")
+        except duckdb.ConstraintException as exc:
+            raise KeyConflict(str(exc).splitlines()[0]) from exc
 
     def close(self) -> None:
         self._con.close()
@@ -172,6 +218,7 @@ class PostgresConnection(Connection):
         # Staging tables live in temp buffers: big enough that a run's COPY does not spill to disk (allocated only
         # as used; must be set before the session's first temp table).
         self._conn.execute("SET temp_buffers = '256MB'")
+        self._duck: Any = None
 
     @staticmethod
     def _sql(sql: str, params: Sequence[Any]) -> str:
@@ -199,41 +246,176 @@ class PostgresConnection(Connection):
     def lock(self, key: int) -> None:
         self._conn.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
-    def stage_parquet(self, table: str, columns: Columns, files: Sequence[Path]) -> int:
-        import duckdb
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        with self._conn.transaction():
+            yield
 
-        self._create_stage(table, columns)
-        if files:
-            duck = duckdb.connect()
+    def _reader(self) -> Any:
+        """The in-memory DuckDB that reads Parquet for this connection (opened on first use)."""
+        if self._duck is None:
+            import duckdb
+
+            self._duck = duckdb.connect()
+            self._duck.execute("SET TimeZone = 'UTC'")
+            self._duck.execute("SET enable_progress_bar = false")
+            self._duck.execute("SET threads = 1")
+        return self._duck
+
+    def scan(self, select: str) -> list[tuple]:
+        return self._reader().execute(select).fetchall()
+
+    def load_select(self, table: str, columns: Columns, select: str) -> None:
+        """DuckDB writes the rows as CSV (its own thread) while this thread COPYs them in (see :class:`_Spool`)."""
+        import psycopg
+
+        duck = self._reader().cursor()  # a cursor of its own: usable from the producer thread
+        with tempfile.TemporaryDirectory(prefix="clickstream-copy-") as tmp:
+            spool = _Spool(Path(tmp) / f"{table}.csv")
+            producer = threading.Thread(
+                target=spool.produce,
+                args=(
+                    lambda target: duck.execute(
+                        f"COPY ({select}) TO {_literal(target)} (FORMAT csv, HEADER false)"
+                    ),
+                ),
+                name=f"copy-{table}",
+                daemon=True,
+            )
+            producer.start()
             try:
-                duck.execute("SET TimeZone = 'UTC'")
-                with tempfile.TemporaryDirectory(prefix="clickstream-copy-") as tmp:
-                    for i, path in enumerate(files):
-                        csv_path = Path(tmp) / f"{table}-{i}.csv"
-                        select = _parquet_select(duck, columns, path)
-                        duck.execute(
-                            f"COPY ({select}) TO {_literal(str(csv_path))} (FORMAT csv, HEADER false)"
-                        )
-                        self._copy_csv(table, columns, csv_path)
+                with (
+                    self._conn.cursor() as cur,
+                    cur.copy(f"COPY {table} ({column_list(columns)}) FROM STDIN (FORMAT csv)") as copy,
+                ):
+                    for chunk in spool.chunks():
+                        copy.write(chunk)
+            except psycopg.errors.UniqueViolation as exc:
+                raise KeyConflict(str(exc).splitlines()[0]) from exc
             finally:
+                spool.cancel()
+                producer.join()
                 duck.close()
-        # Statistics on the join keys only: the planner needs them for the deletes; the rest would cost seconds.
-        self.execute(
-            f"ANALYZE {table} ({', '.join(k for k in ('anonymous_id', 'event_id', 'session_id') if k in dict(columns))})"
-        )
-        return self.count(table)
 
-    def _copy_csv(self, table: str, columns: Columns, csv_path: Path) -> None:
-        with (
-            self._conn.cursor() as cur,
-            cur.copy(f"COPY {table} ({column_list(columns)}) FROM STDIN (FORMAT csv)") as copy,
-            open(csv_path, "rb") as fh,
-        ):
-            while chunk := fh.read(_COPY_CHUNK):
-                copy.write(chunk)
+    def prepare_event_days(self, days: Sequence[date]) -> list[date]:
+        """Create the missing daily partitions of ``events`` (UTC days of ``event_ts``), in the open transaction.
+
+        Partitions are named ``events_pYYYYMMDD``; the parent's primary key and indexes apply to them. Creating one
+        locks ``events`` until the transaction ends, so it happens at most once per new day.
+        """
+        rows = self.query("SELECT relkind FROM pg_class WHERE oid = to_regclass('events')")
+        if not rows or rows[0][0] != "p":
+            return []
+        existing = {
+            name
+            for (name,) in self.query(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = to_regclass('events')"
+            )
+        }
+        created: list[date] = []
+        for day in sorted(set(days)):
+            name = partition_name(day)
+            if name in existing:
+                continue
+            self.execute(
+                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events"
+                f" FOR VALUES FROM ('{day.isoformat()} 00:00:00+00') TO ('{(day + timedelta(days=1)).isoformat()} 00:00:00+00')"
+            )
+            created.append(day)
+        return created
 
     def close(self) -> None:
+        if self._duck is not None:
+            self._duck.close()
+            self._duck = None
         self._conn.close()
+
+
+class _Spool:
+    """CSV from DuckDB, streamed to the COPY as it is written, without ever making DuckDB wait.
+
+    DuckDB writes into an OS pipe; a pump thread moves the bytes into a temp file and tells the reader how far the
+    file is complete; the reader (the COPY) follows it. A writer blocked on a full pipe costs DuckDB CPU (it keeps
+    polling), so the pipe is drained at once and the file absorbs the difference in speed. Every way out ends all
+    threads: a DuckDB error is raised to the reader at the end of the data; ``cancel()`` (the reader failed) closes
+    the pipe, so DuckDB's next write fails and its statement ends.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._cond = threading.Condition()
+        self._size = 0
+        self._done = False
+        self._cancelled = False
+        self._failure: BaseException | None = None
+        path.touch()
+
+    def produce(self, write_to: Any) -> None:
+        """Run ``write_to('/dev/fd/N')`` (DuckDB's COPY … TO) and pump what it writes into the file."""
+        read_fd, write_fd = os.pipe()
+        _widen_pipe(write_fd)
+        pump = threading.Thread(target=self._pump, args=(read_fd,), name="copy-pump", daemon=True)
+        pump.start()
+        try:
+            write_to(f"/dev/fd/{write_fd}")
+        except BaseException as exc:  # handed to the reader
+            with self._cond:
+                if not self._cancelled:
+                    self._failure = exc
+        finally:
+            os.close(write_fd)
+            pump.join()
+
+    def _pump(self, read_fd: int) -> None:
+        try:
+            with os.fdopen(read_fd, "rb", buffering=0) as src, open(self._path, "ab", buffering=0) as out:
+                while not self._cancelled and (chunk := src.read(_COPY_CHUNK)):
+                    out.write(chunk)
+                    with self._cond:
+                        self._size += len(chunk)
+                        self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes in order, as they become available; raises DuckDB's error, if any, at the end."""
+        pos = 0
+        with open(self._path, "rb", buffering=0) as fh:
+            while True:
+                with self._cond:
+                    while self._size <= pos and not self._done:
+                        self._cond.wait()
+                    size, done, failure = self._size, self._done, self._failure
+                if size > pos:
+                    data = fh.read(min(size - pos, _COPY_CHUNK))
+                    pos += len(data)
+                    yield data
+                elif done:
+                    if failure is not None:
+                        raise failure
+                    return
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._cancelled = True
+
+
+def _widen_pipe(fd: int) -> None:
+    """A 1 MiB pipe buffer (Linux; the default 64 KiB means many small reads and COPY messages)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _COPY_CHUNK)
+    except (ImportError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size: keep the default
+        pass
+
+
+def partition_name(day: date) -> str:
+    """The ``events`` partition holding ``day`` (UTC) on PostgreSQL."""
+    return f"events_p{day:%Y%m%d}"
 
 
 @dataclass(frozen=True)

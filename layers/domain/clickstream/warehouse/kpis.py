@@ -63,7 +63,7 @@ WITH s AS (
 o AS (
     SELECT {day_col}count(DISTINCT e.transaction_id) AS orders
     FROM events e
-    JOIN s ON s.session_id = e.session_id
+    JOIN s ON s.anonymous_id = e.anonymous_id AND s.session_id = e.session_id
     WHERE e.event_type = 'purchase' AND e.transaction_id IS NOT NULL AND COALESCE(e.currency, ?) = ?
     {group}
 ),

@@ -1,0 +1,3 @@
+-- 0005 events by day (DuckDB): nothing to do. On PostgreSQL this version partitions `events` by the UTC day of
+-- event_ts (see 0005_events_by_day.postgresql.sql); DuckDB keeps one table, which it scans by zone maps anyway.
+-- The columns, their order and the queries stay the same on both engines.
