@@ -205,6 +205,3 @@ def _days(rows: Sequence[tuple]) -> set[str]:
     for (day,) in rows:
         out.add(day.isoformat() if isinstance(day, date) else str(day))
     return out
-
-
-__all__ = ["VISITOR_COLUMNS", "LoadStats", "RunFiles", "RunRecord", "column_list", "load_run"]
