@@ -199,7 +199,9 @@ def run_ours(db: str, files, *, reload: bool) -> float:
     from clickstream.warehouse.engine import open_warehouse
     from clickstream.warehouse.loader import RunRecord, load_run
 
-    run = RunRecord("bench-run", "arn:aws:states:us-east-1:123456789012:execution:pipeline:bench", None, None, 1)
+    run = RunRecord(
+        "bench-run", "arn:aws:states:us-east-1:123456789012:execution:pipeline:bench", None, None, 1
+    )
     warehouse = open_warehouse(db)
     if reload:
         with warehouse.connect() as conn:
@@ -219,6 +221,7 @@ def run_peer(db: str, files) -> float:
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     event_sql = ", ".join(EVENT_COLUMN_NAMES)
     session_sql = ", ".join(SESSION_COLUMN_NAMES)
     events = con.execute(
@@ -228,10 +231,19 @@ def run_peer(db: str, files) -> float:
         f"SELECT {session_sql}, CAST(session_start AS DATE) FROM "
         f"read_parquet([{', '.join(repr(str(p)) for p in files.sessions)}])"
     ).fetchall()
+    days = [
+        d
+        for (d,) in con.execute(
+            f"SELECT DISTINCT CAST(event_ts AS DATE) FROM read_parquet([{', '.join(repr(str(p)) for p in files.events)}])"
+        ).fetchall()
+    ]
     con.close()
-    insert_events = (
-        f"INSERT INTO events ({event_sql}) VALUES ({', '.join('%s' for _ in EVENT_COLUMN_NAMES)})"
-    )
+    # The same tables as the loader writes, daily partitions included (created before the clock starts).
+    from clickstream.warehouse.engine import open_warehouse
+
+    with open_warehouse(db).connect() as wh, wh.transaction():
+        wh.prepare_event_days(days)
+    insert_events = f"INSERT INTO events ({event_sql}) VALUES ({', '.join('%s' for _ in EVENT_COLUMN_NAMES)})"
     insert_sessions = (
         f"INSERT INTO sessions ({session_sql}, session_date)"
         f" VALUES ({', '.join('%s' for _ in range(len(SESSION_COLUMN_NAMES) + 1))})"

@@ -129,7 +129,7 @@ def parquet_source(conn: Connection, columns: Columns, files: Sequence[Path]) ->
         exprs = ", ".join(f"CAST(NULL AS {sql_type(typ)}) AS {name}" for name, typ in columns)
         return f"SELECT {exprs} WHERE FALSE"
     source = (
-        f"read_parquet([{', '.join(_literal(str(p)) for p in files)}],"
+        f"read_parquet([{', '.join(sql_literal(str(p)) for p in files)}],"
         " union_by_name = true, hive_partitioning = false)"
     )
     present = {row[0] for row in conn.scan(f"DESCRIBE SELECT * FROM {source}")}
@@ -142,7 +142,7 @@ def parquet_source(conn: Connection, columns: Columns, files: Sequence[Path]) ->
     return f"SELECT {exprs} FROM {source}"
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
     """A SQL string literal (both engines)."""
     return "'" + text.replace("'", "''") + "'"
 
@@ -276,7 +276,7 @@ class PostgresConnection(Connection):
                 target=spool.produce,
                 args=(
                     lambda target: duck.execute(
-                        f"COPY ({select}) TO {_literal(target)} (FORMAT csv, HEADER false)"
+                        f"COPY ({select}) TO {sql_literal(target)} (FORMAT csv, HEADER false)"
                     ),
                 ),
                 name=f"copy-{table}",
