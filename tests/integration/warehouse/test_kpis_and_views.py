@@ -215,3 +215,59 @@ def test_retention_weekly_cohorts(warehouse, tmp_path):
         (date(2026, 3, 2), 0, 3, 3, 1.0),
         (date(2026, 3, 2), 1, 3, 1, pytest.approx(1 / 3)),
     ]
+
+
+def test_signed_in_users_count_people_across_devices_and_internal_traffic_is_left_out(warehouse, tmp_path):
+    # Given the store day plus: user u1 (visitor A) on a second device, and an internal (staff) session that buys
+    events, sessions = store_day()
+    events += [
+        event("y1", "SY", "A2", "page_view", at(16), path="/", user_id="u1"),
+        event(
+            "z1",
+            "SZ",
+            "Z",
+            "purchase",
+            at(17),
+            transaction_id="TZ",
+            value=500.0,
+            currency="USD",
+            is_internal=True,
+        ),
+    ]
+    sessions += [
+        session("SY", "A2", at(16), 20, user_id="u1", engaged=True, n_page_views=2),
+        session(
+            "SZ",
+            "Z",
+            at(17),
+            40,
+            is_internal=True,
+            engaged=True,
+            purchased=True,
+            orders=1,
+            revenue=500.0,
+            currency="USD",
+        ),
+    ]
+    with warehouse.connect() as conn:
+        load_run(conn, write_run(tmp_path / "r1", events, sessions), RunRecord("run-1"))
+        recompute_daily_kpis(conn, [DAY], "USD")
+        kpis = conn.query_dicts("SELECT * FROM daily_kpis")[0]
+    # Then the second device is one more visitor and session but the same signed-in user (DESIGN.md: visitors =
+    # distinct anonymous_id, signed-in users = distinct user_id), and the staff purchase counts nowhere
+    _assert_kpis(
+        kpis,
+        {
+            "sessions": 6,
+            "visitors": 4,
+            "signed_in_users": 2,
+            "engaged_sessions": 4,
+            "engagement_rate": 4 / 6,
+            "bounce_rate": 2 / 6,
+            "converted_sessions": 2,
+            "conversion_rate": 2 / 6,
+            "orders": 2,
+            "revenue": STORE_DAY_KPIS["revenue"],
+            "aov": STORE_DAY_KPIS["aov"],
+        },
+    )
