@@ -1,0 +1,286 @@
+"""Validate-step benchmark: events/s on one core, raw gzip objects in, Parquet and quarantine files out.
+
+``python -m bench validate -- [--events 200000] [--objects 16] [--keep DIR]``
+
+Input (not timed): the demo generator's store traffic put through the ingest domain function (the raw records
+Firehose would store), with each visitor's user agent replaced by one of several hundred real-looking strings,
+split into ``--objects`` gzip objects. Each contender runs in its own process pinned to one core and writes, per
+object, a Parquet file of validated events and a JSON-lines quarantine file:
+
+- python: ``judge.judge_object`` (pydantic-core, event by event) + ``writer.write_parquet`` (the shipped step);
+- engine: ``engine.judge_to_parquet`` (set-based DuckDB, proven equal to the python judge by the tests);
+- peer:   JSON-Schema validation the way Iglu-style pipelines do it (``jsonschema``, one Draft 2020-12 validator
+          per event type, built once), valid events written as JSON lines and copied to Parquet by DuckDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+UA_TEMPLATES = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.{b}.{p} Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.{b}.{p} Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14; Pixel {p8}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.{b}.{p} Mobile Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_{p8} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.{p8} Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36 Edg/{v}.0.{b}.{p}",
+)
+
+
+def user_agents(n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        t = UA_TEMPLATES[i % len(UA_TEMPLATES)]
+        out.append(t.format(v=100 + i % 37, b=6000 + i * 7 % 900, p=i % 200, p8=i % 9))
+    return sorted(set(out))
+
+
+def generate(events: int, objects: int, out: Path) -> tuple[list[Path], int, int]:
+    from clickstream.core.config import Settings
+    from clickstream.ingest.request import HttpRequest
+    from clickstream.ingest.service import ingest_native
+    from clickstream.local.generator import TrafficConfig, generate
+
+    class Sink:
+        def __init__(self) -> None:
+            self.records: list[bytes] = []
+
+        def put_records(self, records: list[bytes]) -> None:
+            self.records.extend(records)
+
+    sink, settings = Sink(), Settings()
+    traffic = generate(TrafficConfig(events=events, days=max(2.0, events / 30_000)))
+    for request in traffic.requests:
+        try:
+            ingest_native(HttpRequest.from_api_gateway(request.event), settings=settings, sink=sink)
+        except Exception:  # the malformed requests the API refuses
+            continue
+    uas = user_agents(600)
+    lines, n_events = [], 0
+    for raw in sink.records:
+        record = json.loads(raw)
+        record["user_agent"] = uas[hash(record["anonymous_id"]) % len(uas)]
+        n_events += len(record["events"])
+        lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+    out.mkdir(parents=True, exist_ok=True)
+    size = -(-len(lines) // objects)
+    paths = []
+    for i in range(objects):
+        chunk = lines[i * size : (i + 1) * size]
+        if chunk:
+            path = out / f"raw-{i:03d}.jsonl.gz"
+            path.write_bytes(gzip.compress(("\n".join(chunk) + "\n").encode("utf-8")))
+            paths.append(path)
+    distinct = len({json.loads(line)["user_agent"] for line in lines})
+    return paths, n_events, distinct
+
+
+# -- contenders (run in a child process) ----------------------------------------------------------------------
+def _python(paths: list[Path], out: Path) -> None:
+    from datetime import timedelta
+
+    from clickstream.validate.judge import JudgeOptions, judge_object
+    from clickstream.validate.writer import quarantine_jsonl, write_parquet
+
+    options = JudgeOptions(lookback=timedelta(hours=72), internal_networks=("10.20.0.0/16",))
+    for path in paths:
+        judgement = judge_object(path.read_bytes(), source_key=path.name, options=options)
+        write_parquet(judgement.rows, out / f"{path.name}.parquet")
+        (out / f"{path.name}.jsonl").write_bytes(quarantine_jsonl(judgement.quarantine, "t"))
+
+
+def _engine(paths: list[Path], out: Path) -> None:
+    from datetime import timedelta
+
+    from clickstream.validate.engine import judge_to_parquet
+    from clickstream.validate.judge import JudgeOptions
+    from clickstream.validate.writer import quarantine_jsonl
+
+    options = JudgeOptions(lookback=timedelta(hours=72), internal_networks=("10.20.0.0/16",))
+    for path in paths:
+        judgement = judge_to_parquet(
+            path.read_bytes(), source_key=path.name, options=options, path=out / f"{path.name}.parquet"
+        )
+        (out / f"{path.name}.jsonl").write_bytes(quarantine_jsonl(judgement.quarantine, "t"))
+
+
+def _schemas() -> dict[str, dict]:
+    from clickstream.validate.models import (
+        CURRENCY_PATTERN,
+        EVENT_TYPE_PATTERN,
+        GA4_EVENT_TYPES,
+        HTTP_URL_PATTERN,
+        ITEMS_REQUIRED,
+        MAX_ID,
+        MAX_ITEMS,
+        MAX_TEXT,
+        MAX_URL,
+        MONEY_REQUIRED,
+        UUID_PATTERN,
+    )
+
+    text = {"type": ["string", "null"], "maxLength": MAX_TEXT}
+    ident = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
+    money = {"type": "number"}
+    item = {
+        "type": "object",
+        "required": ["product_id"],
+        "properties": {
+            "product_id": ident,
+            "name": text,
+            "category": text,
+            "brand": text,
+            "price": {"type": ["number", "null"], "minimum": 0},
+            "quantity": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+        },
+    }
+    ts = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+    base = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["event_id", "event_type", "occurred_at"],
+        "properties": {
+            "event_id": {"type": "string", "pattern": UUID_PATTERN},
+            "event_type": {"type": "string", "pattern": EVENT_TYPE_PATTERN},
+            "occurred_at": {"type": "string", "pattern": ts},
+            "page": {
+                "type": ["object", "null"],
+                "required": ["url"],
+                "properties": {
+                    "url": {"type": "string", "maxLength": MAX_URL, "pattern": HTTP_URL_PATTERN},
+                    "referrer": {"type": ["string", "null"], "maxLength": MAX_URL},
+                    "title": text,
+                },
+            },
+            "properties": {"type": ["object", "null"]},
+            "items": {"type": ["array", "null"], "maxItems": MAX_ITEMS, "items": item},
+            "value": {"type": ["number", "null"]},
+            "currency": {"type": ["string", "null"], "pattern": CURRENCY_PATTERN},
+            "transaction_id": {"anyOf": [ident, {"type": "null"}]},
+        },
+        "dependentRequired": {"value": ["currency"]},
+    }
+    schemas = {}
+    for name in (*GA4_EVENT_TYPES, "custom"):
+        schema = json.loads(json.dumps(base))
+        if name in ITEMS_REQUIRED:
+            schema["required"].append("items")
+            schema["properties"]["items"] = {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_ITEMS,
+                "items": item,
+            }
+        if name in MONEY_REQUIRED:
+            schema["required"] += ["value", "currency", "transaction_id"]
+            schema["properties"]["value"] = money
+        schemas[name] = schema
+    return schemas
+
+
+def _peer(paths: list[Path], out: Path) -> None:
+    import duckdb
+    from jsonschema import Draft202012Validator
+
+    validators = {name: Draft202012Validator(schema) for name, schema in _schemas().items()}
+    for path in paths:
+        good, bad = [], []
+        for line in gzip.decompress(path.read_bytes()).split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                bad.append(
+                    json.dumps({"reason": "unparseable_record", "event": line.decode(errors="replace")})
+                )
+                continue
+            envelope = {k: v for k, v in record.items() if k != "events"}
+            for position, event in enumerate(record.get("events") or []):
+                kind = event.get("event_type") if isinstance(event, dict) else None
+                validator = validators.get(kind) or validators["custom"]
+                error = next(iter(validator.iter_errors(event)), None)
+                if error is None:
+                    good.append(json.dumps({**envelope, **event, "position": position}, ensure_ascii=False))
+                else:
+                    bad.append(
+                        json.dumps({"reason": "schema_violation", "detail": error.message, "event": event})
+                    )
+        staging = out / f"{path.name}.staging.jsonl"
+        staging.write_text("\n".join(good) + "\n", encoding="utf-8")
+        con = duckdb.connect()
+        con.execute(
+            f"COPY (SELECT * FROM read_json('{staging}', format = 'newline_delimited')) "
+            f"TO '{out / (path.name + '.parquet')}' (FORMAT parquet, COMPRESSION zstd)"
+        )
+        con.close()
+        staging.unlink()
+        (out / f"{path.name}.jsonl").write_text("\n".join(bad) + "\n", encoding="utf-8")
+
+
+CONTENDERS = {"python": _python, "engine": _engine, "peer": _peer}
+
+
+def _child(name: str, src: Path, out: Path) -> None:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    paths = sorted(src.glob("raw-*.jsonl.gz"))
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    CONTENDERS[name](paths, out)
+    print(json.dumps({"seconds": time.perf_counter() - start}))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench validate")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--objects", type=int, default=16)
+    parser.add_argument("--keep", type=Path, default=None)
+    parser.add_argument("--child", nargs=3, metavar=("NAME", "SRC", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--only", nargs="*", default=list(CONTENDERS), choices=list(CONTENDERS))
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
+        root = args.keep or Path(tmp)
+        paths, n_events, distinct_uas = generate(args.events, args.objects, root / "raw")
+        print(f"input: {n_events} events in {len(paths)} gzip objects, {distinct_uas} distinct user agents")
+        rates = {}
+        for name in args.only:
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.validate.run",
+                    "--child",
+                    name,
+                    str(root / "raw"),
+                    str(root / name),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                print(f"{name}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+                return 1
+            seconds = json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
+            rates[name] = n_events / seconds
+            print(f"{name:>7}: {seconds:8.2f} s  {rates[name]:10,.0f} events/s (one core)")
+        if "peer" in rates:
+            for name in ("python", "engine"):
+                if name in rates:
+                    print(f"{name} / peer: {rates[name] / rates['peer']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
