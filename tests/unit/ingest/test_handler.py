@@ -135,7 +135,9 @@ def test_snowplow_and_guest_samples_reach_s3_through_the_real_handler(aws, inges
     answers = [ingest_handler.lambda_handler(e, FakeLambdaContext()) for e in (tp2, guest)]
     # Then both are accepted and land in the raw bucket under their identities
     assert [a["statusCode"] for a in answers] == [202, 202]
-    records = [json.loads(line) for text in _raw_objects(aws.settings.raw_bucket) for line in text.splitlines()]
+    records = [
+        json.loads(line) for text in _raw_objects(aws.settings.raw_bucket) for line in text.splitlines()
+    ]
     by_source = {r["source"]: r for r in records}
     assert by_source["snowplow"]["user_id"] == SUB and "guest_id" not in by_source["snowplow"]
     native = by_source["native"]
