@@ -94,6 +94,24 @@ SESSIONIZE_REQUIRED_COLUMNS: tuple[str, ...] = (
     "page_url",
 )
 
+# Event types of the native API: GA4's e-commerce names (plus ``custom:<name>`` for anything else).
+GA4_EVENT_TYPES: tuple[str, ...] = (
+    "page_view",
+    "page_ping",
+    "view_item_list",
+    "view_item",
+    "search",
+    "add_to_cart",
+    "remove_from_cart",
+    "view_cart",
+    "begin_checkout",
+    "add_payment_info",
+    "purchase",
+    "refund",
+    "login",
+    "sign_up",
+)
+
 # Quarantine reasons (a quarantined JSON line carries one of these in "reason").
 QUARANTINE_REASONS: tuple[str, ...] = (
     "schema_violation",

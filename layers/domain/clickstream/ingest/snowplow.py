@@ -42,30 +42,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clickstream.core.errors import BadRequest
+from clickstream.core.schema import GA4_EVENT_TYPES
 
 PAYLOAD_DATA_PREFIX = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-"
 ECOMMERCE_VENDOR = "com.snowplowanalytics.snowplow.ecommerce"
 ECOMMERCE_ACTION = "snowplow_ecommerce_action"
 
 # GA4 names an event may carry as it is (native event types without the custom: prefix).
-GA4_EVENT_TYPES = frozenset(
-    {
-        "page_view",
-        "page_ping",
-        "view_item_list",
-        "view_item",
-        "search",
-        "add_to_cart",
-        "remove_from_cart",
-        "view_cart",
-        "begin_checkout",
-        "add_payment_info",
-        "purchase",
-        "refund",
-        "login",
-        "sign_up",
-    }
-)
+GA4_NAMES = frozenset(GA4_EVENT_TYPES)
 # Snowplow e-commerce plugin action types → GA4 names.
 ECOMMERCE_ACTIONS = {
     "product_view": "view_item",
@@ -213,7 +197,7 @@ def _event_type(e: str, tp: dict[str, Any], unstruct: dict[str, Any] | None) -> 
     if e == "se":
         category = _text(tp.get("se_ca")) or ""
         action = _text(tp.get("se_ac")) or ""
-        if action.lower() in GA4_EVENT_TYPES:
+        if action.lower() in GA4_NAMES:
             return action.lower()
         return custom_type(f"{category}.{action}")
     if e == "ue":

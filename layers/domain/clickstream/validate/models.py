@@ -26,22 +26,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-GA4_EVENT_TYPES: tuple[str, ...] = (
-    "page_view",
-    "page_ping",
-    "view_item_list",
-    "view_item",
-    "search",
-    "add_to_cart",
-    "remove_from_cart",
-    "view_cart",
-    "begin_checkout",
-    "add_payment_info",
-    "purchase",
-    "refund",
-    "login",
-    "sign_up",
-)
+from clickstream.core.schema import GA4_EVENT_TYPES
+
 ITEMS_REQUIRED = frozenset({"view_item", "add_to_cart", "remove_from_cart", "begin_checkout", "purchase"})
 MONEY_REQUIRED = frozenset({"purchase", "refund"})
 PAGE_REQUIRED = frozenset({"page_view", "page_ping"})
