@@ -92,3 +92,28 @@ def test_warehouse_has_every_event_in_its_session_and_each_event_once(demo):
     # And bots are kept (flagged), and the two simulated days have KPIs
     assert bots > 0
     assert kpi_days >= 2
+
+
+def _warehouse_rows(path: Path) -> tuple[list[tuple], list[tuple]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        events = con.execute("SELECT event_id, session_id FROM events ORDER BY event_id").fetchall()
+        sessions = con.execute(
+            "SELECT session_id, anonymous_id, user_id, session_start, session_end, n_events, revenue"
+            " FROM sessions ORDER BY session_id"
+        ).fetchall()
+    finally:
+        con.close()
+    return events, sessions
+
+
+def test_hourly_runs_give_the_warehouse_of_one_full_run(tmp_path: Path):
+    # Given the same simulated day run hourly (24 incremental runs, late events included) and in one 24 h step
+    args = ["demo", "--events", "1200", "--days", "1", "--seed", "4", "--buckets", "2", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "hourly")]) == 0
+    assert main([*args, "--step-hours", "24", "--out", str(tmp_path / "full")]) == 0
+    # When both warehouses are read
+    hourly = _warehouse_rows(tmp_path / "hourly" / "warehouse.duckdb")
+    full = _warehouse_rows(tmp_path / "full" / "warehouse.duckdb")
+    # Then every event sits in the same session, and the sessions are identical
+    assert hourly[0] and hourly == full
