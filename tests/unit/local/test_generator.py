@@ -198,7 +198,8 @@ def test_retries_resend_identical_requests_later(traffic):
         original = originals[retry.event["body"]]
         # byte-identical body and headers, same identity, a new request id, received later
         assert retry.event["headers"] == original.event["headers"]
-        assert retry.event["requestContext"]["authorizer"] == original.event["requestContext"]["authorizer"]
+        for part in ("authorizer", "identity", "resourcePath"):
+            assert retry.event["requestContext"].get(part) == original.event["requestContext"].get(part)
         assert retry.event["requestContext"]["requestId"] != original.event["requestContext"]["requestId"]
         assert retry.received_at > original.received_at
 
@@ -243,7 +244,7 @@ def test_malformed_requests_are_few_and_each_breaks_the_envelope_or_identity(tra
     assert set(statuses) == {400, 401, 415}
     for req in bad:
         if req.expected_status == 401:
-            assert "authorizer" not in req.event["requestContext"]
+            assert "authorizer" not in req.event["requestContext"] and req.event["path"] == "/v1/events"
         elif req.expected_status == 415:
             assert req.event["headers"]["Content-Type"] == "application/xml"
         else:
@@ -286,29 +287,39 @@ def test_device_clocks_are_skewed_for_some_and_a_few_record_after_they_send(traf
     assert after > 0
 
 
-def test_identity_signed_in_shoppers_carry_their_sub_and_guests_share_one_principal(traffic):
-    # Given the claims API Gateway passes for each accepted request
+def test_identity_signed_in_shoppers_carry_their_sub_and_guests_their_device_identity(traffic):
+    # Given who API Gateway says sent each accepted request
     subs_by_visitor: dict[str, set[str]] = defaultdict(set)
-    guest_subs = set()
+    identities_by_visitor: dict[str, set[str]] = defaultdict(set)
     for req, env in _accepted(traffic):
-        claims = req.event["requestContext"]["authorizer"]["claims"]
-        assert (
-            claims["token_use"] == "id" and claims["aud"] and claims["iss"].startswith("https://cognito-idp.")
-        )
-        if claims.get("cognito:username") == "guest":
-            guest_subs.add(claims["sub"])
+        ctx = req.event["requestContext"]
+        if req.event["path"] == "/v1/guest/events":
+            # signed out: the guest route, an identity-pool identity verified by SigV4, no token
+            assert "authorizer" not in ctx
+            assert ctx["identity"]["cognitoAuthenticationType"] == "unauthenticated"
+            identities_by_visitor[env["anonymous_id"]].add(ctx["identity"]["cognitoIdentityId"])
         else:
+            # signed in: the user-pool route with the token's claims
+            claims = ctx["authorizer"]["claims"]
+            assert req.event["path"] == "/v1/events"
+            assert (
+                claims["token_use"] == "id"
+                and claims["aud"]
+                and claims["iss"].startswith("https://cognito-idp.")
+            )
             subs_by_visitor[env["anonymous_id"]].add(claims["sub"])
     visitors = {env["anonymous_id"] for _r, env in _accepted(traffic)}
-    # Then guests all carry the one shared guest principal
-    assert len(guest_subs) == 1
-    # And about a quarter of the people sign in (bots and internal staff never do)
+    # Then each signed-out browser keeps one identity of its own
+    assert all(len(ids) == 1 for ids in identities_by_visitor.values())
+    all_ids = [next(iter(ids)) for ids in identities_by_visitor.values()]
+    assert len(set(all_ids)) == len(all_ids)
+    # And about a quarter of the visitors sign in at some point (bots and internal staff never do)
+    assert 0.1 < len(subs_by_visitor) / len(visitors) < 0.35
+    # And some people use two devices with the same account
     people = defaultdict(set)
     for anon, subs in subs_by_visitor.items():
         for sub in subs:
             people[sub].add(anon)
-    assert 0.1 < len(subs_by_visitor) / len(visitors) < 0.35
-    # And some of them use two devices with the same account
     assert any(len(anons) == 2 for anons in people.values())
 
 

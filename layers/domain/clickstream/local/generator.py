@@ -23,7 +23,9 @@ What the traffic contains (rates are shares of sessions, requests or events as n
   and a few malformed requests (bad JSON, missing ``anonymous_id``, no identity, wrong content type) that the API
   rejects.
 
-Signed-out visitors carry the claims of a shared "guest" principal for now (see ``docs/decisions.md``).
+Signed-in shoppers post to ``/v1/events`` with their Cognito token's claims (the User Pool authorizer); signed-out
+visitors and bots post to the guest route ``/v1/guest/events`` as their browser's Cognito identity-pool identity
+(IAM authorization, SigV4), one identity per device, as Amplify Analytics does.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ from urllib.parse import quote_plus
 
 STORE_ORIGIN = "https://shop.example.com"
 API_DOMAIN = "api.shop.example.com"
+EVENTS_PATH = "/v1/events"
+GUEST_EVENTS_PATH = "/v1/guest/events"
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
 APP_ID = "shop-web"
 CURRENCY = "USD"
 INTERNAL_NETWORK = "10.20.0.0/16"
@@ -537,7 +543,8 @@ class _Batch:
     send_true: datetime
     events: list[_Event]
     device_send: datetime
-    claims: dict[str, str] | None
+    claims: dict[str, str] | None  # the signed-in user's token claims, or None on the guest route
+    guest_identity: str | None  # the device's identity-pool identity when signed out
     device: Device
     anonymous_id: str
     context: dict[str, Any]
@@ -561,7 +568,8 @@ class _Simulator:
         self.batches: list[_Batch] = []
         self.sessions: list[SessionTruth] = []
         self.n_events = 0
-        self.guest_sub = self.uuid()
+        self.identity_pool_id = f"{REGION}:{self.uuid()}"
+        self.guest_identities: dict[str, str] = {}  # anonymous_id -> the browser's identity-pool identity
         self.counts: dict[str, int] = {}
         self.orders: list[tuple[_Event, Device, str, str | None, str | None, dict[str, Any]]] = []
 
@@ -1050,17 +1058,14 @@ class _Simulator:
             else:
                 send_true = chunk[-1].true_ts + timedelta(seconds=r.uniform(0.1, 3.0))
             logged_in = sub is not None and self.login_ts is not None and send_true >= self.login_ts
-            claims = (
-                self.user_claims(sub, username, send_true)
-                if logged_in and sub and username
-                else self.guest_claims(send_true)
-            )
+            claims = self.user_claims(sub, username, send_true) if logged_in and sub and username else None
             self.batches.append(
                 _Batch(
                     send_true=send_true,
                     events=chunk,
                     device_send=send_true + timedelta(seconds=skew),
                     claims=claims,
+                    guest_identity=None if claims else self.guest_identity(anon),
                     device=device,
                     anonymous_id=anon,
                     context=ctx,
@@ -1082,11 +1087,12 @@ class _Simulator:
             "exp": str(iat + 3600),
         }
 
-    def guest_claims(self, at: datetime) -> dict[str, str]:
-        claims = self.user_claims(self.guest_sub, "guest", at)
-        claims["cognito:groups"] = "guests"
-        claims.pop("email_verified")
-        return claims
+    def guest_identity(self, anonymous_id: str) -> str:
+        """The identity-pool identity a signed-out browser gets once and keeps (like its anonymous_id)."""
+        identity = self.guest_identities.get(anonymous_id)
+        if identity is None:
+            identity = self.guest_identities[anonymous_id] = f"{REGION}:{self.uuid()}"
+        return identity
 
     # -- special sessions ------------------------------------------------------------------------------------
     def bot_session(self) -> None:
@@ -1287,7 +1293,7 @@ class _Simulator:
             body = json.dumps(envelope, separators=(",", ":"))
             content_type = "text/plain;charset=UTF-8" if r.random() < 0.1 else "application/json"
             headers = self.headers(b.device, content_type, b.internal_header)
-            event = self.api_event(received, body, headers, b.device.ip, b.claims)
+            event = self.api_event(received, body, headers, b.device.ip, b.claims, b.guest_identity)
             out.append(SimRequest(received, event, "tracker", len(body_events), 202))
         n_tracker = len(out)
         # Identical retries: the first copy arrived, the tracker timed out and sent the same request again.
@@ -1397,6 +1403,7 @@ class _Simulator:
             ]
             headers = dict(tpl.event["headers"])
             claims = tpl.event["requestContext"].get("authorizer", {}).get("claims")
+            guest = tpl.event["requestContext"]["identity"].get("cognitoIdentityId")
             if kind == "bad_json":
                 body = json.dumps(envelope)[: r.randrange(20, 60)]
             elif kind == "missing_anonymous_id":
@@ -1407,12 +1414,12 @@ class _Simulator:
                 body = json.dumps(envelope)
             else:
                 body = json.dumps(envelope)
-            if kind == "no_auth":
-                claims = None
+            if kind == "no_auth":  # the user-pool route without a token
+                claims = guest = None
             if kind == "wrong_content_type":
                 headers["Content-Type"] = "application/xml"
             event = self.api_event(
-                received, body, headers, tpl.event["requestContext"]["identity"]["sourceIp"], claims
+                received, body, headers, tpl.event["requestContext"]["identity"]["sourceIp"], claims, guest
             )
             n_events = 0 if kind == "bad_json" else len(envelope["events"])
             out.append(SimRequest(received, event, "malformed", n_events, status))
@@ -1436,26 +1443,46 @@ class _Simulator:
         return headers
 
     def api_event(
-        self, received: datetime, body: str, headers: dict[str, str], ip: str, claims: dict[str, str] | None
+        self,
+        received: datetime,
+        body: str,
+        headers: dict[str, str],
+        ip: str,
+        claims: dict[str, str] | None,
+        guest_identity: str | None = None,
     ) -> dict[str, Any]:
+        """An API Gateway REST proxy event as the authorizer leaves it: token claims, or the SigV4 identity."""
         stage = self.cfg.stage
+        path = GUEST_EVENTS_PATH if guest_identity else EVENTS_PATH
+        identity: dict[str, Any] = {"sourceIp": ip, "userAgent": headers.get("User-Agent", "")}
+        if guest_identity:
+            identity.update(
+                {
+                    "cognitoIdentityPoolId": self.identity_pool_id,
+                    "cognitoIdentityId": guest_identity,
+                    "cognitoAuthenticationType": "unauthenticated",
+                    "cognitoAuthenticationProvider": None,
+                    "caller": "CognitoIdentityCredentials",
+                    "userArn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/clickstream-{stage}-guest/CognitoIdentityCredentials",
+                }
+            )
         ctx: dict[str, Any] = {
-            "accountId": "123456789012",
+            "accountId": ACCOUNT_ID,
             "apiId": "clickstream",
             "resourceId": "ev1234",
-            "resourcePath": "/v1/events",
+            "resourcePath": path,
             "httpMethod": "POST",
-            "path": f"/{stage}/v1/events",
+            "path": f"/{stage}{path}",
             "stage": stage,
             "protocol": "HTTP/1.1",
             "domainName": API_DOMAIN,
-            "identity": {"sourceIp": ip, "userAgent": headers.get("User-Agent", "")},
+            "identity": identity,
         }
         if claims is not None:
             ctx["authorizer"] = {"claims": dict(claims)}
         event = {
-            "resource": "/v1/events",
-            "path": "/v1/events",
+            "resource": path,
+            "path": path,
             "httpMethod": "POST",
             "headers": headers,
             "multiValueHeaders": {k: [v] for k, v in headers.items()},
