@@ -15,7 +15,7 @@ def test_demo_defaults_match_the_documented_ones():
     # Given the parser
     args = build_parser().parse_args(["demo"])
     # Then a plain `clickstream demo` is a week of 60,000 events, hourly runs, into demo-output/
-    assert (args.events, args.days, args.seed, args.step_hours) == (60_000, 7.0, 0, 1.0)
+    assert (args.events, args.days, args.seed, args.step_hours) == (60_000, 7.0, 0, 6.0)
     assert args.out == Path("demo-output") and args.warehouse is None and args.buckets is None
     assert args.start is None and args.no_progress is False
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from clickstream.local.runner import DEFAULT_STEP_HOURS
+
     demo = subparsers.add_parser(
         "demo",
         help="run the whole pipeline locally on simulated store traffic (moto, no AWS account, no Docker)",
@@ -41,9 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--step-hours",
         type=_positive_float,
-        default=1.0,
+        default=DEFAULT_STEP_HOURS,
         metavar="H",
-        help="simulated hours between pipeline runs (default 1; coarser steps run faster)",
+        help=f"simulated hours between pipeline runs (default {DEFAULT_STEP_HOURS:g}; 1 = the stack's hourly schedule)",
     )
     demo.add_argument(
         "--buckets",

@@ -35,6 +35,10 @@ SUMMARY_FILE = "summary.json"
 SQS_BATCH_SIZE = 10  # the validate function's event source batch size
 MAX_RECEIVES = 5  # the queue's maxReceiveCount: after that a notification goes to the dead-letter queue
 FIREHOSE_BUFFER_BYTES = 64 * 1024 * 1024  # the delivery stream's BufferingHints.SizeInMBs
+# Simulated hours between pipeline runs in the demo. The stack runs hourly; every run is incremental and the
+# warehouse after any sequence of runs equals one full recompute (tests/e2e/test_demo.py checks hourly against
+# coarser runs), so the demo takes 6-hour steps to keep a week of traffic within a few minutes on a laptop.
+DEFAULT_STEP_HOURS = 6.0
 EXECUTION_POLL_SECONDS = 0.02  # how often the runner asks moto whether an execution has ended
 
 # Lambda's environment for the handlers while the demo runs: quiet logs, no tracing, and never a real AWS profile
@@ -62,7 +66,7 @@ class DemoOptions:
     seed: int = 0
     out: Path = Path("demo-output")
     warehouse: str | None = None  # a URL; default: duckdb:///<out>/warehouse.duckdb
-    step_hours: float = 1.0
+    step_hours: float = DEFAULT_STEP_HOURS
     buckets: int | None = None  # user-hash buckets (Settings.n_buckets when None)
     start: datetime = DEFAULT_START
     progress: bool = True

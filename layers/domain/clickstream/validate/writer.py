@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,20 @@ def _columns_struct() -> str:
     )
 
 
-def write_parquet(rows: Iterable[tuple[Any, ...]], path: Path) -> Path:
-    """Write rows (VALIDATED_COLUMNS order) to a zstd Parquet file at ``path``; timestamps UTC, microseconds."""
+@lru_cache(maxsize=1)
+def _engine() -> Any:
+    """One in-memory DuckDB per process (a Lambda container handles many objects; each gets its own cursor)."""
     import duckdb  # only the validate step pays for it
 
+    return duckdb.connect()
+
+
+def write_parquet(rows: Iterable[tuple[Any, ...]], path: Path) -> Path:
+    """Write rows (VALIDATED_COLUMNS order) to a zstd Parquet file at ``path``; timestamps UTC, microseconds."""
     staging = path.with_suffix(".csv")
     with open(staging, "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh, lineterminator="\n").writerows(rows)
-    con = duckdb.connect()
+    con = _engine().cursor()  # a cursor of one per-process database: no start-up cost per object
     try:
         con.execute(
             f"COPY (SELECT * FROM read_csv({_sql_literal(str(staging))}, header = false, auto_detect = false, "
