@@ -28,6 +28,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
             "11",
             "--buckets",
             "2",
+            "--step-hours",
+            "1",
             "--out",
             str(out),
             "--no-progress",
@@ -110,7 +112,7 @@ def _warehouse_rows(path: Path) -> tuple[list[tuple], list[tuple]]:
 def test_hourly_runs_give_the_warehouse_of_one_full_run(tmp_path: Path):
     # Given the same simulated day run hourly (24 incremental runs, late events included) and in one 24 h step
     args = ["demo", "--events", "1200", "--days", "1", "--seed", "4", "--buckets", "2", "--no-progress"]
-    assert main([*args, "--out", str(tmp_path / "hourly")]) == 0
+    assert main([*args, "--step-hours", "1", "--out", str(tmp_path / "hourly")]) == 0
     assert main([*args, "--step-hours", "24", "--out", str(tmp_path / "full")]) == 0
     # When both warehouses are read
     hourly = _warehouse_rows(tmp_path / "hourly" / "warehouse.duckdb")
