@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from clickstream.core.schema import GA4_EVENT_TYPES
 from clickstream.local.generator import (
     DEFAULT_START,
     INTERNAL_HEADER,
@@ -21,22 +22,7 @@ from clickstream.local.generator import (
     generate,
 )
 
-GA4_TYPES = {
-    "page_view",
-    "page_ping",
-    "view_item_list",
-    "view_item",
-    "search",
-    "add_to_cart",
-    "remove_from_cart",
-    "view_cart",
-    "begin_checkout",
-    "add_payment_info",
-    "purchase",
-    "refund",
-    "login",
-    "sign_up",
-}
+GA4_TYPES = set(GA4_EVENT_TYPES)
 
 
 @pytest.fixture(scope="module")
