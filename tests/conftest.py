@@ -44,7 +44,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
     with mock_aws():
         settings = local_settings()
         stack = create_resources(settings)
-        for name, value in settings.model_dump().items():
+        for name, value in settings.as_dict().items():
             monkeypatch.setenv(name.upper(), str(value))
         monkeypatch.setenv("FAILURE_TOPIC_ARN", stack.topic_arn)
         get_settings.cache_clear()

@@ -44,7 +44,7 @@ def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     with mock_aws(config=bridge.MOTO_CONFIG):
         settings = local_settings()
         stack = create_resources(settings, with_cognito=False)
-        for name, value in settings.model_dump().items():
+        for name, value in settings.as_dict().items():
             monkeypatch.setenv(name.upper(), str(value))
         monkeypatch.setenv("FAILURE_TOPIC_ARN", stack.topic_arn)
         get_settings.cache_clear()

@@ -164,7 +164,7 @@ def test_secret_with_rds_json_gives_a_tls_dsn(aws):
         )
     )
     # When the warehouse is resolved from settings that only name the secret
-    wh = warehouse_from_settings(get_settings().model_copy(update={"warehouse_secret_arn": arn}))
+    wh = warehouse_from_settings(get_settings().replace(warehouse_secret_arn=arn))
     # Then it is PostgreSQL with TLS required and the credentials intact
     from psycopg.conninfo import conninfo_to_dict
 
@@ -183,7 +183,7 @@ def test_secret_with_rds_json_gives_a_tls_dsn(aws):
 
 def test_secret_with_a_dsn_keeps_its_own_sslmode(aws):
     arn = _secret("postgresql://loader:secret@db.internal:6432/clickstream?sslmode=verify-full")
-    wh = warehouse_from_settings(get_settings().model_copy(update={"warehouse_secret_arn": arn}))
+    wh = warehouse_from_settings(get_settings().replace(warehouse_secret_arn=arn))
     from psycopg.conninfo import conninfo_to_dict
 
     assert conninfo_to_dict(wh.target)["sslmode"] == "verify-full"
@@ -191,8 +191,8 @@ def test_secret_with_a_dsn_keeps_its_own_sslmode(aws):
 
 
 def test_warehouse_url_wins_over_the_secret(aws, tmp_path):
-    settings = get_settings().model_copy(
-        update={"warehouse_url": f"duckdb://{tmp_path}/w.duckdb", "warehouse_secret_arn": "arn:unused"}
+    settings = get_settings().replace(
+        warehouse_url=f"duckdb://{tmp_path}/w.duckdb", warehouse_secret_arn="arn:unused"
     )
     assert warehouse_from_settings(settings).dialect == "duckdb"
 
@@ -201,7 +201,7 @@ def test_warehouse_url_wins_over_the_secret(aws, tmp_path):
 def test_load_step_through_a_secret_into_real_postgresql(aws, tmp_path, pg_database):
     # Given the PostgreSQL DSN stored in Secrets Manager (a Unix socket: libpq ignores sslmode there)
     arn = _secret(pg_database)
-    settings = get_settings().model_copy(update={"warehouse_url": "", "warehouse_secret_arn": arn})
+    settings = get_settings().replace(warehouse_url="", warehouse_secret_arn=arn)
     payload = LoadInput.model_validate(load_event("load.json"))
     _stage_sample_run(aws, tmp_path, payload)
     # When the load and aggregate steps run with only the secret configured

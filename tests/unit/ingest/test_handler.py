@@ -117,13 +117,13 @@ def test_ingest_handler_imports_no_heavy_engine():
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('app', {str(REPO_ROOT / 'functions/ingest/app.py')!r})\n"
         "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
-        "print(','.join(m for m in ('duckdb', 'pyarrow', 'pandas', 'psycopg', 'boto3') if m in sys.modules))\n"
+        "print(','.join(m for m in ('duckdb', 'pyarrow', 'pandas', 'psycopg', 'boto3', 'pydantic') if m in sys.modules))\n"
     )
     # When the ingest handler module is imported
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
-    # Then neither the engines nor boto3 (created lazily on first use) were loaded
+    # Then neither the engines, boto3 (created lazily on first use) nor pydantic (the contract is compiled JSON Schema) were loaded
     assert out.stdout.strip() == ""
 
 

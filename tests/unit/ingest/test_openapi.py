@@ -19,7 +19,7 @@ def test_committed_openapi_is_in_sync_with_the_models():
     # Given the document generated from the code now
     # Then the committed copy is byte for byte the same (regenerate: python -m clickstream.ingest.openapi)
     assert COMMITTED.read_text(encoding="utf-8") == render(), (
-        "docs/openapi.json is stale: run `.venv/bin/python -m clickstream.ingest.openapi > docs/openapi.json`"
+        "docs/openapi.json is stale: run `.venv/bin/python -m clickstream.ingest.openapi`"
     )
 
 

@@ -152,7 +152,12 @@ def test_any_request_gets_a_client_answer_and_rejections_write_nothing(
 
 
 def _text_ok(value: object, min_len: int, max_len: int) -> bool:
-    return isinstance(value, str) and min_len <= len(value) <= max_len and value.isprintable()
+    """Text of the right length without control characters (C0, DEL, C1)."""
+    return (
+        isinstance(value, str)
+        and min_len <= len(value) <= max_len
+        and not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
+    )
 
 
 def _context_ok(context: object) -> bool:

@@ -1,22 +1,24 @@
 """The ingest API's OpenAPI document, generated from the models the handler checks requests against.
 
-``python -m clickstream.ingest.openapi > docs/openapi.json`` regenerates the committed copy (a test fails when it
-is out of date). Request bodies are the native :class:`~clickstream.ingest.envelope.Envelope` and the Snowplow
-:class:`~clickstream.ingest.snowplow.PayloadData`; answers are :class:`AcceptedAnswer` and :class:`ErrorAnswer`.
+``python -m clickstream.ingest.openapi`` regenerates the committed copies: ``docs/openapi.json`` and the function's
+``clickstream/ingest/request_schemas.json`` (tests fail when either is out of date). Request bodies are the native
+:class:`~clickstream.ingest.models.Envelope` and the Snowplow :class:`~clickstream.ingest.models.PayloadData`;
+answers are :class:`AcceptedAnswer` and :class:`ErrorAnswer`.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from clickstream.ingest.api import GUEST_NATIVE_PATH, GUEST_SNOWPLOW_PATH, NATIVE_PATH, SNOWPLOW_PATH
-from clickstream.ingest.envelope import Envelope
-from clickstream.ingest.snowplow import PayloadData
+from clickstream.ingest.contract import SCHEMAS_FILE
+from clickstream.ingest.models import Envelope, PayloadData, request_schemas
 
 REF = "#/components/schemas/{model}"
 
@@ -176,5 +178,15 @@ def render() -> str:
     return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
 
 
-if __name__ == "__main__":  # pragma: no cover - exercised through the sync test
-    sys.stdout.write(render())
+def render_request_schemas() -> str:
+    return json.dumps(request_schemas(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def write(docs_dir: Path) -> None:
+    """Write ``openapi.json`` into ``docs_dir`` and the function's request schemas beside ``contract.py``."""
+    (docs_dir / "openapi.json").write_text(render(), encoding="utf-8")
+    Path(SCHEMAS_FILE).write_text(render_request_schemas(), encoding="utf-8")
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through the sync tests
+    write(Path(sys.argv[1] if len(sys.argv) > 1 else "docs"))

@@ -86,14 +86,14 @@ def ingest_native(
     """
     caller = caller or token_caller(request)
     document = decode_json_body(request, settings)
-    envelope = parse_envelope(document, max_events=settings.max_events_per_request)
+    checked = parse_envelope(document, max_events=settings.max_events_per_request)
     header = {
-        "app_id": envelope.app_id,
-        "sent_at": envelope.sent_at,
-        "anonymous_id": envelope.anonymous_id,
+        "app_id": checked.app_id,
+        "sent_at": checked.sent_at,
+        "anonymous_id": checked.anonymous_id,
         "context": trusted_context(document),
     }
-    events = document["events"]  # the client's objects, untouched (the model holds copies)
+    events = document["events"]  # the client's objects, as sent
     records = build_records(_meta(request, caller, "native"), header, events)
     deliver(sink, records)
     return Accepted(events=len(events), records=len(records), bytes=sum(len(r) for r in records))

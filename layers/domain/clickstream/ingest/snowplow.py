@@ -37,12 +37,12 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any
 
 from clickstream.core.errors import BadRequest
 from clickstream.core.schema import GA4_EVENT_TYPES
+from clickstream.ingest.contract import SchemaError, check_payload_data, schema_error
+from clickstream.ingest.rules import too_many_events
 
 PAYLOAD_DATA_PREFIX = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-"
 ECOMMERCE_VENDOR = "com.snowplowanalytics.snowplow.ecommerce"
@@ -76,35 +76,17 @@ class InvalidPayload(BadRequest):
     code = "invalid_payload"
 
 
-class PayloadData(BaseModel):
-    """``{"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-x", "data": [{…}, …]}``."""
-
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-    schema_: Annotated[
-        str,
-        Field(alias="schema", pattern=r"^iglu:com\.snowplowanalytics\.snowplow/payload_data/jsonschema/1-"),
-    ]
-    data: Annotated[list[dict[str, Any]], Field(min_length=1)]
-
-
 def parse_payload(document: Any, *, max_events: int) -> list[dict[str, Any]]:
     """The events of a tp2 body, or a 400 naming the first problem of its wrapper."""
     if not isinstance(document, dict):
         raise InvalidPayload("the body must be a JSON object (Snowplow payload_data)")
     try:
-        payload = PayloadData.model_validate(document)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        message = str(first["msg"])
-        if first["type"] == "string_pattern_mismatch":
-            message = "must be the payload_data schema (iglu:com.snowplowanalytics.snowplow/payload_data/…)"
+        check_payload_data(document)
+    except SchemaError as exc:
+        message, field = schema_error(exc)
         raise InvalidPayload(message, field=field) from None
-    if len(payload.data) > max_events:
-        raise InvalidPayload(
-            f"at most {max_events} events per request, got {len(payload.data)}", field="data"
-        )
+    if (message := too_many_events(len(document["data"]), max_events)) is not None:
+        raise InvalidPayload(message, field="data")
     return document["data"]
 
 

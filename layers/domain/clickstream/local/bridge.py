@@ -408,7 +408,7 @@ def _ensure_function(lam: Any, name: str, role_arn: str, stack: LocalStack, shap
         return lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
     except lam.exceptions.ResourceNotFoundException:
         pass
-    env = {k.upper(): str(v) for k, v in stack.settings.model_dump().items()}
+    env = {k.upper(): str(v) for k, v in stack.settings.as_dict().items()}
     env["FAILURE_TOPIC_ARN"] = stack.topic_arn
     return lam.create_function(
         FunctionName=name,

@@ -346,7 +346,7 @@ def run_demo(options: DemoOptions, console: Any = None) -> DemoResult:
             settings = local_settings(**overrides)
             stack = create_resources(settings)
             env: dict[str, str | None] = {
-                name.upper(): str(value) for name, value in settings.model_dump().items()
+                name.upper(): str(value) for name, value in settings.as_dict().items()
             }
             env["FAILURE_TOPIC_ARN"] = stack.topic_arn
             with _environment(env):

@@ -263,7 +263,7 @@ class LocalEndpoint:
                 warehouse_url=self.warehouse_url, allowed_origins=self.allowed_origins
             )
             self.stack = create_resources(self.settings, with_cognito=False)
-            env: dict[str, str | None] = {k.upper(): str(v) for k, v in self.settings.model_dump().items()}
+            env: dict[str, str | None] = {k.upper(): str(v) for k, v in self.settings.as_dict().items()}
             env["FAILURE_TOPIC_ARN"] = self.stack.topic_arn
             exit_.enter_context(environment(env))
             get_settings.cache_clear()
