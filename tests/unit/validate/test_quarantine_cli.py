@@ -351,3 +351,48 @@ def test_summary_reads_a_local_lake_copy(tmp_path, capsys):
     assert summary["by_reason"] == {"schema_violation": 1, "too_late": 1}
     assert summary["schema_violation_fields"] == [{"field": "page.url", "events": 1}]
     assert summary["redrive"] is None and summary["ledger"] is None
+
+
+def test_redriven_copy_of_an_event_already_validated_is_a_duplicate_downstream(
+    aws, sim_clock, capsys, tmp_path
+):
+    # Given an event validated in one object, and its tracker retry sent 2 h later quarantined as too_late in
+    # another (1 h lookback)
+    from clickstream.pipeline.contracts import Manifest, ManifestObject, SessionizeInput
+    from clickstream.pipeline.plan import manifest_key
+    from clickstream.sessionize.step import bucket_state_totals, sessionize_bucket
+
+    x = event(at=T0)
+    first = _validate(aws, KEY_A, raw_object(record([x, event()])), lookback_hours=1)
+    retry = record([x], received_at=T0 + timedelta(hours=2), sent_at=T0 + timedelta(hours=2))
+    second = _validate(aws, KEY_B, raw_object(retry), lookback_hours=1)
+    assert second["quarantined"] == {"too_late": 1}
+    # When too_late is re-driven under the 72 h lookback and the sessionizer reads all three objects
+    code, out, _ = _cli(capsys, "quarantine", "redrive", "--reason", "too_late", "--json")
+    (item,) = json.loads(out)["objects"]
+    assert code == 0 and item["outcome"]["validated"] == 1
+    lake = S3ObjectStore(aws.settings.lake_bucket)
+    objects = [
+        ManifestObject(source_key=k, validated_key=v, validated_at="2026-03-04T12:00:00Z")
+        for k, v in (
+            (KEY_A, first["validated_key"]),
+            (KEY_B, None),
+            (item["redrive_key"], item["outcome"]["validated_key"]),
+        )
+    ]
+    manifest = Manifest(
+        run_id="run-1", watermark_from=None, watermark_to="2026-03-04T12:00:00Z", n_buckets=1, objects=objects
+    )
+    lake.put_bytes(manifest_key("run-1"), manifest.model_dump_json().encode())
+    result = sessionize_bucket(SessionizeInput(run_id="run-1", bucket=0), lake)
+    # Then the event is kept once (the first receipt), the re-driven copy counts as a cross-object duplicate,
+    # and the events received reconcile with kept + still quarantined + duplicates
+    assert result.n_events == 2
+    cross_object = bucket_state_totals(lake, 1).duplicates
+    assert cross_object == 1
+    _, out, _ = _cli(capsys, "quarantine", "summary", "--json")
+    ledger = json.loads(out)["ledger"]
+    assert ledger["events_received"] == 3 and ledger["still_quarantined"] == 0
+    assert (
+        ledger["events_received"] == result.n_events + ledger["still_quarantined"] + ledger["duplicates"] + 1
+    )
