@@ -5,8 +5,9 @@ The rule (DESIGN.md "Duplicates", "Sessionization rule", "Session fields"):
 1. **Dedupe by event_id.** Copies of one event_id are ranked by (received_at, event_ts, source_object,
    source_line), nulls last (a column the input lacks is null); the first copy is kept. A later copy with the same
    payload_hash (or without one to compare) is a ``duplicate``; with a different payload_hash it is a
-   ``duplicate_conflict``. Only event_ids that occur more than once are ranked, so the common case costs one hash
-   aggregation.
+   ``duplicate_conflict``. Only event_ids whose 64-bit hash occurs more than once are ranked (a superset of the
+   repeated ids: a collision only adds copies that rank first alone), so the common case costs one hash aggregation
+   over integers instead of strings.
 2. **Activity chains.** Per anonymous_id, the kept events ordered by (event_ts, event_id); a chain starts at the
    visitor's first event and wherever ``event_ts - previous event_ts > timeout`` (strict). One window pass gives each
    event its chain's start (a running max of the chain-start flags).
@@ -154,7 +155,9 @@ class Sessionizer:
         self.prefix = prefix
         self.rid = rid
         self.drops = f"{prefix}_drops"  # (_rid, drop_reason) of the copies that are not kept
-        self.assign = f"{prefix}_assign"  # (_rid, anonymous_id, _t, _ord, _start) of sessionized rows
+        self.assign = (
+            f"{prefix}_assign"  # (_rid, anonymous_id, _t, _ord, _start, _pvc, _slot) of sessionized rows
+        )
         self.events = f"{prefix}_events"  # source columns + _t, _ord, _start, session_id of sessionized rows
         self.sessions = f"{prefix}_sessions"  # SESSION_COLUMNS
 
@@ -192,14 +195,15 @@ class Sessionizer:
             f"""
             CREATE OR REPLACE TEMP TABLE {self.drops} AS
             WITH repeated AS (
-                SELECT event_id FROM {self.source} WHERE event_id IS NOT NULL GROUP BY event_id HAVING count(*) > 1
+                SELECT hash(event_id) AS _h FROM {self.source} WHERE event_id IS NOT NULL
+                GROUP BY _h HAVING count(*) > 1
             ),
             ranked AS (
                 SELECT {self._rid("s")} AS _rid,
                        {c("payload_hash", "s")} AS _hash,
                        row_number() OVER w AS _copy,
                        first_value({c("payload_hash", "s")}) OVER w AS _first_hash
-                FROM {self.source} s SEMI JOIN repeated r ON s.event_id = r.event_id
+                FROM {self.source} s SEMI JOIN repeated r ON hash(s.event_id) = r._h
                 WINDOW w AS (PARTITION BY s.event_id ORDER BY {order}, {self._rid("s")})
             )
             SELECT _rid,
@@ -236,13 +240,24 @@ class Sessionizer:
         flag = f"coalesce({' OR '.join(flags)}, true)"
         return columns, flag
 
+    def _ping_slot(self, alias: str) -> str:
+        """The heartbeat slot of a page ping (null for other events): device time when present, else event_ts."""
+        ping_time = (
+            f"coalesce({alias}.occurred_at, {alias}.event_ts)"
+            if self.has("occurred_at")
+            else f"{alias}.event_ts"
+        )
+        heartbeat_us = HEARTBEAT_S * _US_PER_S
+        return f"CASE WHEN {alias}.event_type = 'page_ping' THEN epoch_us({ping_time}) // {heartbeat_us} END"
+
     def assign_sessions(self, visitors: str | None = None) -> None:
         """``<prefix>_assign`` for the kept rows (of the visitors in table ``visitors`` when given).
 
-        Two window passes over the narrow (row, visitor, time, event_id) rows: the first numbers the visitor's events
-        in the rule's order and flags segment starts (lag), the second gives every event its segment's start (a
-        running max). A segment no longer than the
-        cap is one session; longer ones are cut greedily in Python (few, sequential by nature).
+        Two window passes over the narrow rows (row, visitor, time, event_id, page-view flag, ping slot): the first
+        numbers the visitor's events in the rule's order, flags segment starts (lag) and counts the visitor's page
+        views so far (``_pvc``: with the session start it names the page view a ping belongs to), all over one sort;
+        the second gives every event its segment's start (a running max). A segment no longer than the cap is one
+        session; longer ones are cut greedily in Python (few, sequential by nature).
         """
         rules = self.rules
         seq = f"{self.prefix}_seq"
@@ -253,13 +268,15 @@ class Sessionizer:
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {seq} AS
-            SELECT _rid, anonymous_id, _t, _ord,
+            SELECT _rid, anonymous_id, _t, _ord, _pvc, _slot,
                    max(CASE WHEN _new THEN _t END) OVER (
                        PARTITION BY anonymous_id ORDER BY _ord ROWS UNBOUNDED PRECEDING) AS _seg
             FROM (
-                SELECT _rid, anonymous_id, _t, row_number() OVER w AS _ord, {flag} AS _new
+                SELECT _rid, anonymous_id, _t, _slot, row_number() OVER w AS _ord, {flag} AS _new,
+                       sum(_pv) OVER (w ROWS UNBOUNDED PRECEDING) AS _pvc
                 FROM (
-                    SELECT {self._rid("s")} AS _rid, s.anonymous_id, s.event_id, epoch_us(s.event_ts) AS _t{columns}
+                    SELECT {self._rid("s")} AS _rid, s.anonymous_id, s.event_id, epoch_us(s.event_ts) AS _t,
+                           (s.event_type = 'page_view')::INTEGER AS _pv, {self._ping_slot("s")} AS _slot{columns}
                     FROM {self.source} s ANTI JOIN {self.drops} d ON {self._rid("s")} = d._rid
                     {only}
                 )
@@ -278,17 +295,17 @@ class Sessionizer:
         if n_overcap == 0:
             self.con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {self.assign} AS"
-                f" SELECT _rid, anonymous_id, _t, _ord, _seg AS _start FROM {seq}"
+                f" SELECT _rid, anonymous_id, _t, _ord, _seg AS _start, _pvc, _slot FROM {seq}"
             )
             return
         self._cut_overcap_segments(seq, overcap, cuts)
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {self.assign} AS
-            SELECT s._rid, s.anonymous_id, s._t, s._ord, s._seg AS _start
+            SELECT s._rid, s.anonymous_id, s._t, s._ord, s._seg AS _start, s._pvc, s._slot
             FROM {seq} s ANTI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._seg = o._seg
             UNION ALL
-            SELECT s._rid, s.anonymous_id, s._t, s._ord, c._start
+            SELECT s._rid, s.anonymous_id, s._t, s._ord, c._start, s._pvc, s._slot
             FROM (SELECT * FROM {seq} s
                   SEMI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._seg = o._seg) s
             ASOF JOIN {cuts} c ON s.anonymous_id = c.anonymous_id AND s._t >= c._start
@@ -339,27 +356,30 @@ class Sessionizer:
         (event_ts, event_id), and the first event's attributes come out of one ``arg_min`` over a struct."""
         ev = self.events
         engaged = f"{self.prefix}_engaged"
-        ping_time = "coalesce(occurred_at, event_ts)" if self.has("occurred_at") else "event_ts"
-        heartbeat_us = HEARTBEAT_S * _US_PER_S
+        orders_table = f"{self.prefix}_orders"
+        # Pings grouped by (session, visitor's page views so far) = by the session's latest page view before them
+        # (pings before any page view of the session form a group of their own); read from the narrow assignment.
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {engaged} AS
-            WITH marked AS (
-                SELECT anonymous_id, _start, event_type, {ping_time} AS _ping_time,
-                       sum(CASE WHEN event_type = 'page_view' THEN 1 ELSE 0 END) OVER (
-                           PARTITION BY anonymous_id, _start ORDER BY _ord ROWS UNBOUNDED PRECEDING) AS _view
-                FROM {ev} WHERE event_type IN ('page_view', 'page_ping')
-            ),
-            per_view AS (
-                SELECT anonymous_id, _start, _view,
-                       count(DISTINCT epoch_us(_ping_time) // {heartbeat_us}) AS _slots
-                FROM marked WHERE event_type = 'page_ping' GROUP BY anonymous_id, _start, _view
-            )
             SELECT anonymous_id, _start,
                    sum({HEARTBEAT_S} * (_slots - 1) + {MIN_VISIT_LENGTH_S})::DOUBLE AS engaged_s
-            FROM per_view GROUP BY anonymous_id, _start
+            FROM (
+                SELECT anonymous_id, _start, count(DISTINCT _slot) AS _slots
+                FROM {self.assign} WHERE _slot IS NOT NULL GROUP BY anonymous_id, _start, _pvc
+            )
+            GROUP BY anonymous_id, _start
             """
         )
+        if self.has("transaction_id"):
+            # Apart from the main aggregation: a DISTINCT there makes DuckDB aggregate every row twice.
+            self.con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE {orders_table} AS
+                SELECT anonymous_id, _start, count(DISTINCT transaction_id) AS orders
+                FROM {ev} WHERE event_type = 'purchase' GROUP BY anonymous_id, _start
+                """
+            )
         page = "coalesce(page_path, page_url)" if self.has("page_path") else "page_url"
         is_pv = "event_type = 'page_view'"
         money = "event_type IN ('purchase', 'refund')"
@@ -391,11 +411,6 @@ class Sessionizer:
         def did(event_type: str) -> str:
             return f"coalesce(bool_or(event_type = '{event_type}'), false)"
 
-        orders = (
-            "count(DISTINCT transaction_id) FILTER (WHERE event_type = 'purchase')"
-            if self.has("transaction_id")
-            else "NULL"
-        )
         revenue = (
             "coalesce(sum(value) FILTER (WHERE event_type = 'purchase'), 0)"
             " - coalesce(sum(value) FILTER (WHERE event_type = 'refund'), 0)"
@@ -425,7 +440,6 @@ class Sessionizer:
             "added_to_cart": did("add_to_cart"),
             "began_checkout": did("begin_checkout"),
             "purchased": did("purchase"),
-            "orders": orders,
             "revenue": revenue,
             "currency": currency,
         }
@@ -447,9 +461,15 @@ class Sessionizer:
             "browser": first_of("browser"),
             "os": first_of("os"),
             "engaged_time_s": f"least(coalesce(e.engaged_s, 0), {duration})",
+            "orders": "coalesce(o.orders, 0)" if self.has("transaction_id") else "NULL",
             "engaged": engaged_rule,
             "bounce": f"NOT {engaged_rule}",
         }
+        orders_join = (
+            f"LEFT JOIN {orders_table} o ON a.anonymous_id = o.anonymous_id AND a._start = o._start"
+            if self.has("transaction_id")
+            else ""
+        )
         inner = ",\n".join(f"{expr} AS {quote(name)}" for name, expr in aggregated.items())
         outer = []
         for name, typ in SESSION_COLUMNS:
@@ -461,6 +481,7 @@ class Sessionizer:
             SELECT {", ".join(outer)}
             FROM (SELECT anonymous_id, _start, {inner} FROM {ev} GROUP BY anonymous_id, _start) a
             LEFT JOIN {engaged} e ON a.anonymous_id = e.anonymous_id AND a._start = e._start
+            {orders_join}
             """
         )
 
