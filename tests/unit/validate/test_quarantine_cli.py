@@ -396,3 +396,20 @@ def test_redriven_copy_of_an_event_already_validated_is_a_duplicate_downstream(
     assert (
         ledger["events_received"] == result.n_events + ledger["still_quarantined"] + ledger["duplicates"] + 1
     )
+
+
+def test_write_only_leaves_validation_to_the_stack(aws, sim_clock, capsys):
+    # Given a quarantined schema violation
+    _validate(aws, KEY_A, raw_object(record([event(event_id="bad")])))
+    raw, _, state = _stores(aws)
+    # When the redrive object is only written, then a full re-drive runs
+    _, out, _ = _cli(capsys, "quarantine", "redrive", "--write-only", "--json")
+    (item,) = json.loads(out)["objects"]
+    written = raw.get_bytes(item["redrive_key"])
+    assert item["outcome"] is None and state.get_ledger(item["redrive_key"]) is None
+    _, out, _ = _cli(capsys, "quarantine", "redrive", "--json")
+    # Then the object was written once (the raw bucket notifies the validate function) and the later run
+    # validated it as it was
+    (again,) = json.loads(out)["objects"]
+    assert again["exists"] is True and raw.get_bytes(item["redrive_key"]) == written
+    assert state.get_ledger(item["redrive_key"])["events_in"] == 1

@@ -249,9 +249,12 @@ def _print_redrive(items: list[Any], *, dry_run: bool, write_only: bool) -> None
 
     console = _console()
     verb = "would re-drive" if dry_run else ("wrote" if write_only else "re-drove")
-    table = Table(
-        "quarantine object", "reason", "events", "redrive object", "outcome", title=f"Re-drive ({verb})"
-    )
+    table = Table(title=f"Re-drive ({verb})")
+    table.add_column("quarantine object", overflow="fold")
+    table.add_column("reason")
+    table.add_column("events", justify="right")
+    table.add_column("redrive object", overflow="fold")
+    table.add_column("outcome")
     for item in items:
         if item.outcome is None:
             outcome = (
