@@ -218,3 +218,106 @@ def test_parquet_source_reads_files_with_different_columns(pg, tmp_path):
         )
     # Then both rows come back, the missing column as null
     assert rows == [("e1", "https://shop.example/x"), ("e2", None)]
+
+
+def _partition_shape(conn, name: str) -> tuple[list[str], list[str]]:
+    """(index definitions without their names, CHECK constraints) of one partition."""
+    indexes = sorted(
+        d.split(" ON ", 1)[1]
+        for (d,) in conn.query("SELECT indexdef FROM pg_indexes WHERE tablename = ?", [name])
+    )
+    checks = [
+        c
+        for (c,) in conn.query(
+            "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(?) AND contype = 'c'", [name]
+        )
+    ]
+    return indexes, checks
+
+
+def test_a_day_new_to_the_warehouse_gets_a_partition_with_the_parents_indexes(pg, tmp_path):
+    # Given day 03-02 already holding visitor W
+    with pg.connect() as conn:
+        load_run(
+            conn,
+            write_run(
+                tmp_path / "r1", [event("w1", "SW", "W", "page_view", at(8))], [session("SW", "W", at(8), 1)]
+            ),
+            RunRecord("r1"),
+        )
+        existing_shape = _partition_shape(conn, "events_p20260302")
+        # When one run brings events of that day and of two days new to the warehouse
+        events = [
+            event("a1", "SA", "A", "page_view", at(23, 50, day=DAY1)),
+            event("a2", "SA", "A", "page_view", at(0, 10)),
+            event("b1", "SB", "B", "page_view", at(12, day=DAY3)),
+            event("b2", "SB", "B", "view_item", at(12, 1, day=DAY3)),
+        ]
+        sessions = [
+            session("SA", "A", at(23, 50, day=DAY1), 20 * 60),
+            session("SB", "B", at(12, day=DAY3), 60),
+        ]
+        load_run(conn, write_run(tmp_path / "r2", events, sessions), RunRecord("r2"))
+        # Then every row is in its day's partition, W's row kept
+        assert _partitions(conn) == {"events_p20260301": 1, "events_p20260302": 2, "events_p20260303": 2}
+        assert sorted(conn.query("SELECT event_id FROM events_p20260303")) == [("b1",), ("b2",)]
+        # And the new partitions carry the same indexes as one created empty, and no leftover bounds check
+        assert existing_shape[0]
+        for name in ("events_p20260301", "events_p20260303"):
+            indexes, checks = _partition_shape(conn, name)
+            assert [i.replace(name, "P") for i in indexes] == [
+                i.replace("events_p20260302", "P") for i in existing_shape[0]
+            ]
+            assert checks == []
+        # And the primary key holds on them
+        with pytest.raises(psycopg.errors.UniqueViolation), conn.transaction():
+            conn.execute(
+                "INSERT INTO events (event_id, anonymous_id, event_type, event_ts, session_id)"
+                " SELECT event_id, anonymous_id, event_type, event_ts, session_id FROM events WHERE event_id = 'b1'"
+            )
+
+
+def test_a_failed_load_that_created_a_day_leaves_no_partition_and_never_blocks_readers(pg, tmp_path):
+    # Given the store day (03-02) loaded
+    events, sessions = store_day()
+    with pg.connect() as conn:
+        load_run(conn, write_run(tmp_path / "r1", events, sessions), RunRecord("r1"))
+        before, parts = warehouse_digest(conn), _partitions(conn)
+    seen: list[int] = []
+
+    def read_then_fail():
+        # another connection reads events while the load holds its new partition (it would wait on a table lock)
+        with pg.connect() as reader:
+            reader.execute("SET lock_timeout = '20s'")
+            seen.append(reader.count("events"))
+        raise RuntimeError("injected failure before commit")
+
+    # When a run bringing a new day (03-03) fails after its rows are written
+    run = write_run(
+        tmp_path / "r2",
+        [event("n1", "SN", "N", "page_view", at(9, day=DAY3))],
+        [session("SN", "N", at(9, day=DAY3), 1)],
+    )
+    with pg.connect() as conn, pytest.raises(RuntimeError, match="injected"):
+        load_run(conn, run, RunRecord("r2"), before_commit=read_then_fail)
+    # Then the reader saw the previous rows, and the warehouse has neither the rows nor the partition
+    assert seen == [17]
+    with pg.connect() as conn:
+        assert warehouse_digest(conn) == before
+        assert _partitions(conn) == parts
+        assert conn.query("SELECT to_regclass('events_p20260303')") == [(None,)]
+
+
+def test_a_key_repeated_inside_a_new_day_is_a_key_conflict(pg, tmp_path):
+    # Given rows of a day without a partition, two of them with the same key
+    rows = [event("d1", "S", "A", "page_view", at(9)), event("d1", "S", "A", "page_view", at(9))]
+    path = tmp_path / "dup.parquet"
+    from tests.unit.warehouse.factory import write_parquet
+
+    write_parquet(path, EVENT_COLUMNS, rows)
+    with pg.connect() as conn:
+        # When they are loaded into events
+        with pytest.raises(KeyConflict), conn.transaction():
+            conn.load_events(EVENT_COLUMNS, parquet_source(conn, EVENT_COLUMNS, [path]))
+        # Then nothing is left behind
+        assert conn.query("SELECT to_regclass('events_p20260302')") == [(None,)]

@@ -106,6 +106,15 @@ class Connection:
         """
         return []
 
+    def load_events(self, columns: Columns, select: str) -> list[date]:
+        """Append the rows of a DuckDB ``select`` (``columns`` of ``events``) to ``events``, like :meth:`load_select`.
+
+        Returns the UTC days whose storage this call created (PostgreSQL: new daily partitions, filled before
+        their indexes are built; see :meth:`PostgresConnection.load_events`).
+        """
+        self.load_select("events", columns, select)
+        return []
+
     def create_temp(self, table: str, columns: Columns) -> None:
         """A fresh TEMP table (dropped first if this connection already has one)."""
         self.execute(f"DROP TABLE IF EXISTS {table}")
@@ -297,15 +306,11 @@ class PostgresConnection(Connection):
                 producer.join()
                 duck.close()
 
-    def prepare_event_days(self, days: Sequence[date]) -> list[date]:
-        """Create the missing daily partitions of ``events`` (UTC days of ``event_ts``), in the open transaction.
-
-        Partitions are named ``events_pYYYYMMDD``; the parent's primary key and indexes apply to them. Creating one
-        locks ``events`` until the transaction ends, so it happens at most once per new day.
-        """
+    def _missing_event_days(self, days: Sequence[date]) -> list[date] | None:
+        """The days among ``days`` that have no partition of ``events`` yet; None when ``events`` is one table."""
         rows = self.query("SELECT relkind FROM pg_class WHERE oid = to_regclass('events')")
         if not rows or rows[0][0] != "p":
-            return []
+            return None
         existing = {
             name
             for (name,) in self.query(
@@ -313,17 +318,64 @@ class PostgresConnection(Connection):
                 " WHERE i.inhparent = to_regclass('events')"
             )
         }
-        created: list[date] = []
-        for day in sorted(set(days)):
-            name = partition_name(day)
-            if name in existing:
-                continue
+        return [day for day in sorted(set(days)) if partition_name(day) not in existing]
+
+    def prepare_event_days(self, days: Sequence[date]) -> list[date]:
+        """Create the missing daily partitions of ``events`` (UTC days of ``event_ts``), empty, in the open transaction.
+
+        Partitions are named ``events_pYYYYMMDD``; the parent's primary key and indexes apply to them. Creating one
+        this way locks ``events`` until the transaction ends; the loader uses :meth:`load_events` instead.
+        """
+        created = self._missing_event_days(days) or []
+        for day in created:
+            low, high = _day_bounds(day)
             self.execute(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events"
-                f" FOR VALUES FROM ('{day.isoformat()} 00:00:00+00') TO ('{(day + timedelta(days=1)).isoformat()} 00:00:00+00')"
+                f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF events"
+                f" FOR VALUES FROM ('{low}') TO ('{high}')"
             )
-            created.append(day)
         return created
+
+    def load_events(self, columns: Columns, select: str) -> list[date]:
+        """COPY the rows into ``events``; a day without a partition gets one built for this load's rows.
+
+        A new day's rows are COPYed into a plain table of the partition's name (the columns of ``events`` and a
+        CHECK of the day's bounds), which is then attached: PostgreSQL builds its key and visitor indexes in one
+        sorted pass instead of inserting every row into them, and the CHECK spares the attach a scan (it is
+        dropped afterwards). Attaching locks ``events`` only against schema changes (SHARE UPDATE EXCLUSIVE), so
+        readers go on; everything is undone by a rollback. Rows of days that already have a partition go through
+        ``events`` in one COPY. A key repeated among the new rows raises :class:`KeyConflict`, as a COPY would.
+        """
+        import psycopg
+
+        days = [d for (d,) in self.scan(f"SELECT DISTINCT CAST(event_ts AS DATE) FROM ({select})")]
+        new = self._missing_event_days(days)
+        if not new:
+            self.load_select("events", columns, select)
+            return []
+        for day in new:
+            name, (low, high) = partition_name(day), _day_bounds(day)
+            self.execute(
+                f"CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS,"
+                f" CONSTRAINT {name}_bounds CHECK (event_ts >= '{low}' AND event_ts < '{high}'))"
+            )
+            self.load_select(
+                name,
+                columns,
+                f"SELECT * FROM ({select}) WHERE event_ts >= TIMESTAMPTZ '{low}' AND event_ts < TIMESTAMPTZ '{high}'",
+            )
+            try:
+                self.execute(
+                    f"ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{low}') TO ('{high}')"
+                )
+            except psycopg.errors.UniqueViolation as exc:
+                raise KeyConflict(str(exc).splitlines()[0]) from exc
+            self.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds")
+        if len(new) < len(days):
+            listed = ", ".join(f"DATE '{day.isoformat()}'" for day in new)
+            self.load_select(
+                "events", columns, f"SELECT * FROM ({select}) WHERE CAST(event_ts AS DATE) NOT IN ({listed})"
+            )
+        return new
 
     def close(self) -> None:
         if self._duck is not None:
@@ -416,6 +468,11 @@ def _widen_pipe(fd: int) -> None:
 def partition_name(day: date) -> str:
     """The ``events`` partition holding ``day`` (UTC) on PostgreSQL."""
     return f"events_p{day:%Y%m%d}"
+
+
+def _day_bounds(day: date) -> tuple[str, str]:
+    """The first instant of ``day`` (UTC) and of the next day, as timestamptz literals."""
+    return f"{day.isoformat()} 00:00:00+00", f"{(day + timedelta(days=1)).isoformat()} 00:00:00+00"
 
 
 @dataclass(frozen=True)

@@ -102,11 +102,9 @@ def load_run(
     src = _source(conn, files, site_timezone)
     (n_events,) = conn.scan(f"SELECT count(*) FROM ({src.events})")[0]
     (n_sessions,) = conn.scan(f"SELECT count(*) FROM ({src.sessions})")[0]
-    event_days = [d for (d,) in conn.scan(f"SELECT DISTINCT CAST(event_ts AS DATE) FROM ({src.events})")]
     new_days = _days(conn.scan(f"SELECT DISTINCT session_date FROM ({src.sessions})"))
     with conn.transaction():
         conn.lock(_LOAD_LOCK_KEY)
-        conn.prepare_event_days(event_days)
         conn.create_temp("stage_affected", VISITOR_COLUMNS)
         conn.load_select("stage_affected", VISITOR_COLUMNS, src.affected)
         n_visitors = conn.count("stage_affected")
@@ -136,7 +134,7 @@ def load_run(
 
 
 def _insert(conn: Connection, src: _Source) -> None:
-    conn.load_select("events", EVENT_COLUMNS, src.events)
+    conn.load_events(EVENT_COLUMNS, src.events)
     conn.load_select("sessions", SESSION_TABLE_COLUMNS, src.sessions)
     conn.load_select("users", USER_COLUMNS, src.users)
 
