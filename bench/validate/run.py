@@ -45,9 +45,9 @@ def user_agents(n: int) -> list[str]:
 
 def generate(events: int, objects: int, out: Path) -> tuple[list[Path], int, int]:
     from clickstream.core.config import Settings
-    from clickstream.ingest.request import HttpRequest
+    from clickstream.ingest.request import HttpRequest, guest_caller
     from clickstream.ingest.service import ingest_native
-    from clickstream.local.generator import TrafficConfig, generate
+    from clickstream.local.generator import GUEST_EVENTS_PATH, TrafficConfig, generate
 
     class Sink:
         def __init__(self) -> None:
@@ -59,8 +59,10 @@ def generate(events: int, objects: int, out: Path) -> tuple[list[Path], int, int
     sink, settings = Sink(), Settings()
     traffic = generate(TrafficConfig(events=events, days=max(2.0, events / 30_000)))
     for request in traffic.requests:
+        http = HttpRequest.from_api_gateway(request.event)
+        caller = guest_caller(http) if request.event.get("resource") == GUEST_EVENTS_PATH else None
         try:
-            ingest_native(HttpRequest.from_api_gateway(request.event), settings=settings, sink=sink)
+            ingest_native(http, settings=settings, sink=sink, caller=caller)
         except Exception:  # the malformed requests the API refuses
             continue
     uas = user_agents(600)
@@ -81,6 +83,18 @@ def generate(events: int, objects: int, out: Path) -> tuple[list[Path], int, int
             paths.append(path)
     distinct = len({json.loads(line)["user_agent"] for line in lines})
     return paths, n_events, distinct
+
+
+def describe(raw: Path) -> tuple[list[Path], int, int]:
+    """The raw objects of an earlier run: their paths, events and distinct user agents."""
+    paths = sorted(raw.glob("raw-*.jsonl.gz"))
+    n_events, agents = 0, set()
+    for path in paths:
+        for line in gzip.decompress(path.read_bytes()).splitlines():
+            record = json.loads(line)
+            n_events += len(record["events"])
+            agents.add(record["user_agent"])
+    return paths, n_events, len(agents)
 
 
 # -- contenders (run in a child process) ----------------------------------------------------------------------
@@ -242,7 +256,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench validate")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--objects", type=int, default=16)
-    parser.add_argument("--keep", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="keep the input and outputs in this folder")
+    parser.add_argument(
+        "--input", type=Path, default=None, help="reuse the raw objects a --keep run left here"
+    )
     parser.add_argument("--child", nargs=3, metavar=("NAME", "SRC", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="*", default=list(CONTENDERS), choices=list(CONTENDERS))
     args = parser.parse_args(argv)
@@ -251,7 +268,13 @@ def main(argv: list[str]) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
         root = args.keep or Path(tmp)
-        paths, n_events, distinct_uas = generate(args.events, args.objects, root / "raw")
+        if args.input is not None:
+            paths, n_events, distinct_uas = describe(args.input)
+            root = args.keep or args.input.parent
+            raw = args.input
+        else:
+            raw = root / "raw"
+            paths, n_events, distinct_uas = generate(args.events, args.objects, raw)
         print(f"input: {n_events} events in {len(paths)} gzip objects, {distinct_uas} distinct user agents")
         rates = {}
         for name in args.only:
@@ -262,7 +285,7 @@ def main(argv: list[str]) -> int:
                     "bench.validate.run",
                     "--child",
                     name,
-                    str(root / "raw"),
+                    str(raw),
                     str(root / name),
                 ],
                 capture_output=True,

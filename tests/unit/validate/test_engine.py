@@ -34,9 +34,11 @@ def _norm(judgement):
     return rows
 
 
-def _assert_same(data: bytes, options: JudgeOptions = OPTIONS) -> None:
+def _assert_same(data: bytes, options: JudgeOptions = OPTIONS, *, engine: str | None = None) -> None:
     expected = judge_object(data, source_key="raw/k", options=options)
     got = judge_with_engine(data, source_key="raw/k", options=options)
+    if engine is not None:
+        assert got.engine == engine
     assert (got.records, got.events_in, got.validated, got.duplicates, got.max_received_at) == (
         expected.records,
         expected.events_in,
@@ -48,7 +50,7 @@ def _assert_same(data: bytes, options: JudgeOptions = OPTIONS) -> None:
     assert got.quarantine == expected.quarantine
 
 
-def _awkward_object() -> bytes:
+def _awkward_records() -> list:
     base = event("purchase", properties={"tax": 90.55, "shipping": 0.0, "n": 3, "ok": True, "x": None})
     retry = dict(base)
     conflict = dict(base, properties={"tax": 1.0})
@@ -56,7 +58,7 @@ def _awkward_object() -> bytes:
         {"product_id": "MON-2", "name": 'Dell 32" 6K', "price": 2899, "quantity": 2},
         {"product_id": "ACC-1", "brand": "Incase", "price": 1e-5},
     ]
-    return raw_object(
+    return [
         record([base, event("view_item", items=items), event(page={"url": "https://x.example/?e=a@b.io"})]),
         record([retry, conflict], received_at=T0 + timedelta(seconds=9)),
         record([event(experiment="B"), event(properties={"nested": {"a": 1}}), event(value=5.0)]),
@@ -83,11 +85,42 @@ def _awkward_object() -> bytes:
         record([event(title_tab="a\tb", page={"url": "https://s.example/", "title": "tab\there \u2028 ok"})]),
         record([event(items=[{"product_id": "A", "price": -1}]), event(value=float("1e20"), currency="EUR")]),
         {**record([event()]), "received_at": "2026-03-02T10:00:00", "app_id": ""},  # bad envelope
-    )
+    ]
+
+
+def _awkward_object() -> bytes:
+    return raw_object(*_awkward_records())
+
+
+def _parseable(lines: list) -> list:
+    """The lines DuckDB's JSON reader takes: JSON objects, one per line, each with an events list."""
+    return [line for line in lines if isinstance(line, dict)]
 
 
 def test_engine_equals_the_python_judge_on_awkward_input():
-    _assert_same(_awkward_object())
+    # Given an object with lines DuckDB's reader refuses / Then it is judged by Python, the same way
+    _assert_same(_awkward_object(), engine="python")
+
+
+def test_engine_judges_awkward_but_parseable_input_set_wise_and_the_same():
+    # Given the awkward records without the lines that are not JSON objects
+    data = raw_object(*_parseable(_awkward_records()))
+    # When judged by the engine / Then DuckDB did the work, with the same outcome as the Python judge
+    _assert_same(data, engine="duckdb")
+
+
+def test_records_with_tokens_duckdb_reads_leniently_go_to_python_whole():
+    # Given records with a trailing comma and a NaN, beside plain ones (a trailing comma DuckDB would accept)
+    good = json.dumps(record([event()]), separators=(",", ":"))
+    trailing = good[:-2] + ",]}"
+    nan = json.dumps(record([event(properties={"x": float("nan")})]), separators=(",", ":"))
+    spaced = good[:-2] + ", \t]}"
+    data = "\n".join([good, trailing, nan, spaced, "", "   ", good]).encode()
+    # When judged / Then by DuckDB for the object, by Python for those records, the same as the Python judge
+    _assert_same(data, engine="duckdb")
+    got = judge_with_engine(data, source_key="raw/k", options=OPTIONS)
+    assert [q["source_line"] for q in got.quarantine] == [2, 4]
+    assert {q["reason"] for q in got.quarantine} == {"unparseable_record"}
 
 
 def test_engine_writes_the_same_parquet_as_the_python_rows(tmp_path):
@@ -117,3 +150,19 @@ def test_engine_equals_the_python_judge_for_any_mix(case, gzipped):
 
         data = gzip.compress(data)
     _assert_same(data)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(objects(), st.booleans())
+def test_engine_judges_any_parseable_mix_set_wise_and_the_same(case, gzipped):
+    # Given any mix of events in records DuckDB's reader takes (no garbage lines)
+    lines = _parseable(case[0])
+    if not lines:
+        lines = [record([event()])]
+    data = raw_object(*lines)
+    if gzipped:
+        import gzip
+
+        data = gzip.compress(data)
+    # Then the set-based path judges it, exactly as the Python judge
+    _assert_same(data, engine="duckdb")

@@ -1,32 +1,38 @@
 """The validation engine: one raw object judged set-wise in DuckDB, with Python for the rare and the distinct.
 
-1. The decoded object's lines go into DuckDB. Records whose envelope is plain (``sql.RECORDS``) are unnested into
-   events; each event is checked against the plain subset of the schema and, when plain, enriched and hashed in
-   SQL (``sql.events_sql``).
-2. Everything else goes to the Python judge (``judge._Judge``), the specification: lines that are not one plain
-   record (not JSON, glued records, odd envelopes, people under erasure) whole, and a plain record's non-plain
-   events one by one. It quarantines with the exact reason and detail, and returns its valid events as rows.
+1. The decoded object's records are read by DuckDB's JSON reader in one pass (``sql.records_sql``): every envelope
+   field as JSON text, the events as a list of JSON texts. An object that is not one JSON object per line (a line
+   that is not JSON, records glued together, invalid UTF-8, a duplicated envelope field) fails that read and is
+   judged whole by the Python judge, the specification (``judge.judge_object``).
+2. Records whose envelope is plain are unnested into events; each event is checked against the plain subset of
+   the schema and, when plain, enriched and hashed in SQL (``sql.events_sql``). Everything else goes to the Python
+   judge: records with an odd envelope or a token DuckDB reads differently (``NaN``, a trailing comma) whole, and a
+   plain record's non-plain events one by one. It quarantines with the exact reason and detail, and returns its
+   valid events as rows.
 3. Derivations that need Python libraries (user agent, IP prefix, URL parsing, e-mail scrubbing, context UTM,
    channel) run once per *distinct* value and are joined back.
 4. In-object dedupe over both kinds of rows is one window in SQL (first receipt wins; same payload hash =
    duplicate, else ``duplicate_conflict``); the winners are fetched as rows or copied straight to Parquet.
 
-Per event, Python does nothing on the plain path, which is what makes the step fast.
+Per event, Python does nothing on the plain path, which is what makes the step fast. Each object gets its own
+cursor of the process's one DuckDB database (``writer.duckdb_cursor``), so there is no start-up cost per object,
+and its temp tables vanish with the cursor.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from clickstream.core.schema import VALIDATED_COLUMNS
+from clickstream.validate import judge as judge_module
 from clickstream.validate.channel import default_channel
-from clickstream.validate.judge import Judgement, JudgeOptions, RawLine, _Judge, conflict_detail
+from clickstream.validate.judge import Judgement, JudgeOptions, RawLine, _Judge, conflict_detail, judge_object
 from clickstream.validate.reader import decode_object, read_records
-from clickstream.validate.sql import CONTEXT, MACROS, RECORDS, events_sql
+from clickstream.validate.sql import CONTEXT, SUSPECT_TOKENS, TRAILING_COMMA_PATTERN, events_sql, records_sql
 from clickstream.validate.useragent import classify
 from clickstream.validate.web import (
     context_utm,
@@ -36,19 +42,30 @@ from clickstream.validate.web import (
     scrub_emails,
     url_host,
 )
+from clickstream.validate.writer import duckdb_cursor
+
+_TRAILING_COMMA = re.compile(TRAILING_COMMA_PATTERN)
+PLACEHOLDER = b"{}"  # what DuckDB reads in place of a line Python judges whole: never a plain record
 
 
-def _quote(path: Path) -> str:
-    return str(path).replace("'", "''")
+class NotPlainObject(Exception):
+    """DuckDB's JSON reader refused the object (it is not one JSON object per line): Python judges it whole."""
 
 
-def _connect():
-    import duckdb  # only the validate step pays for it
+def split_lines(payload: bytes) -> list[bytes]:
+    """The object's records as the reader numbers them: non-blank lines, stripped (``source_line`` = index + 1)."""
+    return [line for line in (chunk.strip() for chunk in payload.split(b"\n")) if line]
 
-    con = duckdb.connect(config={"threads": max(1, len(os.sched_getaffinity(0)))})
-    con.execute("SET TimeZone = 'UTC'; SET preserve_insertion_order = true;")
-    con.execute(MACROS)
-    return con
+
+def suspect_lines(payload: bytes, lines: list[bytes]) -> set[int]:
+    """1-based numbers of the lines holding a token DuckDB's reader accepts and Python's strict one does not."""
+    if not any(token in payload for token in SUSPECT_TOKENS) and not _TRAILING_COMMA.search(payload):
+        return set()
+    return {
+        i
+        for i, line in enumerate(lines, start=1)
+        if any(token in line for token in SUSPECT_TOKENS) or _TRAILING_COMMA.search(line)
+    }
 
 
 class Engine:
@@ -58,36 +75,36 @@ class Engine:
         self.source_key = source_key
         self.options = options
         self.workdir = workdir
-        self.con = _connect()
+        self.con = duckdb_cursor()
         self.py = _Judge(source_key, options)
         self.py_lines: dict[int, RawLine] = {}
+        self.lines: list[bytes] = []
 
-    # -- 1. lines ------------------------------------------------------------------------------------------
-    def load_lines(self, payload: bytes) -> None:
-        lines = [chunk.strip() for chunk in payload.split(b"\n")]
-        texts: list[str | None] = []
-        self.undecodable: dict[int, bytes] = {}
-        for line in lines:
-            if not line:
-                continue
-            try:
-                texts.append(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                self.undecodable[len(texts) + 1] = line
-                texts.append(None)
-        path = self.workdir / "lines.json"
-        # One JSON array of strings: DuckDB reads it with its own parser, far faster than binding a Python list.
-        path.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
-        self.con.execute(
-            "CREATE TEMP TABLE lines AS SELECT text, idx FROM ("
-            "SELECT unnest(l) AS text, generate_subscripts(l, 1) AS idx FROM ("
-            f"SELECT json_extract_string(content, '$[*]') AS l FROM read_text('{_quote(path)}')))"
-        )
+    # -- 1. records ----------------------------------------------------------------------------------------
+    def load(self, payload: bytes) -> None:
+        """Read the records into ``rec``; raises NotPlainObject when DuckDB's reader refuses the object."""
+        import duckdb
+
+        self.lines = split_lines(payload)
+        whole = suspect_lines(payload, self.lines)
+        path = self.workdir / "records.jsonl"
+        with open(path, "wb") as fh:
+            if whole:
+                fh.write(
+                    b"\n".join(PLACEHOLDER if i in whole else line for i, line in enumerate(self.lines, 1))
+                )
+            else:
+                fh.write(b"\n".join(self.lines))
+        try:
+            self.con.execute(records_sql(str(path)))
+        except duckdb.InvalidInputException as exc:
+            raise NotPlainObject(str(exc)) from exc
+        finally:
+            path.unlink(missing_ok=True)
 
     # -- 2. plain records and events, and the Python judge for the rest -----------------------------------
     def judge(self) -> None:
         con = self.con
-        con.execute(RECORDS)
         if self.options.tombstones:
             con.execute("CREATE TEMP TABLE tomb AS SELECT unnest($1) AS h", [sorted(self.options.tombstones)])
             con.execute(
@@ -95,23 +112,20 @@ class Engine:
                 "OR (user_id IS NOT NULL AND sha256(user_id) IN (SELECT h FROM tomb))"
             )
         # Lines the Python judge takes whole, in order, and how many records each holds (glued records).
-        others = con.execute(
-            "SELECT idx, text FROM lines WHERE idx NOT IN (SELECT idx FROM rec) ORDER BY idx"
-        ).fetchall()
+        plain = {row[0] for row in con.execute("SELECT idx FROM rec").fetchall()}
         shift = 0
         shifts: list[tuple[int, int]] = []
-        for idx, text in others:
-            raw = self.undecodable.get(idx) if text is None else text.encode("utf-8")
+        for idx in range(1, len(self.lines) + 1):
+            if idx in plain:
+                continue
             count = 0
-            for line in read_records(raw or b"", start=idx - 1 + shift):
+            for line in read_records(self.lines[idx - 1], start=idx - 1 + shift):
                 self.py.add_line(line)
                 self.py_lines[line.ordinal] = line
                 count += 1
             if count != 1:
                 shift += count - 1
                 shifts.append((idx, shift))
-        con.execute("ALTER TABLE rec ADD COLUMN ordinal BIGINT")
-        con.execute("UPDATE rec SET ordinal = idx")
         if shifts:
             con.execute(
                 "CREATE TEMP TABLE shifts AS SELECT unnest($1) AS idx, unnest($2) AS shift",
@@ -122,13 +136,15 @@ class Engine:
                 "FROM rec r JOIN shifts ON shifts.idx < r.idx GROUP BY r.idx) s WHERE rec.idx = s.idx"
             )
         con.execute(CONTEXT)
-        con.execute(events_sql(int(self.options.lookback.total_seconds() * 1_000_000)))
+        # the judge's size limit read now, not at import, so the two paths always share it
+        lookback_us = int(self.options.lookback.total_seconds() * 1_000_000)
+        con.execute(events_sql(lookback_us, judge_module.MAX_EVENT_BYTES))
         partial = con.execute(
-            "SELECT rec.ordinal, lines.text, list(ev.position ORDER BY ev.position) FROM ev "
-            "JOIN rec USING (idx) JOIN lines USING (idx) WHERE NOT ev.plain "
-            "GROUP BY rec.ordinal, lines.text ORDER BY rec.ordinal"
+            "SELECT rec.idx, rec.ordinal, list(ev.position ORDER BY ev.position) FROM ev "
+            "JOIN rec USING (idx) WHERE NOT ev.plain GROUP BY rec.idx, rec.ordinal ORDER BY rec.ordinal"
         ).fetchall()
-        for ordinal, text, positions in partial:
+        for idx, ordinal, positions in partial:
+            text = self.lines[idx - 1]
             line = RawLine(ordinal, text, loose=json.loads(text))
             self.py_lines[ordinal] = line
             self.py.add_positions(line, positions)
@@ -265,12 +281,15 @@ class Engine:
             "SELECT count(*) FROM ranked WHERE rn > 1 AND payload_hash = win_hash"
         ).fetchone()
         conflicts = con.execute(
-            "SELECT r.event_id, r.source_line, r.position, r.win_line, r.win_pos, l.text FROM ranked r "
-            "LEFT JOIN rec ON rec.ordinal = r.source_line LEFT JOIN lines l ON l.idx = rec.idx "
+            "SELECT r.event_id, r.source_line, r.position, r.win_line, r.win_pos, rec.idx FROM ranked r "
+            "LEFT JOIN rec ON rec.ordinal = r.source_line "
             "WHERE r.rn > 1 AND r.payload_hash <> r.win_hash ORDER BY r.source_line, r.position"
         ).fetchall()
-        for event_id, line_no, position, win_line, win_pos, text in conflicts:
-            line = self.py_lines.get(line_no) or RawLine(line_no, text, loose=json.loads(text))
+        for event_id, line_no, position, win_line, win_pos, idx in conflicts:
+            line = self.py_lines.get(line_no)
+            if line is None:
+                text = self.lines[idx - 1]
+                line = RawLine(line_no, text, loose=json.loads(text))
             self.py.quarantine_conflict(line, position, conflict_detail(event_id, win_line, win_pos))
         counts = con.execute(
             "SELECT (SELECT count(*) FROM ev WHERE plain), (SELECT count(*) FROM rec), "
@@ -357,21 +376,30 @@ WHERE ev.plain
 """
 
 
-def run_engine(data: bytes, *, source_key: str, options: JudgeOptions, workdir: Path) -> Engine:
-    """Judge ``data``; the returned engine holds the validated rows (``engine.out_sql``) and its Judgement."""
+def run_engine(payload: bytes, *, source_key: str, options: JudgeOptions, workdir: Path) -> Engine:
+    """Judge a decoded object; the returned engine holds the validated rows (``engine.out_sql``) and its
+    Judgement. Raises NotPlainObject (nothing kept) when DuckDB's reader refuses the object."""
     engine = Engine(source_key, options, workdir)
-    engine.load_lines(decode_object(data))
-    engine.judge()
-    engine.enrich()
-    engine.judgement = engine.dedupe()
-    engine.judgement.check_balance()
+    try:
+        engine.load(payload)
+        engine.judge()
+        engine.enrich()
+        engine.judgement = engine.dedupe()
+        engine.judgement.check_balance()
+    except BaseException:
+        engine.close()
+        raise
     return engine
 
 
 def judge_with_engine(data: bytes, *, source_key: str, options: JudgeOptions) -> Judgement:
     """The judgement with its validated rows as tuples (VALIDATED_COLUMNS order, timestamps as UTC ISO)."""
+    payload = decode_object(data)
     with tempfile.TemporaryDirectory(prefix="clickstream-judge-") as tmp:
-        engine = run_engine(data, source_key=source_key, options=options, workdir=Path(tmp))
+        try:
+            engine = run_engine(payload, source_key=source_key, options=options, workdir=Path(tmp))
+        except NotPlainObject:
+            return judge_object(data, source_key=source_key, options=options)
         try:
             rows = engine.con.execute(engine.out_sql).fetchall()
         finally:
@@ -382,16 +410,33 @@ def judge_with_engine(data: bytes, *, source_key: str, options: JudgeOptions) ->
         tuple(v.isoformat() if i in ts and v is not None else v for i, v in enumerate(row)) for row in rows
     ]
     judgement.validated_count = None
+    judgement.engine = "duckdb"
     return judgement
 
 
 def judge_to_parquet(data: bytes, *, source_key: str, options: JudgeOptions, path: Path) -> Judgement:
-    """The judgement, its validated rows written as zstd Parquet to ``path`` (nothing written when none)."""
-    engine = run_engine(data, source_key=source_key, options=options, workdir=path.parent)
+    """The judgement, its validated rows written as zstd Parquet to ``path`` (nothing written when none).
+
+    ``judgement.engine`` tells which path judged the object: ``"duckdb"`` or, for an object DuckDB's reader
+    refuses, ``"python"`` (the event-by-event judge, whose rows go through ``writer.write_parquet``)."""
+    from clickstream.validate.writer import write_parquet
+
+    payload = decode_object(data)
+    try:
+        engine = run_engine(payload, source_key=source_key, options=options, workdir=path.parent)
+    except NotPlainObject:
+        judgement = judge_object(data, source_key=source_key, options=options)
+        if judgement.rows:
+            write_parquet(judgement.rows, path)
+        judgement.validated_count = len(judgement.rows)
+        judgement.rows = []
+        judgement.engine = "python"
+        return judgement
     try:
         if engine.judgement.validated:
             target = str(path).replace("'", "''")
             engine.con.execute(f"COPY ({engine.out_sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
     finally:
         engine.close()
+    engine.judgement.engine = "duckdb"
     return engine.judgement

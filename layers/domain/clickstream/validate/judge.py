@@ -84,6 +84,7 @@ class Judgement:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     max_received_at: datetime | None = None
     validated_count: int | None = None  # set when the rows went straight to a file instead of ``rows``
+    engine: str = "python"  # which path judged the object: "python" (event by event) or "duckdb" (set-based)
 
     @property
     def validated(self) -> int:

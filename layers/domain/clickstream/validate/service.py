@@ -20,15 +20,11 @@ from clickstream.core.config import Settings
 from clickstream.core.errors import InputError
 from clickstream.core.keys import RAW_PREFIX, quarantine_key, validated_key
 from clickstream.core.observability import logger
-from clickstream.validate.judge import Judgement, JudgeOptions, judge_object
+from clickstream.validate.engine import judge_to_parquet
+from clickstream.validate.judge import Judgement, JudgeOptions
 from clickstream.validate.keys import arrival_hour_of
 from clickstream.validate.notifications import parse_notification
-from clickstream.validate.writer import (
-    JSONL_CONTENT_TYPE,
-    PARQUET_CONTENT_TYPE,
-    quarantine_jsonl,
-    write_parquet,
-)
+from clickstream.validate.writer import JSONL_CONTENT_TYPE, PARQUET_CONTENT_TYPE, quarantine_jsonl
 
 
 @dataclass
@@ -91,19 +87,48 @@ def validate_object(
     etag: str | None = None,
     size: int | None = None,
 ) -> LedgerRow:
-    """Validate and enrich one raw object; write its outputs and its ledger row. Idempotent per object."""
+    """Validate and enrich one raw object; write its outputs and its ledger row. Idempotent per object.
+
+    The object is judged by the set-based engine (``engine.judge_to_parquet``: DuckDB, held equal to the
+    event-by-event judge by the tests), which writes the validated Parquet to a temp file uploaded from there."""
     data = raw_store.get_bytes(source_key)
     options = options_from(settings, load_tombstones(state))
-    judgement = judge_object(data, source_key=source_key, options=options)
+    with tempfile.TemporaryDirectory(prefix="clickstream-validate-") as tmp:
+        parquet = Path(tmp) / "validated.parquet"
+        judgement = judge_to_parquet(data, source_key=source_key, options=options, path=parquet)
+        return _record_outcome(
+            source_key,
+            data,
+            judgement,
+            parquet,
+            lake_store=lake_store,
+            state=state,
+            etag=etag,
+            size=size,
+        )
+
+
+def _record_outcome(
+    source_key: str,
+    data: bytes,
+    judgement: Judgement,
+    parquet: Path,
+    *,
+    lake_store: ObjectStore,
+    state: StateStore,
+    etag: str | None,
+    size: int | None,
+) -> LedgerRow:
+    """Upload the outputs of a judged object, remove stale ones, and write its ledger row."""
     previous = state.get_ledger(source_key)
     arrival = arrival_hour_of(source_key, judgement.max_received_at) or _previous_arrival(previous)
     if arrival is None:  # nothing in the object or its key tells its arrival: the pipeline clock does, once
         arrival = clock.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     validated_at = clock.now()
 
-    v_key = validated_key(source_key, arrival) if judgement.rows else None
+    v_key = validated_key(source_key, arrival) if judgement.validated else None
     q_key = quarantine_key(source_key, arrival) if judgement.quarantine else None
-    _write_outputs(judgement, lake_store, v_key, q_key, quarantined_at=iso(validated_at))
+    _write_outputs(judgement, parquet, lake_store, v_key, q_key, quarantined_at=iso(validated_at))
     _remove_stale(previous, lake_store, keep={v_key, q_key})
 
     row = LedgerRow(
@@ -138,6 +163,7 @@ def validate_object(
 
 def _write_outputs(
     judgement: Judgement,
+    parquet: Path,
     lake_store: ObjectStore,
     v_key: str | None,
     q_key: str | None,
@@ -145,9 +171,7 @@ def _write_outputs(
     quarantined_at: str,
 ) -> None:
     if v_key is not None:
-        with tempfile.TemporaryDirectory(prefix="clickstream-validate-") as tmp:
-            path = write_parquet(judgement.rows, Path(tmp) / "validated.parquet")
-            lake_store.upload(path, v_key, content_type=PARQUET_CONTENT_TYPE)
+        lake_store.upload(parquet, v_key, content_type=PARQUET_CONTENT_TYPE)
     if q_key is not None:
         body = quarantine_jsonl(judgement.quarantine, quarantined_at)
         lake_store.put_bytes(q_key, body, content_type=JSONL_CONTENT_TYPE)

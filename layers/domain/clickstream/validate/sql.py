@@ -24,15 +24,24 @@ from clickstream.validate.models import (
     UUID_PATTERN,
 )
 
-# A plain event's serialized size stays far below MAX_EVENT_BYTES however Python re-prints its numbers.
+# A plain event's serialized size stays far below the judge's MAX_EVENT_BYTES however Python re-prints its
+# numbers: at most half of it (``plain_event_bytes``), and never over this.
 PLAIN_EVENT_BYTES = 16_000
+
+
+def plain_event_bytes(max_event_bytes: int) -> int:
+    return min(PLAIN_EVENT_BYTES, max_event_bytes // 2)
+
+
 ISO_PATTERN = (
     r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 )
 # The same URL rule as models.HTTP_URL_PATTERN, on printable ASCII only (so RE2 and Rust regex agree on \s).
 ASCII_URL_PATTERN = r'^[hH][tT][tT][pP][sS]?://[!"$-.0->@-~]+([/?#][!-~]*)?$'
-# Tokens DuckDB's JSON reader accepts and the strict reader does not, and escapes of lone surrogates.
-SUSPECT_PATTERN = r"[:,\[]\s*-?(NaN|Infinity|[0-9.]+[eE][+-]?[0-9]{3})|,\s*[\]}]|\\u[dD][89abcdefABCDEF]"
+# Tokens DuckDB's JSON reader accepts and the strict reader does not (a record holding one is judged by Python
+# whole). Numbers out of a double's range are caught where they matter, value by value (``is_num``, ``prop_ok``).
+SUSPECT_TOKENS = (b"NaN", b"Infinity")
+TRAILING_COMMA_PATTERN = rb",[ \t\r]*[\]}]"
 ITEM_FIELDS = ("brand", "category", "name", "price", "product_id", "quantity")
 PAGE_FIELDS = ("referrer", "title", "url")
 
@@ -45,65 +54,86 @@ def _list(values) -> str:
     return "[" + ", ".join(_lit(v) for v in sorted(values)) + "]"
 
 
+# Created once per DuckDB database (not per cursor): every cursor of the process sees them.
 MACROS = f"""
-CREATE OR REPLACE TEMP MACRO jt(x) AS json_type(x);
-CREATE OR REPLACE TEMP MACRO is_null(x) AS (x IS NULL OR json_type(x) = 'NULL');
-CREATE OR REPLACE TEMP MACRO str_le(x, n) AS coalesce(json_type(x) = 'VARCHAR' AND strlen(x->>'$') <= n, false);
-CREATE OR REPLACE TEMP MACRO opt_str_le(x, n) AS (is_null(x) OR str_le(x, n));
-CREATE OR REPLACE TEMP MACRO id_ok(x) AS coalesce(str_le(x, {MAX_ID}) AND strlen(x->>'$') >= 1, false);
-CREATE OR REPLACE TEMP MACRO opt_id_ok(x) AS (is_null(x) OR id_ok(x));
-CREATE OR REPLACE TEMP MACRO is_num(x) AS coalesce(json_type(x) IN ('UBIGINT', 'BIGINT')
+CREATE OR REPLACE MACRO jt(x) AS json_type(x);
+CREATE OR REPLACE MACRO is_null(x) AS (x IS NULL OR json_type(x) = 'NULL');
+CREATE OR REPLACE MACRO str_le(x, n) AS coalesce(json_type(x) = 'VARCHAR' AND strlen(x->>'$') <= n, false);
+CREATE OR REPLACE MACRO opt_str_le(x, n) AS (is_null(x) OR str_le(x, n));
+CREATE OR REPLACE MACRO id_ok(x) AS coalesce(str_le(x, {MAX_ID}) AND strlen(x->>'$') >= 1, false);
+CREATE OR REPLACE MACRO opt_id_ok(x) AS (is_null(x) OR id_ok(x));
+CREATE OR REPLACE MACRO is_num(x) AS coalesce(json_type(x) IN ('UBIGINT', 'BIGINT')
     OR (json_type(x) = 'DOUBLE' AND isfinite(try_cast(x AS DOUBLE)) AND regexp_matches(x::VARCHAR, '[.eE]')),
     false);
-CREATE OR REPLACE TEMP MACRO ts_ok(x) AS coalesce(json_type(x) = 'VARCHAR'
+CREATE OR REPLACE MACRO ts_ok(x) AS coalesce(json_type(x) = 'VARCHAR'
     AND regexp_full_match(x->>'$', {_lit(ISO_PATTERN)}) AND try_cast(x->>'$' AS TIMESTAMPTZ) IS NOT NULL, false);
-CREATE OR REPLACE TEMP MACRO distinct_keys(k) AS (len(k) = len(list_distinct(k)));
-CREATE OR REPLACE TEMP MACRO num_text(x) AS (CASE WHEN is_null(x) THEN 'null' ELSE try_cast(x AS DOUBLE)::VARCHAR END);
-CREATE OR REPLACE TEMP MACRO scalar_text(x) AS (CASE json_type(x) WHEN 'DOUBLE' THEN try_cast(x AS DOUBLE)::VARCHAR
+CREATE OR REPLACE MACRO distinct_keys(k) AS (len(k) = len(list_distinct(k)));
+CREATE OR REPLACE MACRO num_text(x) AS (CASE WHEN is_null(x) THEN 'null' ELSE try_cast(x AS DOUBLE)::VARCHAR END);
+CREATE OR REPLACE MACRO scalar_text(x) AS (CASE json_type(x) WHEN 'DOUBLE' THEN try_cast(x AS DOUBLE)::VARCHAR
     ELSE x::VARCHAR END);
-CREATE OR REPLACE TEMP MACRO part(keys, name, text) AS (CASE WHEN list_contains(keys, name)
+CREATE OR REPLACE MACRO part(keys, name, text) AS (CASE WHEN list_contains(keys, name)
     THEN '"' || name || '":' || text END);
-CREATE OR REPLACE TEMP MACRO utc_iso(ts) AS (strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S')
+CREATE OR REPLACE MACRO utc_iso(ts) AS (strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S')
     || CASE WHEN epoch_us(ts) % 1000000 <> 0 THEN '.' || lpad((epoch_us(ts) % 1000000)::VARCHAR, 6, '0') ELSE '' END
     || '+00:00');
-CREATE OR REPLACE TEMP MACRO nonempty(x) AS (CASE WHEN json_type(x) = 'VARCHAR' AND x->>'$' <> ''
+CREATE OR REPLACE MACRO nonempty(x) AS (CASE WHEN json_type(x) = 'VARCHAR' AND x->>'$' <> ''
     THEN x->>'$' END);
 """
 
-ENVELOPE_SHAPE = (
-    '{"schema":"JSON","request_id":"JSON","source":"JSON","received_at":"JSON","user_id":"JSON","ip":"JSON",'
-    '"user_agent":"JSON","internal":"JSON","app_id":"JSON","sent_at":"JSON","anonymous_id":"JSON",'
-    '"context":"JSON","events":"JSON"}'
+ENVELOPE_FIELDS = (
+    "schema",
+    "request_id",
+    "source",
+    "received_at",
+    "user_id",
+    "ip",
+    "user_agent",
+    "internal",
+    "app_id",
+    "sent_at",
+    "anonymous_id",
+    "context",
 )
+# Every envelope field as JSON (its text, so a number is never mistaken for a string) and the events as a list of
+# JSON texts: DuckDB parses each line once, and fails the whole read on anything that is not one JSON object per
+# line with an events list (the caller then judges the object in Python).
+READ_COLUMNS = "{" + ", ".join(f"{_lit(name)}: 'JSON'" for name in ENVELOPE_FIELDS) + ", 'events': 'JSON[]'}"
+
+
+def records_sql(path: str) -> str:
+    """lines file -> rec: the records whose envelope is plain, with their events (a list of JSON texts).
+
+    Records are numbered in file order (``idx``, 1-based): the engine runs DuckDB on one thread, so the scan order
+    is the file's. A line the caller keeps for Python is written as ``{}`` and is never plain."""
+    return f"""
+CREATE TEMP TABLE rec AS
+WITH parsed AS MATERIALIZED (
+    SELECT row_number() OVER () AS idx, *
+    FROM read_json({_lit(path)}, format = 'newline_delimited', records = true, columns = {READ_COLUMNS},
+                   maximum_object_size = 33554432)
+)
+SELECT idx, events, context,
+       app_id->>'$' AS app_id, anonymous_id->>'$' AS anonymous_id, nonempty(user_id) AS user_id,
+       nonempty(user_agent) AS user_agent, ip->>'$' AS ip,
+       coalesce(internal::VARCHAR = 'true', false) AS internal,
+       try_cast(received_at->>'$' AS TIMESTAMPTZ) AS received_at, try_cast(sent_at->>'$' AS TIMESTAMPTZ) AS sent_at,
+       idx AS ordinal
+FROM parsed
+WHERE events IS NOT NULL
+  AND opt_str_le("schema", 1000000000) AND opt_str_le(request_id, 1000000000)
+  AND opt_str_le("source", 1000000000) AND opt_str_le(user_id, 1000000000)
+  AND opt_str_le(ip, 1000000000) AND opt_str_le(user_agent, 1000000000)
+  AND (is_null(internal) OR jt(internal) = 'BOOLEAN')
+  AND (is_null(context) OR jt(context) = 'OBJECT')
+  AND id_ok(app_id) AND id_ok(anonymous_id) AND ts_ok(received_at) AND ts_ok(sent_at)
+"""
+
+
 EVENT_SHAPE = (
     '{"event_id":"JSON","event_type":"JSON","occurred_at":"JSON","page":"JSON","properties":"JSON",'
     '"items":"JSON","value":"JSON","currency":"JSON","transaction_id":"JSON","client_session_id":"JSON"}'
 )
 
-
-# lines(idx, text) -> rec: records whose envelope is plain (and, with it, the events list).
-RECORDS = f"""
-CREATE TEMP TABLE rec AS
-WITH parsed AS MATERIALIZED (
-    SELECT idx, text, json_transform(text, {_lit(ENVELOPE_SHAPE)}) AS r, json_keys(text) AS keys
-    FROM lines
-    WHERE json_valid(text) AND json_type(text) = 'OBJECT' AND json_type(text, '$.events') = 'ARRAY'
-      AND NOT regexp_matches(text, {_lit(SUSPECT_PATTERN)})
-)
-SELECT idx, r.events AS events, r.context AS context,
-       r.app_id->>'$' AS app_id, r.anonymous_id->>'$' AS anonymous_id, nonempty(r.user_id) AS user_id,
-       nonempty(r.user_agent) AS user_agent, r.ip->>'$' AS ip,
-       coalesce(r.internal::VARCHAR = 'true', false) AS internal,
-       try_cast(r.received_at->>'$' AS TIMESTAMPTZ) AS received_at, try_cast(r.sent_at->>'$' AS TIMESTAMPTZ) AS sent_at
-FROM parsed
-WHERE distinct_keys(keys)
-  AND opt_str_le(r.schema, 1000000000) AND opt_str_le(r.request_id, 1000000000)
-  AND opt_str_le(r.source, 1000000000) AND opt_str_le(r.user_id, 1000000000)
-  AND opt_str_le(r.ip, 1000000000) AND opt_str_le(r.user_agent, 1000000000)
-  AND (is_null(r.internal) OR jt(r.internal) = 'BOOLEAN')
-  AND (is_null(r.context) OR jt(r.context) = 'OBJECT')
-  AND id_ok(r.app_id) AND id_ok(r.anonymous_id) AND ts_ok(r.received_at) AND ts_ok(r.sent_at)
-"""
 
 # Per-record context: page (object or URL string, plus context.referrer), client session id, UTM key.
 CONTEXT = """
@@ -134,7 +164,7 @@ ITEM_SHAPE = (
 )
 
 
-def events_sql(lookback_us: int) -> str:
+def events_sql(lookback_us: int, max_event_bytes: int) -> str:
     """rec -> ev: every event of a plain record, with its plain flag and (when plain) its derived fields.
 
     Each event, its page and each item are parsed once (``json_transform`` to JSON-typed fields, plus their keys
@@ -172,8 +202,7 @@ def events_sql(lookback_us: int) -> str:
     return f"""
 CREATE TEMP TABLE ev AS
 WITH raw AS MATERIALIZED (
-    SELECT idx, unnest(l) AS e, generate_subscripts(l, 1) - 1 AS position
-    FROM (SELECT idx, json_extract(events, '$[*]') AS l FROM rec)
+    SELECT idx, unnest(events) AS e, generate_subscripts(events, 1) - 1 AS position FROM rec
 ),
 f AS MATERIALIZED (
     SELECT idx, position, e, json_keys(e) AS keys, json_transform(e, {_lit(EVENT_SHAPE)}) AS ef,
@@ -198,7 +227,7 @@ checked AS MATERIALIZED (
         ef.event_type->>'$' AS event_type,
         CASE WHEN ts_ok(ef.occurred_at) THEN try_cast(ef.occurred_at->>'$' AS TIMESTAMPTZ) END AS occurred_at,
         jt(e) = 'OBJECT' AND distinct_keys(keys) AND list_has_all({known}, keys)
-        AND strlen(etext) <= {PLAIN_EVENT_BYTES} AND NOT contains(etext, '\\u')
+        AND strlen(etext) <= {plain_event_bytes(max_event_bytes)} AND NOT contains(etext, '\\u')
         AND str_le(ef.event_id, 36) AND regexp_full_match(ef.event_id->>'$', {_lit(UUID_PATTERN)})
         AND str_le(ef.event_type, {MAX_ID})
         AND regexp_full_match(ef.event_type->>'$', {_lit(EVENT_TYPE_PATTERN)})

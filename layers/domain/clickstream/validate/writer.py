@@ -32,10 +32,25 @@ def _columns_struct() -> str:
 
 @lru_cache(maxsize=1)
 def _engine() -> Any:
-    """One in-memory DuckDB per process (a Lambda container handles many objects; each gets its own cursor)."""
+    """One in-memory DuckDB per process (a Lambda container handles many objects; each gets its own cursor).
+
+    One thread: objects are judged one at a time, scans then keep the file's order (records are numbered by it),
+    and outputs are byte-for-byte deterministic. The validation macros are created here, once per process."""
     import duckdb  # only the validate step pays for it
 
-    return duckdb.connect()
+    from clickstream.validate.sql import MACROS
+
+    con = duckdb.connect(config={"threads": 1, "preserve_insertion_order": True})
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    con.execute(MACROS)
+    return con
+
+
+def duckdb_cursor() -> Any:
+    """A cursor of the process's DuckDB (UTC): its own temp tables, dropped when it is closed."""
+    cursor = _engine().cursor()
+    cursor.execute("SET TimeZone = 'UTC'")
+    return cursor
 
 
 def write_parquet(rows: Iterable[tuple[Any, ...]], path: Path) -> Path:
@@ -43,7 +58,7 @@ def write_parquet(rows: Iterable[tuple[Any, ...]], path: Path) -> Path:
     staging = path.with_suffix(".csv")
     with open(staging, "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh, lineterminator="\n").writerows(rows)
-    con = _engine().cursor()  # a cursor of one per-process database: no start-up cost per object
+    con = duckdb_cursor()  # a cursor of one per-process database: no start-up cost per object
     try:
         con.execute(
             f"COPY (SELECT * FROM read_csv({_sql_literal(str(staging))}, header = false, auto_detect = false, "
