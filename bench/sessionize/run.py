@@ -4,7 +4,8 @@
 
 Generated input (DuckDB, not timed): about 1 event in 20 starts a visitor; gaps cluster around the 30-min timeout;
 1% of events are delivered twice; 2% arrive out of order (the file is in arrival order). Each contender runs in its
-own process, so its wall time and peak memory (max RSS) are its own:
+own process, so its wall time and peak memory are its own (peak = the child's ``VmHWM``, the high-water mark of
+its own address space; ``ru_maxrss`` of a forked child would include the parent's, e.g. the generator's):
 
 - ours:  ``clickstream.sessionize.files.sessionize_files`` (dedupe with conflicts, 30-min gap, 24 h cap, all
          session fields), writing events.parquet and sessions.parquet;
@@ -12,6 +13,11 @@ own process, so its wall time and peak memory (max RSS) are its own:
          ``lag`` gap flag over ``partition by anonymous_id order by event_ts, event_id``, a running ``sum`` for
          session numbers, writing the same two files (no cap, four session columns);
 - floor: DuckDB copying the input Parquet to Parquet.
+
+All three write Parquet with the same settings as the sessionizer's outputs (``files.PARQUET``: zstd level 1,
+DuckDB's default row groups) and run with DuckDB's default threads and no progress bar. With ``--repeat N`` the
+contenders take turns N times and each one's fastest run is reported (the machine is shared: the minimum is the
+least disturbed measurement).
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ COPY (
 """
 
 PEER = """
+SET enable_progress_bar = false;
 SET TimeZone = 'UTC';
 SET preserve_insertion_order = false;
 CREATE TEMP TABLE deduped AS
@@ -79,16 +86,17 @@ CREATE TEMP TABLE numbered AS
     FROM (SELECT *, CASE WHEN event_ts - lag(event_ts) OVER (PARTITION BY anonymous_id ORDER BY event_ts, event_id)
                           > INTERVAL 30 MINUTE THEN 1 ELSE 0 END AS is_new FROM deduped);
 COPY (SELECT * EXCLUDE (is_new, session_no), md5(anonymous_id || '|' || session_no) AS session_id FROM numbered)
-    TO '{out}/events.parquet' (FORMAT parquet, COMPRESSION zstd);
+    TO '{out}/events.parquet' {parquet};
 COPY (SELECT md5(anonymous_id || '|' || session_no) AS session_id, anonymous_id, min(event_ts) AS session_start,
              max(event_ts) AS session_end, count(*) AS n_events
       FROM numbered GROUP BY anonymous_id, session_no)
-    TO '{out}/sessions.parquet' (FORMAT parquet, COMPRESSION zstd);
+    TO '{out}/sessions.parquet' {parquet};
 """
 
-FLOOR = (
-    "COPY (SELECT * FROM read_parquet('{src}')) TO '{out}/copy.parquet' (FORMAT parquet, COMPRESSION zstd);"
-)
+FLOOR = """
+SET enable_progress_bar = false;
+COPY (SELECT * FROM read_parquet('{src}')) TO '{out}/copy.parquet' {parquet};
+"""
 
 CHILD = """
 import sys, duckdb
@@ -98,46 +106,66 @@ Path(out).mkdir(parents=True, exist_ok=True)
 if kind == "ours":
     from clickstream.sessionize.files import sessionize_files
     sessionize_files([Path(src)], Path(out) / "result")
-else:
+elif kind == "generate":
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    con.execute(sys.argv[4].format(src=src, out=out))
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(sys.argv[4])
+    con.close()
+else:
+    from clickstream.sessionize.files import PARQUET
+    con = duckdb.connect()
+    con.execute(sys.argv[4].format(src=src, out=out, parquet=PARQUET))
+    con.close()
+with open("/proc/self/status") as status:
+    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(peak_kb, file=sys.stderr)
 """
 
 
 def measure(kind: str, src: Path, out: Path, sql: str = "") -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one contender in its own process."""
+    """Wall seconds and peak resident memory (MB) of one contender in its own process."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, kind, str(src), str(out), sql])
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, str(src), str(out), sql],
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{kind} failed")
-    return elapsed, usage.ru_maxrss / 1024
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{proc.stderr}")
+    return elapsed, int(proc.stderr.strip().splitlines()[-1]) / 1024
 
 
-def bench(n: int, work: Path) -> dict:
-    import duckdb
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
+
+def bench(n: int, work: Path, repeat: int = 1) -> dict:
     src = work / f"events-{n}.parquet"
     if not src.exists():
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(GENERATE.format(n=n, path=src))
-        con.close()
-    ours = measure("ours", src, work / "ours")
-    peer = measure("peer", src, work / "peer", PEER)
-    floor = measure("floor", src, work / "floor", FLOOR)
+        measure("generate", src, work, GENERATE.format(n=n, path=src))
+    load_before = load_average()
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "peer": [], "floor": []}
+    for _ in range(repeat):
+        runs["ours"].append(measure("ours", src, work / "ours"))
+        runs["peer"].append(measure("peer", src, work / "peer", PEER))
+        runs["floor"].append(measure("floor", src, work / "floor", FLOOR))
+    ours, peer, floor = (min(runs[k]) for k in ("ours", "peer", "floor"))
     return {
         "events": n,
+        "repeat": repeat,
         "ours_s": round(ours[0], 2),
         "peer_s": round(peer[0], 2),
         "floor_s": round(floor[0], 2),
         "peer_over_ours": round(peer[0] / ours[0], 2),
         "ours_over_floor": round(ours[0] / floor[0], 2),
-        "ours_peak_mb": round(ours[1]),
-        "peer_peak_mb": round(peer[1]),
-        "floor_peak_mb": round(floor[1]),
+        "ours_peak_mb": round(max(r[1] for r in runs["ours"])),
+        "peer_peak_mb": round(max(r[1] for r in runs["peer"])),
+        "floor_peak_mb": round(max(r[1] for r in runs["floor"])),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
     }
 
 
@@ -147,18 +175,22 @@ def main(argv: list[str]) -> int:
         "--events", type=int, action="append", help="input size (repeatable; default 1000000)"
     )
     parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temporary one)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per contender, taking turns; the fastest counts"
+    )
     args = parser.parse_args(argv)
     sizes = args.events or [1_000_000]
     with tempfile.TemporaryDirectory(prefix="bench-sessionize-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         for n in sizes:
-            result = bench(n, work)
+            result = bench(n, work, args.repeat)
             print(json.dumps(result))
             print(
                 f"{n:>11,} events: ours {result['ours_s']} s, peer {result['peer_s']} s "
                 f"(peer/ours {result['peer_over_ours']}x; goal >= 2x), floor {result['floor_s']} s "
-                f"(ours/floor {result['ours_over_floor']}x; goal <= 1.5x), peak {result['ours_peak_mb']} MB"
+                f"(ours/floor {result['ours_over_floor']}x; goal <= 1.5x), peak {result['ours_peak_mb']} MB "
+                f"(goal < 4096 MB); load average {result['load_average_before']} -> {result['load_average_after']}"
             )
     return 0
 

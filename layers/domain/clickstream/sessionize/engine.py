@@ -90,11 +90,13 @@ class DuckDBOptions:
 
 
 def connect(options: DuckDBOptions | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection in UTC (naive timestamps mean UTC) that does not keep input order."""
+    """An in-memory DuckDB connection in UTC (naive timestamps mean UTC) that does not keep input order and
+    prints no progress bar."""
     options = options or DuckDBOptions()
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")  # no terminal in a Lambda; stderr noise in the CLI
     if options.memory_limit:
         con.execute("SET memory_limit = ?", [options.memory_limit])
     if options.threads:
@@ -138,6 +140,10 @@ class Sessionizer:
     ``rid`` is the source's row identity between the stages: ``rowid`` of a table, or a column of a view (for
     example a Parquet file's row number), so a Parquet input is scanned column by column instead of copied.
     """
+
+    VISITOR_BUCKET = (
+        "hash({})"  # window partitions: visitors grouped by a 64-bit hash (collisions are harmless)
+    )
 
     def __init__(
         self,
@@ -214,18 +220,21 @@ class Sessionizer:
         )
 
     # -- 2-4. chains, splits, cap ----------------------------------------------------------------------------
-    def _break_flag(self) -> tuple[str, str, str]:
+    def _break_flag(self, exact: bool) -> tuple[str, str]:
         """(inner columns, new-session flag) of the first window pass.
 
         An event starts a new segment when it is the visitor's first, after a gap > timeout, and with the
         optional splits on another local day than the previous event, or carrying a campaign (utm source, medium,
         campaign) other than the visitor's latest campaign before it (events without one never split: a direct
         visit never overrides a campaign). A split needs a strictly later time than the previous event, so two
-        sessions never share a start (nor an id).
+        sessions never share a start (nor an id). Unless ``exact``, a window partition may hold several visitors
+        one after the other, so a change of visitor is a break too.
         """
         rules = self.rules
         extra: list[str] = []
         flags = [f"_t - lag(_t) OVER w > {rules.timeout_us}"]
+        if not exact:
+            flags.insert(0, "anonymous_id <> lag(anonymous_id) OVER w")
         if rules.split_at_midnight:
             extra.append(f"timezone({literal(rules.split_at_midnight)}, s.event_ts)::DATE AS _day")
             flags.append("(_t > lag(_t) OVER w AND _day <> lag(_day) OVER w)")
@@ -253,34 +262,44 @@ class Sessionizer:
     def assign_sessions(self, visitors: str | None = None) -> None:
         """``<prefix>_assign`` for the kept rows (of the visitors in table ``visitors`` when given).
 
-        Two window passes over the narrow rows (row, visitor, time, event_id, page-view flag, ping slot): the first
-        numbers the visitor's events in the rule's order, flags segment starts (lag) and counts the visitor's page
-        views so far (``_pvc``: with the session start it names the page view a ping belongs to), all over one sort;
-        the second gives every event its segment's start (a running max). A segment no longer than the cap is one
-        session; longer ones are cut greedily in Python (few, sequential by nature).
+        Two window passes over the narrow rows (row, visitor, time, event_id, page-view flag, ping slot). The
+        partitions are buckets of visitors (``VISITOR_BUCKET``, a 64-bit hash: an integer partition key sorts
+        faster than a string one) ordered by (visitor, event_ts, event_id), so a bucket holds its visitors one after
+        the other and a change of visitor starts a segment. The first pass numbers the events in that order
+        (``_ord``), flags segment starts (lag) and counts the page views so far (``_pvc``: constant offsets aside
+        within a visitor, so with the session start it names the page view a ping belongs to), all over one sort;
+        the second gives every event the time of the latest segment start at or before it (every visitor's first
+        event starts one, so nothing leaks between visitors of a bucket). A segment no longer than the cap is one
+        session; longer ones are cut greedily in Python (few, sequential by nature). With the campaign split the
+        partitions are the visitors themselves (its look-back spans the visitor's earlier events).
         """
         rules = self.rules
         seq = f"{self.prefix}_seq"
         overcap = f"{self.prefix}_overcap"
         cuts = f"{self.prefix}_cuts"
         only = f"SEMI JOIN {visitors} v ON s.anonymous_id = v.anonymous_id" if visitors is not None else ""
-        columns, flag = self._break_flag()
+        # The campaign split looks back over the visitor's earlier events, so its partitions are the visitors.
+        exact = rules.split_on_campaign
+        bucket = "s.anonymous_id" if exact else self.VISITOR_BUCKET.format("s.anonymous_id")
+        order = "_t, event_id" if exact else "anonymous_id, _t, event_id"
+        columns, flag = self._break_flag(exact)
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {seq} AS
             SELECT _rid, anonymous_id, _t, _ord, _pvc, _slot,
-                   max(CASE WHEN _new THEN _t END) OVER (
-                       PARTITION BY anonymous_id ORDER BY _ord ROWS UNBOUNDED PRECEDING) AS _seg
+                   last_value(CASE WHEN _new THEN _t END IGNORE NULLS) OVER (
+                       PARTITION BY _bucket ORDER BY _ord ROWS UNBOUNDED PRECEDING) AS _seg
             FROM (
-                SELECT _rid, anonymous_id, _t, _slot, row_number() OVER w AS _ord, {flag} AS _new,
+                SELECT _rid, _bucket, anonymous_id, _t, _slot, row_number() OVER w AS _ord, {flag} AS _new,
                        sum(_pv) OVER (w ROWS UNBOUNDED PRECEDING) AS _pvc
                 FROM (
-                    SELECT {self._rid("s")} AS _rid, s.anonymous_id, s.event_id, epoch_us(s.event_ts) AS _t,
-                           (s.event_type = 'page_view')::INTEGER AS _pv, {self._ping_slot("s")} AS _slot{columns}
+                    SELECT {self._rid("s")} AS _rid, {bucket} AS _bucket, s.anonymous_id, s.event_id,
+                           epoch_us(s.event_ts) AS _t, (s.event_type = 'page_view')::INTEGER AS _pv,
+                           {self._ping_slot("s")} AS _slot{columns}
                     FROM {self.source} s ANTI JOIN {self.drops} d ON {self._rid("s")} = d._rid
                     {only}
                 )
-                WINDOW w AS (PARTITION BY anonymous_id ORDER BY _t, event_id)
+                WINDOW w AS (PARTITION BY _bucket ORDER BY {order})
             )
             """
         )
