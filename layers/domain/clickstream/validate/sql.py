@@ -57,16 +57,23 @@ def _list(values) -> str:
 # Created once per DuckDB database (not per cursor): every cursor of the process sees them.
 MACROS = f"""
 CREATE OR REPLACE MACRO jt(x) AS json_type(x);
-CREATE OR REPLACE MACRO is_null(x) AS (x IS NULL OR json_type(x) = 'NULL');
-CREATE OR REPLACE MACRO str_le(x, n) AS coalesce(json_type(x) = 'VARCHAR' AND strlen(x->>'$') <= n, false);
+CREATE OR REPLACE MACRO is_str(x) AS starts_with(x::VARCHAR, '"');
+CREATE OR REPLACE MACRO is_obj(x) AS starts_with(x::VARCHAR, '{{');
+CREATE OR REPLACE MACRO is_arr(x) AS starts_with(x::VARCHAR, '[');
+CREATE OR REPLACE MACRO is_bool(x) AS (x::VARCHAR IN ('true', 'false'));
+CREATE OR REPLACE MACRO is_null(x) AS (x IS NULL OR x::VARCHAR = 'null');
+CREATE OR REPLACE MACRO sval(x) AS (CASE WHEN NOT is_str(x) THEN NULL WHEN contains(x::VARCHAR, '\\') THEN json_extract_string(x, '$')
+    ELSE (x::VARCHAR)[2:-2] END);
+CREATE OR REPLACE MACRO str_le(x, n) AS coalesce(is_str(x) AND (strlen(x::VARCHAR) - 2 <= n OR strlen(json_extract_string(x, '$')) <= n),
+    false);
 CREATE OR REPLACE MACRO opt_str_le(x, n) AS (is_null(x) OR str_le(x, n));
-CREATE OR REPLACE MACRO id_ok(x) AS coalesce(str_le(x, {MAX_ID}) AND strlen(x->>'$') >= 1, false);
+CREATE OR REPLACE MACRO id_ok(x) AS coalesce(str_le(x, {MAX_ID}) AND strlen(x::VARCHAR) > 2, false);
 CREATE OR REPLACE MACRO opt_id_ok(x) AS (is_null(x) OR id_ok(x));
 CREATE OR REPLACE MACRO is_num(x) AS coalesce(json_type(x) IN ('UBIGINT', 'BIGINT')
     OR (json_type(x) = 'DOUBLE' AND isfinite(try_cast(x AS DOUBLE)) AND regexp_matches(x::VARCHAR, '[.eE]')),
     false);
-CREATE OR REPLACE MACRO ts_ok(x) AS coalesce(json_type(x) = 'VARCHAR'
-    AND regexp_full_match(x->>'$', {_lit(ISO_PATTERN)}) AND try_cast(x->>'$' AS TIMESTAMPTZ) IS NOT NULL, false);
+CREATE OR REPLACE MACRO ts_ok(x) AS coalesce(is_str(x)
+    AND regexp_full_match(sval(x), {_lit(ISO_PATTERN)}) AND try_cast(sval(x) AS TIMESTAMPTZ) IS NOT NULL, false);
 CREATE OR REPLACE MACRO distinct_keys(k) AS (len(k) = len(list_distinct(k)));
 CREATE OR REPLACE MACRO num_text(x) AS (CASE WHEN is_null(x) THEN 'null' ELSE try_cast(x AS DOUBLE)::VARCHAR END);
 CREATE OR REPLACE MACRO scalar_text(x) AS (CASE json_type(x) WHEN 'DOUBLE' THEN try_cast(x AS DOUBLE)::VARCHAR
@@ -76,8 +83,7 @@ CREATE OR REPLACE MACRO part(keys, name, text) AS (CASE WHEN list_contains(keys,
 CREATE OR REPLACE MACRO utc_iso(ts) AS (strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S')
     || CASE WHEN epoch_us(ts) % 1000000 <> 0 THEN '.' || lpad((epoch_us(ts) % 1000000)::VARCHAR, 6, '0') ELSE '' END
     || '+00:00');
-CREATE OR REPLACE MACRO nonempty(x) AS (CASE WHEN json_type(x) = 'VARCHAR' AND x->>'$' <> ''
-    THEN x->>'$' END);
+CREATE OR REPLACE MACRO nonempty(x) AS (CASE WHEN is_str(x) AND x::VARCHAR <> '""' THEN sval(x) END);
 """
 
 ENVELOPE_FIELDS = (
@@ -107,24 +113,24 @@ def records_sql(path: str) -> str:
     is the file's. A line the caller keeps for Python is written as ``{}`` and is never plain."""
     return f"""
 CREATE TEMP TABLE rec AS
-WITH parsed AS MATERIALIZED (
+WITH parsed AS (
     SELECT row_number() OVER () AS idx, *
     FROM read_json({_lit(path)}, format = 'newline_delimited', records = true, columns = {READ_COLUMNS},
                    maximum_object_size = 33554432)
 )
 SELECT idx, events, context,
-       app_id->>'$' AS app_id, anonymous_id->>'$' AS anonymous_id, nonempty(user_id) AS user_id,
-       nonempty(user_agent) AS user_agent, ip->>'$' AS ip,
+       sval(app_id) AS app_id, sval(anonymous_id) AS anonymous_id, nonempty(user_id) AS user_id,
+       nonempty(user_agent) AS user_agent, sval(ip) AS ip,
        coalesce(internal::VARCHAR = 'true', false) AS internal,
-       try_cast(received_at->>'$' AS TIMESTAMPTZ) AS received_at, try_cast(sent_at->>'$' AS TIMESTAMPTZ) AS sent_at,
+       try_cast(sval(received_at) AS TIMESTAMPTZ) AS received_at, try_cast(sval(sent_at) AS TIMESTAMPTZ) AS sent_at,
        idx AS ordinal
 FROM parsed
 WHERE events IS NOT NULL
   AND opt_str_le("schema", 1000000000) AND opt_str_le(request_id, 1000000000)
   AND opt_str_le("source", 1000000000) AND opt_str_le(user_id, 1000000000)
   AND opt_str_le(ip, 1000000000) AND opt_str_le(user_agent, 1000000000)
-  AND (is_null(internal) OR jt(internal) = 'BOOLEAN')
-  AND (is_null(context) OR jt(context) = 'OBJECT')
+  AND (is_null(internal) OR is_bool(internal))
+  AND (is_null(context) OR is_obj(context))
   AND id_ok(app_id) AND id_ok(anonymous_id) AND ts_ok(received_at) AND ts_ok(sent_at)
 """
 
@@ -176,7 +182,7 @@ def events_sql(lookback_us: int, max_event_bytes: int) -> str:
     item_fields = _list(ITEM_FIELDS)
     page_fields = _list(PAGE_FIELDS)
     item_ok = (
-        "lambda x: coalesce(jt(x.j) = 'OBJECT' AND distinct_keys(x.k) "
+        "lambda x: coalesce(is_obj(x.j) AND distinct_keys(x.k) "
         f"AND list_has_all({item_fields}, x.k) AND id_ok(x.t.product_id) "
         f"AND opt_str_le(x.t.name, {MAX_TEXT}) AND opt_str_le(x.t.category, {MAX_TEXT}) "
         f"AND opt_str_le(x.t.brand, {MAX_TEXT}) "
@@ -201,63 +207,63 @@ def events_sql(lookback_us: int, max_event_bytes: int) -> str:
     )
     return f"""
 CREATE TEMP TABLE ev AS
-WITH raw AS MATERIALIZED (
+WITH raw AS (
     SELECT idx, unnest(events) AS e, generate_subscripts(events, 1) - 1 AS position FROM rec
 ),
-f AS MATERIALIZED (
+f AS (
     SELECT idx, position, e, json_keys(e) AS keys, json_transform(e, {_lit(EVENT_SHAPE)}) AS ef,
            e::VARCHAR AS etext
     FROM raw
 ),
-g AS MATERIALIZED (
+g AS (
     SELECT f.*,
-        CASE WHEN jt(ef.page) = 'OBJECT' THEN json_keys(ef.page) END AS pkeys,
-        CASE WHEN jt(ef.page) = 'OBJECT' THEN json_transform(ef.page, {_lit(PAGE_SHAPE)}) END AS pg,
-        CASE WHEN jt(ef.items) = 'ARRAY' THEN list_transform(json_extract(ef.items, '$[*]'),
+        CASE WHEN is_obj(ef.page) THEN json_keys(ef.page) END AS pkeys,
+        CASE WHEN is_obj(ef.page) THEN json_transform(ef.page, {_lit(PAGE_SHAPE)}) END AS pg,
+        CASE WHEN is_arr(ef.items) THEN list_transform(json_extract(ef.items, '$[*]'),
              lambda it: {{'j': it, 'k': json_keys(it),
-                         't': CASE WHEN jt(it) = 'OBJECT' THEN json_transform(it, {_lit(ITEM_SHAPE)}) END}})
+                         't': CASE WHEN is_obj(it) THEN json_transform(it, {_lit(ITEM_SHAPE)}) END}})
              END AS its,
-        CASE WHEN jt(ef.properties) = 'OBJECT'
+        CASE WHEN is_obj(ef.properties)
              THEN list_sort(list_zip(json_keys(ef.properties), json_extract(ef.properties, '$.*'))) END AS pp
     FROM f
 ),
-checked AS MATERIALIZED (
+checked AS (
     SELECT g.*, rec.received_at, rec.sent_at, rctx.cp_url, rctx.cp_referrer, rctx.cp_title,
         rctx.cp_nonempty, rctx.ctx_session, rctx.utm_key,
-        ef.event_type->>'$' AS event_type,
-        CASE WHEN ts_ok(ef.occurred_at) THEN try_cast(ef.occurred_at->>'$' AS TIMESTAMPTZ) END AS occurred_at,
-        jt(e) = 'OBJECT' AND distinct_keys(keys) AND list_has_all({known}, keys)
+        sval(ef.event_type) AS event_type,
+        CASE WHEN ts_ok(ef.occurred_at) THEN try_cast(sval(ef.occurred_at) AS TIMESTAMPTZ) END AS occurred_at,
+        is_obj(e) AND distinct_keys(keys) AND list_has_all({known}, keys)
         AND strlen(etext) <= {plain_event_bytes(max_event_bytes)} AND NOT contains(etext, '\\u')
-        AND str_le(ef.event_id, 36) AND regexp_full_match(ef.event_id->>'$', {_lit(UUID_PATTERN)})
+        AND str_le(ef.event_id, 36) AND regexp_full_match(sval(ef.event_id), {_lit(UUID_PATTERN)})
         AND str_le(ef.event_type, {MAX_ID})
-        AND regexp_full_match(ef.event_type->>'$', {_lit(EVENT_TYPE_PATTERN)})
+        AND regexp_full_match(sval(ef.event_type), {_lit(EVENT_TYPE_PATTERN)})
         AND ts_ok(ef.occurred_at)
         AND (is_null(ef.page) OR (pkeys IS NOT NULL AND distinct_keys(pkeys) AND list_has_all({page_fields}, pkeys)
-             AND str_le(pg.url, {MAX_URL}) AND regexp_full_match(pg.url->>'$', {_lit(ASCII_URL_PATTERN)})
+             AND str_le(pg.url, {MAX_URL}) AND regexp_full_match(sval(pg.url), {_lit(ASCII_URL_PATTERN)})
              AND opt_str_le(pg.referrer, {MAX_URL}) AND opt_str_le(pg.title, {MAX_TEXT})))
         AND (is_null(ef.properties) OR (pp IS NOT NULL AND distinct_keys(list_transform(pp, lambda kv: kv[1]))
              AND list_bool_and(list_transform(pp, {prop_ok})) IS NOT false))
         AND (is_null(ef.items) OR (its IS NOT NULL AND len(its) <= {MAX_ITEMS}
              AND list_bool_and(list_transform(its, {item_ok})) IS NOT false))
         AND (is_null(ef.value) OR is_num(ef.value))
-        AND (is_null(ef.currency) OR (jt(ef.currency) = 'VARCHAR'
-             AND regexp_full_match(ef.currency->>'$', {_lit(CURRENCY_PATTERN)})))
+        AND (is_null(ef.currency) OR (is_str(ef.currency)
+             AND regexp_full_match(sval(ef.currency), {_lit(CURRENCY_PATTERN)})))
         AND opt_id_ok(ef.transaction_id) AND opt_id_ok(ef.client_session_id)
         AND (is_null(ef.value) OR NOT is_null(ef.currency))
-        AND (NOT list_contains({items_required}, ef.event_type->>'$') OR len(its) >= 1)
-        AND (NOT list_contains({money_required}, ef.event_type->>'$')
+        AND (NOT list_contains({items_required}, sval(ef.event_type)) OR len(its) >= 1)
+        AND (NOT list_contains({money_required}, sval(ef.event_type))
              OR (NOT is_null(ef.value) AND NOT is_null(ef.currency) AND NOT is_null(ef.transaction_id)))
         AS schema_ok
     FROM g JOIN rec USING (idx) JOIN rctx USING (idx)
 ),
-timed AS MATERIALIZED (
+timed AS (
     SELECT *,
         epoch_us(sent_at) - epoch_us(occurred_at) AS offset_us,
         -- a page view needs a page; without its own page an event takes the context's, whose URL must be http(s)
         NOT is_null(ef.page) OR (
             CASE WHEN is_null(cp_url) THEN NOT list_contains({page_required}, event_type)
-                 ELSE jt(cp_url) = 'VARCHAR' AND regexp_matches(lower(cp_url->>'$'), '^https?://')
-                      AND (NOT list_contains({page_required}, event_type) OR cp_url->>'$' <> '') END
+                 ELSE is_str(cp_url) AND regexp_matches(lower(sval(cp_url)), '^https?://')
+                      AND (NOT list_contains({page_required}, event_type) OR sval(cp_url) <> '') END
         ) AS page_ok,
         CASE WHEN its IS NOT NULL THEN '[' || array_to_string(list_transform(its, {item_text}), ',') || ']'
              END AS items_canon,
@@ -265,15 +271,15 @@ timed AS MATERIALIZED (
              lambda kv: to_json(kv[1]) || ':' || scalar_text(kv[2])), ',') || '}}' END AS props_canon
     FROM checked
 )
-SELECT idx, position, e,
+SELECT idx, position,
     coalesce(schema_ok AND page_ok AND offset_us <= {int(lookback_us)}, false) AS plain,
-    lower(ef.event_id->>'$') AS event_id, event_type,
+    lower(sval(ef.event_id)) AS event_id, event_type,
     occurred_at, received_at,
     CASE WHEN offset_us < 0 THEN received_at ELSE received_at - to_microseconds(offset_us) END AS event_ts,
     offset_us < 0 AS ts_clamped,
     nonempty(ef.client_session_id) AS event_session,
-    CASE WHEN is_null(ef.page) THEN (CASE WHEN jt(cp_url) = 'VARCHAR' THEN cp_url->>'$' END)
-         ELSE pg.url->>'$' END AS url,
+    CASE WHEN is_null(ef.page) THEN (CASE WHEN is_str(cp_url) THEN sval(cp_url) END)
+         ELSE sval(pg.url) END AS url,
     CASE WHEN is_null(ef.page) THEN nonempty(cp_referrer)
          WHEN is_null(pg.referrer) AND cp_nonempty THEN nonempty(cp_referrer)
          ELSE nonempty(pg.referrer) END AS referrer,
@@ -284,7 +290,7 @@ SELECT idx, position, e,
     CASE WHEN len(its) > 0 THEN items_canon END AS items_text,
     props_canon AS props_text,
     CASE WHEN is_num(ef.value) THEN try_cast(ef.value AS DOUBLE) END AS value,
-    ef.currency->>'$' AS currency, ef.transaction_id->>'$' AS transaction_id,
+    sval(ef.currency) AS currency, sval(ef.transaction_id) AS transaction_id,
     '{{' || concat_ws(',',
         part(keys, 'currency', coalesce((ef.currency)::VARCHAR, 'null')),
         part(keys, 'event_type', coalesce((ef.event_type)::VARCHAR, 'null')),
