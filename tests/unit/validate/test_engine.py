@@ -124,13 +124,16 @@ def test_records_with_tokens_duckdb_reads_leniently_go_to_python_whole():
 
 
 def test_engine_writes_the_same_parquet_as_the_python_rows(tmp_path):
-    # Given the awkward object judged both ways
-    data = _awkward_object()
+    # Given the awkward object's parseable records judged both ways
+    data = raw_object(*_parseable(_awkward_records()))
     expected = judge_object(data, source_key="raw/k", options=OPTIONS)
     write_parquet(expected.rows, tmp_path / "expected.parquet")
     # When the engine writes its Parquet directly
-    got = judge_to_parquet(data, source_key="raw/k", options=OPTIONS, path=tmp_path / "got.parquet")
+    got = judge_to_parquet(
+        data, source_key="raw/k", options=OPTIONS, path=tmp_path / "got.parquet", min_bytes=0
+    )
     # Then the files hold the same rows (JSON columns compared as JSON)
+    assert got.engine == "duckdb"
     assert got.validated == expected.validated
     sql = "SELECT * EXCLUDE (items, properties), items::JSON::VARCHAR, properties::JSON::VARCHAR FROM '{}'"
     con = duckdb.connect()
@@ -166,3 +169,24 @@ def test_engine_judges_any_parseable_mix_set_wise_and_the_same(case, gzipped):
         data = gzip.compress(data)
     # Then the set-based path judges it, exactly as the Python judge
     _assert_same(data, engine="duckdb")
+
+
+def test_small_objects_take_the_python_judge_and_write_the_same_parquet(tmp_path):
+    # Given an object below the engine's size threshold, and the same object with the threshold at zero
+    data = raw_object(*_parseable(_awkward_records()))
+    small = judge_to_parquet(data, source_key="raw/k", options=OPTIONS, path=tmp_path / "py.parquet")
+    large = judge_to_parquet(
+        data, source_key="raw/k", options=OPTIONS, path=tmp_path / "db.parquet", min_bytes=len(data)
+    )
+    # Then the small one was judged event by event, the other set-wise, with the same outcome and rows
+    assert (small.engine, large.engine) == ("python", "duckdb")
+    assert (small.validated, small.duplicates, small.quarantine) == (
+        large.validated,
+        large.duplicates,
+        large.quarantine,
+    )
+    sql = "SELECT * EXCLUDE (items, properties), items::JSON::VARCHAR, properties::JSON::VARCHAR FROM '{}'"
+    con = duckdb.connect()
+    a = con.execute(sql.format(tmp_path / "py.parquet")).fetchall()
+    b = con.execute(sql.format(tmp_path / "db.parquet")).fetchall()
+    assert len(a) == small.validated and [r[:-2] for r in a] == [r[:-2] for r in b]

@@ -257,3 +257,49 @@ def test_sample_event_file_is_an_sqs_batch_with_an_s3_notification():
     [ref] = parse_notification(sample["Records"][0]["body"])
     assert ref.bucket == "clickstream-local-raw"
     assert ref.key.startswith("raw/dt=2026-03-02/hr=10/")
+
+
+def test_the_set_based_engine_and_the_python_judge_leave_the_same_outputs_and_ledger(
+    aws, sim_clock, monkeypatch, tmp_path
+):
+    # Given an object of plain and odd events (a bad one, a retried duplicate, a conflicting reuse of an id)
+    from clickstream.validate import engine
+
+    good, dup = event(), event("add_to_cart")
+    data = raw_object(
+        record([good, dup, event(event_id="bad")]),
+        record([dup, dict(good, properties={"x": 1})], received_at=T0 + timedelta(seconds=30)),
+    )
+    raw, lake, state = _stores(aws)
+    raw.put_bytes(KEY, data)
+    # When it is validated by the Python judge (small objects) and again with the engine's threshold at zero
+    by_python = validate_object(KEY, settings=aws.settings, raw_store=raw, lake_store=lake, state=state)
+    python_lake = _lake_objects(aws)
+    monkeypatch.setattr(engine, "ENGINE_MIN_BYTES", 0)
+    calls = []
+    real = engine.run_engine
+    monkeypatch.setattr(engine, "run_engine", lambda *a, **k: calls.append(1) or real(*a, **k))
+    by_engine = validate_object(KEY, settings=aws.settings, raw_store=raw, lake_store=lake, state=state)
+    # Then the engine ran, and the ledger, the quarantine file and the Parquet rows are the same
+    assert calls == [1]
+    fields = ("validated_key", "quarantine_key", "events_in", "validated", "quarantined", "duplicates")
+    assert [getattr(by_engine, f) for f in fields] == [getattr(by_python, f) for f in fields]
+    assert by_engine.quarantined == {"duplicate_conflict": 1, "schema_violation": 1}
+    engine_lake = _lake_objects(aws)
+    assert engine_lake.keys() == python_lake.keys()
+    q = by_engine.quarantine_key
+
+    def entries(body: bytes) -> list[dict]:
+        return [
+            {k: v for k, v in json.loads(line).items() if k != "quarantined_at"} for line in body.splitlines()
+        ]
+
+    assert entries(engine_lake[q]) == entries(python_lake[q])
+    rows = []
+    for body in (python_lake[by_python.validated_key], engine_lake[by_engine.validated_key]):
+        path = tmp_path / f"v-{len(rows)}.parquet"
+        path.write_bytes(body)
+        rows.append(
+            duckdb.connect().execute(f"SELECT * EXCLUDE (items, properties) FROM '{path}'").fetchall()
+        )
+    assert rows[0] == rows[1] and len(rows[0]) == 2
