@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from clickstream.core.schema import EVENT_COLUMNS
-from clickstream.warehouse.engine import KeyConflict, open_warehouse, parquet_source
+from clickstream.warehouse.engine import CONNECT_TIMEOUT_SECONDS, KeyConflict, open_warehouse, parquet_source
 from clickstream.warehouse.loader import RunRecord, load_run
 from clickstream.warehouse.migrate import migrate, migrations_dir
 from clickstream.warehouse.snapshot import warehouse_digest
@@ -321,3 +321,30 @@ def test_a_key_repeated_inside_a_new_day_is_a_key_conflict(pg, tmp_path):
             conn.load_events(EVENT_COLUMNS, parquet_source(conn, EVENT_COLUMNS, [path]))
         # Then nothing is left behind
         assert conn.query("SELECT to_regclass('events_p20260302')") == [(None,)]
+
+
+def test_connections_have_a_connect_timeout_and_server_side_timeouts(pg):
+    # Given a warehouse whose DSN says nothing about timeouts
+    with pg.connect() as conn:
+        # Then the connection waited at most CONNECT_TIMEOUT_SECONDS for the server, and the session has limits
+        assert conn._conn.info.get_parameters().get("connect_timeout") == str(CONNECT_TIMEOUT_SECONDS)
+        settings = dict(
+            conn.query(
+                "SELECT name, setting || coalesce(unit, '') FROM pg_settings"
+                " WHERE name IN ('statement_timeout', 'idle_in_transaction_session_timeout')"
+            )
+        )
+    assert settings == {"statement_timeout": "840000ms", "idle_in_transaction_session_timeout": "300000ms"}
+
+
+def test_timeouts_the_dsn_sets_are_kept(pg_database):
+    # Given a DSN with its own connect timeout and statement timeout
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(pg_database)
+    params.update(connect_timeout="3", options="-c statement_timeout=1h")
+    with open_warehouse(make_conninfo(**params)).connect() as conn:
+        # Then they win over the defaults, and the unset one still gets its default
+        assert conn._conn.info.get_parameters().get("connect_timeout") == "3"
+        assert conn.query("SHOW statement_timeout") == [("1h",)]
+        assert conn.query("SHOW idle_in_transaction_session_timeout") == [("5min",)]

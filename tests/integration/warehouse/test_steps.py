@@ -182,11 +182,14 @@ def test_secret_with_rds_json_gives_a_tls_dsn(aws):
 
 
 def test_secret_with_a_dsn_keeps_its_own_sslmode(aws):
-    arn = _secret("postgresql://loader:secret@db.internal:6432/clickstream?sslmode=verify-full")
+    arn = _secret(
+        "postgresql://loader:secret@db.internal:6432/clickstream?sslmode=verify-full&sslrootcert=/opt/certs/rds.pem"
+    )
     wh = warehouse_from_settings(get_settings().replace(warehouse_secret_arn=arn))
     from psycopg.conninfo import conninfo_to_dict
 
     assert conninfo_to_dict(wh.target)["sslmode"] == "verify-full"
+    assert conninfo_to_dict(wh.target)["sslrootcert"] == "/opt/certs/rds.pem"
     assert conninfo_to_dict(wh.target)["port"] == "6432"
 
 

@@ -159,7 +159,7 @@ def test_the_dsn_comes_from_secrets_manager_with_tls_required(aws):
 
     secret = {"engine": "postgres", "host": "db.internal", "port": 5432, "username": "app", "password": "p w"}
     arn = client("secretsmanager").create_secret(Name="warehouse", SecretString=json.dumps(secret))["ARN"]
-    settings = aws.settings.model_copy(update={"warehouse_url": "", "warehouse_secret_arn": arn})
+    settings = aws.settings.replace(warehouse_url="", warehouse_secret_arn=arn)
     # When the functions build their warehouse from the settings
     warehouse = warehouse_from_settings(settings)
     # Then it is PostgreSQL at that host, and the connection requires TLS
@@ -169,3 +169,44 @@ def test_the_dsn_comes_from_secrets_manager_with_tls_required(aws):
     assert warehouse.dialect == "postgresql"
     assert dsn["host"] == "db.internal" and dsn["user"] == "app" and dsn["password"] == "p w"
     assert dsn["sslmode"] == "require"
+
+
+@pytest.mark.parametrize("function", WAREHOUSE_CLIENTS)
+def test_warehouse_clients_get_the_tls_parameters_with_the_settings_defaults(template, function):
+    # Given the warehouse clients' environment
+    from clickstream.core.config import Settings
+
+    env = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+    # Then the TLS mode and root certificate come from the stack's parameters
+    assert env["WAREHOUSE_SSLMODE"] == {"Ref": "WarehouseSslMode"}
+    assert env["WAREHOUSE_SSLROOTCERT"] == {"Ref": "WarehouseSslRootCert"}
+    # And a deploy with defaults behaves like a local run with defaults (TLS required, no root certificate)
+    params = template["Parameters"]
+    assert params["WarehouseSslMode"]["Default"] == Settings().warehouse_sslmode == "require"
+    assert params["WarehouseSslRootCert"]["Default"] == Settings().warehouse_sslrootcert == ""
+    assert set(params["WarehouseSslMode"]["AllowedValues"]) == {"require", "verify-ca", "verify-full"}
+
+
+@pytest.mark.parametrize(
+    ("mode", "root_cert", "accepted"),
+    [
+        ("require", "", True),
+        ("verify-full", "/opt/certs/global-bundle.pem", True),
+        ("verify-ca", "system", True),
+        ("verify-full", "", False),
+        ("verify-ca", "", False),
+    ],
+)
+def test_a_verifying_tls_mode_without_a_root_certificate_is_refused_at_deploy(
+    template, mode, root_cert, accepted
+):
+    # Given the stack's rules evaluated for these parameters
+    params = _params(template, WarehouseSslMode=mode, WarehouseSslRootCert=root_cert)
+    failures = [
+        name
+        for name, rule in template["Rules"].items()
+        if _resolve(rule.get("RuleCondition", True), template, params)
+        and not all(_resolve(a["Assert"], template, params) for a in rule["Assertions"])
+    ]
+    # Then CloudFormation accepts exactly the consistent combinations
+    assert (failures == []) is accepted, failures

@@ -59,8 +59,63 @@ def test_secret_dsn_gets_sslmode_require():
     assert conninfo_to_dict(dsn_from_secret("postgresql://u:p@db:5432/shop"))["sslmode"] == "require"
 
 
-def test_secret_dsn_with_sslmode_keeps_it():
-    assert conninfo_to_dict(dsn_from_secret("host=db dbname=shop sslmode=disable"))["sslmode"] == "disable"
+def test_a_secret_never_weakens_the_configured_tls():
+    # Given secrets that ask for no or weaker TLS than the stack's mode
+    for secret in ("host=db dbname=shop sslmode=disable", '{"host": "db", "sslmode": "prefer"}'):
+        # Then the stack's mode applies
+        assert conninfo_to_dict(dsn_from_secret(secret))["sslmode"] == "require"
+    assert conninfo_to_dict(dsn_from_secret(secret, sslmode="verify-full", sslrootcert="system"))[
+        "sslmode"
+    ] == ("verify-full")
+
+
+def test_a_secret_with_a_stricter_mode_and_its_own_root_certificate_keeps_both():
+    dsn = "host=db dbname=shop sslmode=verify-full sslrootcert=/opt/certs/own.pem"
+    params = conninfo_to_dict(dsn_from_secret(dsn, sslmode="require", sslrootcert="/opt/certs/stack.pem"))
+    assert (params["sslmode"], params["sslrootcert"]) == ("verify-full", "/opt/certs/own.pem")
+
+
+def test_verify_full_with_the_configured_root_certificate():
+    # Given the stack's verify-full and the RDS bundle path, and an RDS-style secret
+    params = conninfo_to_dict(
+        dsn_from_secret(
+            '{"host": "db.x.rds.amazonaws.com", "username": "u", "password": "p"}',
+            sslmode="verify-full",
+            sslrootcert="/opt/certs/global-bundle.pem",
+        )
+    )
+    # Then the DSN verifies the server against that bundle
+    assert (params["sslmode"], params["sslrootcert"]) == ("verify-full", "/opt/certs/global-bundle.pem")
+
+
+@pytest.mark.parametrize(
+    ("secret", "sslmode"),
+    [("host=db", "verify-full"), ("host=db", "verify-ca"), ("host=db sslmode=verify-full", "require")],
+)
+def test_verifying_tls_without_a_root_certificate_is_refused(secret, sslmode):
+    with pytest.raises(WarehouseError, match="needs a root certificate"):
+        dsn_from_secret(secret, sslmode=sslmode)
+
+
+def test_unknown_tls_modes_are_refused():
+    with pytest.raises(WarehouseError, match="unknown sslmode"):
+        dsn_from_secret("host=db", sslmode="strict")
+    with pytest.raises(WarehouseError, match="unknown sslmode"):
+        dsn_from_secret("host=db sslmode=maybe")
+
+
+def test_settings_carry_the_tls_choice_to_the_secret_dsn(aws):
+    # Given a secret and settings asking for verify-full with a CA bundle
+    from clickstream.adapters.aws import client
+
+    arn = client("secretsmanager").create_secret(Name="wh-tls", SecretString="host=db dbname=shop")["ARN"]
+    settings = Settings(
+        warehouse_secret_arn=arn, warehouse_sslmode="verify-full", warehouse_sslrootcert="/opt/certs/b.pem"
+    )
+    # When the warehouse is resolved
+    params = conninfo_to_dict(warehouse_from_settings(settings).target)
+    # Then its DSN verifies the server with that bundle
+    assert (params["sslmode"], params["sslrootcert"]) == ("verify-full", "/opt/certs/b.pem")
 
 
 def test_secret_json_defaults_port_and_database_and_accepts_dsn_key():

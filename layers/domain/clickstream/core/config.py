@@ -38,6 +38,9 @@ class Settings:
     # Warehouse: a URL (duckdb:///path/to/file.duckdb or postgresql://…), or a Secrets Manager secret holding one.
     warehouse_url: str = ""
     warehouse_secret_arn: str = ""
+    # TLS to the secret's PostgreSQL: libpq sslmode (never weaker than the secret's own) and a root CA bundle path.
+    warehouse_sslmode: str = "require"
+    warehouse_sslrootcert: str = ""
     report_key: str = "reports/index.html"
 
     session_timeout_minutes: int = dataclasses.field(default=30, metadata=_bounded(1, 24 * 60))

@@ -3,7 +3,9 @@
 URLs: ``duckdb:///abs/path/warehouse.duckdb`` (the file and its folder are created) or ``postgresql://…`` /
 ``postgres://…`` / a libpq ``key=value`` string. In the cloud the DSN comes from a Secrets Manager secret
 (``Settings.warehouse_secret_arn``): either a DSN string or RDS-style JSON with host/port/username/password/dbname.
-Secrets get ``sslmode=require`` unless they say otherwise.
+Secrets get TLS: ``sslmode`` (default ``require``; ``verify-full`` with a root certificate when one is configured),
+never weaker than the secret's own. Every PostgreSQL connection has a ``connect_timeout`` and server-side
+statement and idle-in-transaction timeouts unless its DSN or role sets them (see ``SESSION_TIMEOUTS``).
 
 SQL is written once with ``?`` placeholders; the PostgreSQL connection rewrites them for psycopg. Both engines run
 with the session time zone UTC, so timestamps go in and come out as aware UTC datetimes.
@@ -34,6 +36,15 @@ Dialect = Literal["duckdb", "postgresql"]
 Columns = Sequence[tuple[str, str]]
 
 _COPY_CHUNK = 1 << 20
+
+# TLS modes from weakest to strongest (libpq's sslmode); a secret's DSN never weakens the configured one.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# Seconds to wait for the server before a connection attempt fails (libpq's connect_timeout), unless the DSN says.
+CONNECT_TIMEOUT_SECONDS = 10
+# Server-side limits set on every PostgreSQL session whose DSN, role or database leaves them off (0): a statement
+# ends before the load function's 15-minute limit would kill the process mid-transaction, and a transaction left
+# idle by a client that died (a frozen or timed-out Lambda) releases its locks instead of holding them for hours.
+SESSION_TIMEOUTS = {"statement_timeout": "14min", "idle_in_transaction_session_timeout": "5min"}
 
 
 class WarehouseError(DomainError):
@@ -216,14 +227,24 @@ class PostgresConnection(Connection):
 
     def __init__(self, conninfo: str) -> None:
         import psycopg
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+        params = conninfo_to_dict(conninfo)
+        params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_SECONDS))
         try:
-            self._conn = psycopg.connect(conninfo, autocommit=True)
+            self._conn = psycopg.connect(make_conninfo(**params), autocommit=True)
         except psycopg.OperationalError as exc:
             from clickstream.core.errors import TransientError
 
             raise TransientError(f"cannot connect to the warehouse: {exc}") from exc
         self._conn.execute("SET TIME ZONE 'UTC'")
+        names = list(SESSION_TIMEOUTS)
+        current = self._conn.execute(
+            f"SELECT {', '.join('current_setting(%s)' for _ in names)}", names
+        ).fetchone()
+        for name, value in zip(names, current or (), strict=True):
+            if value == "0":
+                self._conn.execute(f"SET {name} = '{SESSION_TIMEOUTS[name]}'")
         # Staging tables live in temp buffers: big enough that a run's COPY does not spill to disk (allocated only
         # as used; must be set before the session's first temp table).
         self._conn.execute("SET temp_buffers = '256MB'")
@@ -526,10 +547,11 @@ def open_warehouse(url: str) -> Warehouse:
     raise WarehouseError(f"unsupported warehouse URL {url!r}: use duckdb:///path.duckdb or postgresql://…")
 
 
-def dsn_from_secret(secret_string: str) -> str:
+def dsn_from_secret(secret_string: str, *, sslmode: str = "require", sslrootcert: str = "") -> str:
     """A libpq connection string from a secret: a DSN, or JSON with host/port/username/password/dbname.
 
-    ``sslmode=require`` is added unless the secret sets an sslmode itself.
+    TLS (:func:`with_tls`): the stronger of ``sslmode`` and the secret's own mode; ``sslrootcert`` (a CA bundle
+    path, or ``system``) unless the secret names one.
     """
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -565,24 +587,55 @@ def dsn_from_secret(secret_string: str) -> str:
         except Exception as exc:  # psycopg.ProgrammingError: an unparseable DSN
             raise WarehouseError("the warehouse secret is not a valid PostgreSQL DSN") from exc
     params = {k: v for k, v in params.items() if v is not None}
-    params.setdefault("sslmode", "require")
-    return make_conninfo(**params)
+    return make_conninfo(**with_tls(params, sslmode, sslrootcert))
 
 
-def warehouse_from_secret(secret_arn: str) -> Warehouse:
+def with_tls(params: dict[str, Any], sslmode: str, sslrootcert: str = "") -> dict[str, Any]:
+    """Connection parameters with TLS at least as strict as ``sslmode``.
+
+    The DSN's own ``sslmode`` is kept when it is stricter; ``sslrootcert`` is added when the DSN has none. The
+    verifying modes (``verify-ca``, ``verify-full``) need a root certificate: without one libpq would look for
+    ``~/.postgresql/root.crt``, which a Lambda does not have, so the configuration is refused here instead.
+    """
+    if sslmode not in SSL_MODES:
+        raise WarehouseError(f"unknown sslmode {sslmode!r}; use one of {', '.join(SSL_MODES)}")
+    own = params.get("sslmode")
+    if own is not None and own not in SSL_MODES:
+        raise WarehouseError(f"the warehouse DSN has an unknown sslmode {own!r}")
+    out = dict(params)
+    out["sslmode"] = max(own or sslmode, sslmode, key=SSL_MODES.index)
+    if sslrootcert and not out.get("sslrootcert"):
+        out["sslrootcert"] = sslrootcert
+    if out["sslmode"] in ("verify-ca", "verify-full") and not out.get("sslrootcert"):
+        raise WarehouseError(
+            f"sslmode {out['sslmode']} needs a root certificate: set WAREHOUSE_SSLROOTCERT"
+            " (the path of a CA bundle such as RDS's, or 'system')"
+        )
+    return out
+
+
+def warehouse_from_secret(secret_arn: str, *, sslmode: str = "require", sslrootcert: str = "") -> Warehouse:
     from clickstream.adapters.aws import client
 
     secret = client("secretsmanager").get_secret_value(SecretId=secret_arn)
     text = secret.get("SecretString")
     if not text:
         raise WarehouseError("the warehouse secret has no SecretString")
-    return Warehouse("postgresql", dsn_from_secret(text))
+    return Warehouse("postgresql", dsn_from_secret(text, sslmode=sslmode, sslrootcert=sslrootcert))
 
 
 def warehouse_from_settings(settings: Settings) -> Warehouse:
-    """``Settings.warehouse_url`` when given, else the Secrets Manager secret ``warehouse_secret_arn``."""
+    """``Settings.warehouse_url`` when given, else the Secrets Manager secret ``warehouse_secret_arn``.
+
+    The secret's DSN gets the TLS of ``warehouse_sslmode`` / ``warehouse_sslrootcert`` (see :func:`with_tls`); a
+    URL is used as written (local runs, where the operator spells out what they want).
+    """
     if settings.warehouse_url:
         return open_warehouse(settings.warehouse_url)
     if settings.warehouse_secret_arn:
-        return warehouse_from_secret(settings.warehouse_secret_arn)
+        return warehouse_from_secret(
+            settings.warehouse_secret_arn,
+            sslmode=settings.warehouse_sslmode,
+            sslrootcert=settings.warehouse_sslrootcert,
+        )
     raise WarehouseError("no warehouse configured: set WAREHOUSE_URL or WAREHOUSE_SECRET_ARN")
