@@ -17,7 +17,7 @@ its own address space; ``ru_maxrss`` of a forked child would include the parent'
 All three write Parquet with the same settings as the sessionizer's outputs (``files.PARQUET``: zstd level 1,
 DuckDB's default row groups) and run with DuckDB's default threads and no progress bar. With ``--repeat N`` the
 contenders take turns N times and each one's fastest run is reported (the machine is shared: the minimum is the
-least disturbed measurement).
+least disturbed measurement); ``--memory-limit 3GB`` gives all three the same DuckDB memory limit.
 """
 
 from __future__ import annotations
@@ -101,21 +101,24 @@ COPY (SELECT * FROM read_parquet('{src}')) TO '{out}/copy.parquet' {parquet};
 CHILD = """
 import sys, duckdb
 from pathlib import Path
-kind, src, out = sys.argv[1:4]
+kind, src, out, sql, memory_limit = sys.argv[1:6]
 Path(out).mkdir(parents=True, exist_ok=True)
+settings = f"SET memory_limit = '{memory_limit}'; SET temp_directory = '{out}/spill';" if memory_limit else ""
 if kind == "ours":
+    from clickstream.sessionize.engine import DuckDBOptions
     from clickstream.sessionize.files import sessionize_files
-    sessionize_files([Path(src)], Path(out) / "result")
+    options = DuckDBOptions(memory_limit=memory_limit, temp_directory=f"{out}/spill") if memory_limit else None
+    sessionize_files([Path(src)], Path(out) / "result", options=options)
 elif kind == "generate":
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(sys.argv[4])
+    con.execute(sql)
     con.close()
 else:
     from clickstream.sessionize.files import PARQUET
     con = duckdb.connect()
-    con.execute(sys.argv[4].format(src=src, out=out, parquet=PARQUET))
+    con.execute(settings + sql.format(src=src, out=out, parquet=PARQUET))
     con.close()
 with open("/proc/self/status") as status:
     peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
@@ -123,11 +126,11 @@ print(peak_kb, file=sys.stderr)
 """
 
 
-def measure(kind: str, src: Path, out: Path, sql: str = "") -> tuple[float, float]:
+def measure(kind: str, src: Path, out: Path, sql: str = "", memory_limit: str = "") -> tuple[float, float]:
     """Wall seconds and peak resident memory (MB) of one contender in its own process."""
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, kind, str(src), str(out), sql],
+        [sys.executable, "-c", CHILD, kind, str(src), str(out), sql, memory_limit],
         stderr=subprocess.PIPE,
         text=True,
         check=False,
@@ -142,20 +145,21 @@ def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def bench(n: int, work: Path, repeat: int = 1) -> dict:
+def bench(n: int, work: Path, repeat: int = 1, memory_limit: str = "") -> dict:
     src = work / f"events-{n}.parquet"
     if not src.exists():
         measure("generate", src, work, GENERATE.format(n=n, path=src))
     load_before = load_average()
     runs: dict[str, list[tuple[float, float]]] = {"ours": [], "peer": [], "floor": []}
     for _ in range(repeat):
-        runs["ours"].append(measure("ours", src, work / "ours"))
-        runs["peer"].append(measure("peer", src, work / "peer", PEER))
-        runs["floor"].append(measure("floor", src, work / "floor", FLOOR))
+        runs["ours"].append(measure("ours", src, work / "ours", "", memory_limit))
+        runs["peer"].append(measure("peer", src, work / "peer", PEER, memory_limit))
+        runs["floor"].append(measure("floor", src, work / "floor", FLOOR, memory_limit))
     ours, peer, floor = (min(runs[k]) for k in ("ours", "peer", "floor"))
     return {
         "events": n,
         "repeat": repeat,
+        "memory_limit": memory_limit or "DuckDB default",
         "ours_s": round(ours[0], 2),
         "peer_s": round(peer[0], 2),
         "floor_s": round(floor[0], 2),
@@ -178,13 +182,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per contender, taking turns; the fastest counts"
     )
+    parser.add_argument(
+        "--memory-limit",
+        default="",
+        help="DuckDB memory_limit for all three contenders, e.g. 3GB (spilling to the work directory)",
+    )
     args = parser.parse_args(argv)
     sizes = args.events or [1_000_000]
     with tempfile.TemporaryDirectory(prefix="bench-sessionize-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         for n in sizes:
-            result = bench(n, work, args.repeat)
+            result = bench(n, work, args.repeat, args.memory_limit)
             print(json.dumps(result))
             print(
                 f"{n:>11,} events: ours {result['ours_s']} s, peer {result['peer_s']} s "
