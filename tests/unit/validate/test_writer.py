@@ -76,3 +76,27 @@ def test_quarantine_lines_are_json_with_a_timestamp():
     assert [json.loads(line)["reason"] for line in lines] == ["too_late", "unparseable_record"]
     assert all(json.loads(line)["quarantined_at"] == "2026-03-02T10:00:00.000000Z" for line in lines)
     assert quarantine_jsonl([], "t") == b""
+
+
+def test_the_process_duckdb_is_one_thread_utc_and_spills_under_the_temp_folder():
+    # Given the per-process DuckDB the validate step uses (one cursor per object)
+    import tempfile
+
+    from clickstream.validate.writer import duckdb_cursor
+
+    con = duckdb_cursor()
+    try:
+        # When its settings are read
+        threads, zone, spill = con.execute(
+            "SELECT current_setting('threads'), current_setting('TimeZone'), current_setting('temp_directory')"
+        ).fetchone()
+        # Then scans keep file order (one thread), timestamps print in UTC, and spills go where Lambda can write
+        assert (threads, zone) == (1, "UTC")
+        assert spill.startswith(tempfile.gettempdir())
+        # And each cursor has its own temp tables
+        con.execute("CREATE TEMP TABLE t AS SELECT 1 AS x")
+        other = duckdb_cursor()
+        assert other.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 't'").fetchone() == (0,)
+        other.close()
+    finally:
+        con.close()

@@ -35,12 +35,19 @@ def _engine() -> Any:
     """One in-memory DuckDB per process (a Lambda container handles many objects; each gets its own cursor).
 
     One thread: objects are judged one at a time, scans then keep the file's order (records are numbered by it),
-    and outputs are byte-for-byte deterministic. The validation macros are created here, once per process."""
+    and outputs are byte-for-byte deterministic. Temp tables that outgrow memory spill under the system temp
+    folder (``/tmp`` in Lambda; DuckDB's default, ``.tmp`` in the working directory, is read-only there). The
+    validation macros are created here, once per process."""
+    import tempfile
+
     import duckdb  # only the validate step pays for it
 
     from clickstream.validate.sql import MACROS
 
-    con = duckdb.connect(config={"threads": 1, "preserve_insertion_order": True})
+    spill = Path(tempfile.gettempdir()) / "clickstream-duckdb"
+    con = duckdb.connect(
+        config={"threads": 1, "preserve_insertion_order": True, "temp_directory": str(spill)}
+    )
     con.execute("SET GLOBAL TimeZone = 'UTC'")
     con.execute(MACROS)
     return con
