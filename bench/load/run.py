@@ -194,8 +194,17 @@ def count_rows(files) -> int:
         con.close()
 
 
-def run_ours(db: str, files, *, reload: bool) -> float:
-    """Seconds for ``load_run`` through commit (after one untimed load when ``reload``)."""
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) a server backend has used, when the server runs on this machine (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_ours(db: str, files, *, reload: bool) -> tuple[float, float | None]:
+    """Seconds for ``load_run`` through commit (after one untimed load when ``reload``), and the backend's CPU."""
     from clickstream.warehouse.engine import open_warehouse
     from clickstream.warehouse.loader import RunRecord, load_run
 
@@ -207,12 +216,16 @@ def run_ours(db: str, files, *, reload: bool) -> float:
         with warehouse.connect() as conn:
             load_run(conn, files, run)
     with warehouse.connect() as conn:
+        ((pid,),) = conn.query("SELECT pg_backend_pid()")
+        cpu = backend_cpu(pid)
         started = time.perf_counter()
         load_run(conn, files, run)
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        after = backend_cpu(pid)
+        return elapsed, (after - cpu) if cpu is not None and after is not None else None
 
 
-def run_peer(db: str, files) -> float:
+def run_peer(db: str, files) -> tuple[float, float | None]:
     """Seconds for executemany INSERTs of the same events and sessions in one transaction, through commit."""
     import duckdb
     import psycopg
@@ -251,12 +264,16 @@ def run_peer(db: str, files) -> float:
     with psycopg.connect(db) as conn:
         conn.execute("SET TIME ZONE 'UTC'")
         conn.commit()
+        pid = conn.info.backend_pid
+        cpu = backend_cpu(pid)
         started = time.perf_counter()
         with conn.cursor() as cur:
             cur.executemany(insert_events, events)
             cur.executemany(insert_sessions, sessions)
         conn.commit()
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        after = backend_cpu(pid)
+        return elapsed, (after - cpu) if cpu is not None and after is not None else None
 
 
 def main(argv: list[str]) -> int:
@@ -272,13 +289,13 @@ def main(argv: list[str]) -> int:
         files = generate(args.events, args.buckets, work)
         rows = count_rows(files)
         with fresh_database(dsn) as db:
-            first = run_ours(db, files, reload=False)
+            first, first_cpu = run_ours(db, files, reload=False)
         with fresh_database(dsn) as db:
-            reload = run_ours(db, files, reload=True)
-        peer = None
+            reload, reload_cpu = run_ours(db, files, reload=True)
+        peer = peer_cpu = None
         if not args.skip_peer:
             with fresh_database(dsn) as db:
-                peer = run_peer(db, files)
+                peer, peer_cpu = run_peer(db, files)
     result = {
         "events": args.events,
         "rows": rows,
@@ -289,6 +306,14 @@ def main(argv: list[str]) -> int:
         "peer_s": round(peer, 2) if peer else None,
         "peer_rows_per_s": round(rows / peer) if peer else None,
         "ours_over_peer": round(peer / first, 1) if peer else None,
+        # CPU seconds of the PostgreSQL backend doing the work (local servers only): steadier than wall time on a
+        # shared machine, and what a dedicated database server would spend.
+        "server_cpu_s": {
+            "ours_first": _round(first_cpu),
+            "ours_reload": _round(reload_cpu),
+            "peer": _round(peer_cpu),
+        },
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
     line = (
@@ -300,8 +325,17 @@ def main(argv: list[str]) -> int:
             f"; peer executemany {result['peer_rows_per_s']:,} rows/s ({peer:.2f} s); "
             f"ours/peer {result['ours_over_peer']}x (goal >= 200,000 rows/s and >= 10x)"
         )
+    if first_cpu:
+        line += f"; server CPU ours {first_cpu:.1f} s"
+        if peer_cpu:
+            line += f", peer {peer_cpu:.1f} s"
+    line += f"; load average {result['load_average_1m']}"
     print(line)
     return 0
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
 
 
 if __name__ == "__main__":  # pragma: no cover
