@@ -274,9 +274,10 @@ class Engine:
             f"UNION ALL SELECT {', '.join(names)}, position FROM py_rows"
         )
         con.execute(
-            "CREATE TEMP TABLE ranked AS SELECT *, row_number() OVER w AS rn, "
-            "first_value(payload_hash) OVER w AS win_hash, first_value(source_line) OVER w AS win_line, "
-            "first_value(position) OVER w AS win_pos FROM cand "
+            # narrow: the window sorts ids, times and places only; the rows stay in cand
+            "CREATE TEMP TABLE ranked AS SELECT source_line, position, event_id, payload_hash, "
+            "row_number() OVER w AS rn, first_value(payload_hash) OVER w AS win_hash, "
+            "first_value(source_line) OVER w AS win_line, first_value(position) OVER w AS win_pos FROM cand "
             "WINDOW w AS (PARTITION BY event_id ORDER BY received_at, event_ts, source_line, position)"
         )
         py_out = self.py.out
@@ -329,7 +330,10 @@ class Engine:
     @property
     def out_sql(self) -> str:
         names = ", ".join(n for n, _ in VALIDATED_COLUMNS)
-        return f"SELECT {names} FROM ranked WHERE rn = 1 ORDER BY source_line, position"
+        return (
+            f"SELECT {names} FROM cand SEMI JOIN (SELECT source_line, position FROM ranked WHERE rn = 1) w "
+            "USING (source_line, position) ORDER BY source_line, position"
+        )
 
     def close(self) -> None:
         self.con.close()
