@@ -156,6 +156,7 @@ def test_happy_path_runs_every_step_and_commits_the_watermark(sfn):
     assert [s for s in run["states"] if s != "SessionizeBucket"] == [
         "Plan",
         "HasNewObjects",
+        "HowToSessionize",
         "Sessionize",
         "LoadWarehouse",
         "Aggregate",
@@ -591,3 +592,74 @@ def test_the_bridge_pins_the_moto_range_the_project_installs():
     low = tuple(int(x) for x in re.search(r">=\s*([\d.]+)", spec).group(1).split(".")[:2])
     high = tuple(int(x) for x in re.search(r"<\s*([\d.]+)", spec).group(1).split(".")[:2])
     assert (low, high) == bridge.MOTO_VERSION_RANGE
+
+
+def _warehouse_tables(path) -> tuple[list[tuple], list[tuple]]:
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        events = con.execute(
+            "SELECT event_id, session_id, anonymous_id FROM events ORDER BY event_id"
+        ).fetchall()
+        sessions = con.execute("SELECT * FROM sessions ORDER BY session_id").fetchall()
+    finally:
+        con.close()
+    return events, sessions
+
+
+def test_a_backfill_goes_through_the_distributed_map_and_leaves_the_watermark(sfn, tmp_path, monkeypatch):
+    # Given every real handler, two validated objects of one arrival day, and an hourly run that loaded them
+    from clickstream.adapters.storage import S3ObjectStore
+    from clickstream.core.config import get_settings
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("WAREHOUSE_URL", f"duckdb:///{warehouse}")
+    get_settings.cache_clear()
+    state, lake = sfn["state"], S3ObjectStore(sfn["settings"].lake_bucket)
+    for n in (1, 2):
+        _validated_object(tmp_path / f"obj-{n}.parquet", visitors=3 * n, events_each=3, start=T0)
+        key = f"validated/dt=2026-03-02/hr=09/obj-{n}.parquet"
+        lake.upload(tmp_path / f"obj-{n}.parquet", key)
+        state.put_ledger(
+            {
+                "source_key": f"raw/obj-{n}",
+                "validated_at": T0 + n * timedelta(minutes=10),
+                "validated_key": key,
+            }
+        )
+    arn = bridge.create_pipeline_state_machine(sfn["stack"])
+    hourly = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    assert hourly["status"] == "SUCCEEDED", hourly
+    before = _warehouse_tables(warehouse)
+    # When the day is back-filled, twice
+    runs = [
+        bridge.run_pipeline(arn, f"backfill-{i}", {"backfill": {"from": "2026-03-02", "to": "2026-03-02"}})
+        for i in (1, 2)
+    ]
+    # Then each went through the Distributed Map (one item per bucket, read from the items Plan wrote) and Load
+    for run in runs:
+        assert run["status"] == "SUCCEEDED", run
+        assert "SessionizeBackfill" in run["states"] and "Sessionize" not in run["states"]
+        assert run["states"][-3:] == ["LoadWarehouse", "Aggregate", "Commit"]
+    items = json.loads(lake.get_bytes("runs/backfill-1/items.json"))
+    assert items == [{"bucket": b} for b in range(sfn["settings"].n_buckets)]
+    # And the warehouse is what the hourly run left (re-processing changes nothing), the watermark unmoved
+    assert _warehouse_tables(warehouse) == before and before[0]
+    assert state.get_watermark() == T0 + timedelta(hours=1)
+    assert get_run("backfill-2", sfn["settings"])["kind"] == "backfill"
+
+
+def test_the_backfill_map_reads_its_items_from_the_plan_manifest():
+    # Given the ASL's back-fill branch
+    branch = ASL["States"]["SessionizeBackfill"]
+    # Then it is a Distributed Map whose ItemReader is the S3 object Plan names, running the same task
+    assert branch["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert branch["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert branch["ItemReader"]["Parameters"] == {
+        "Bucket.$": "$.plan.result.lake_bucket",
+        "Key.$": "$.plan.result.items_key",
+    }
+    inline = ASL["States"]["Sessionize"]["ItemProcessor"]["States"]["SessionizeBucket"]
+    assert branch["ItemProcessor"]["States"]["SessionizeBucket"] == inline
+    assert ASL["States"]["HowToSessionize"]["Choices"][0]["Next"] == "SessionizeBackfill"

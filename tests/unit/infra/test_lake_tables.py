@@ -22,7 +22,7 @@ from clickstream.core.schema import SESSION_COLUMNS, VALIDATED_COLUMNS
 from clickstream.local.template import load_template
 from clickstream.pipeline.contracts import PlanInput, SessionizeInput
 from clickstream.pipeline.plan import plan_run
-from clickstream.sessionize.step import run_sessionize
+from clickstream.sessionize.step import STATE_SLICES, run_sessionize
 from clickstream.validate.service import validate_object
 from tests.unit.validate.helpers import T0, event, raw_object, record
 
@@ -151,7 +151,9 @@ def test_sessions_table_matches_the_sessionize_step(resources, lake_files):
     assert len(bucket) == int(params["projection.bucket.digits"])
     low, high = (int(x) for x in params["projection.bucket.range"].split(","))
     assert low <= int(bucket) <= high
-    assert [k["Name"] for k in table["PartitionKeys"]] == ["bucket"]
+    assert len(match["slice"]) == int(params["projection.slice.digits"])
+    assert params["projection.slice.range"] == f"0,{STATE_SLICES - 1}"
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["bucket", "slice"]
 
 
 def test_projection_covers_every_bucket_the_stack_allows():

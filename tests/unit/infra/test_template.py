@@ -311,7 +311,8 @@ def test_lambda_tasks_retry_transient_errors_with_backoff(asl):
                 yield from tasks(state["ItemProcessor"]["States"])
 
     found = list(tasks(asl["States"]))
-    assert len(found) == 5
+    # five functions; Sessionize runs in both the inline and the back-fill (Distributed) Map
+    assert len({state["Parameters"]["FunctionName"] for _, state in found}) == 5
     for name, state in found:
         retry = state["Retry"][0]
         assert "Lambda.TooManyRequestsException" in retry["ErrorEquals"], name

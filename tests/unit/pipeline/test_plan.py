@@ -61,7 +61,7 @@ def test_first_run_without_a_watermark_starts_at_the_first_arrival(aws, state):
 
 def test_as_of_defaults_to_now_minus_the_arrival_settle_delay(aws, state, sim_clock):
     # Given settle delay of 5 minutes, the clock at T0 + 1h, and objects validated 6 and 4 minutes ago
-    settings = aws.settings.model_copy(update={"arrival_settle_seconds": 300})
+    settings = aws.settings.replace(arrival_settle_seconds=300)
     sim_clock.set(T0 + timedelta(hours=1))
     _ledger(state, "raw/settled", T0 + timedelta(minutes=54))
     _ledger(state, "raw/in-flight", T0 + timedelta(minutes=56))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from clickstream.adapters.aws import client
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core.buckets import bucket_of
 from clickstream.core.keys import bucket_prefix, validated_key
@@ -61,8 +62,11 @@ def fetch(lake: S3ObjectStore, tmp: Path, key: str) -> list[dict]:
 
 
 def state(lake: S3ObjectStore, tmp: Path, bucket: int = 0) -> tuple[list[dict], list[dict]]:
-    prefix = bucket_prefix(bucket)
-    return fetch(lake, tmp, prefix + "all.parquet"), fetch(lake, tmp, prefix + "sessions.parquet")
+    """The bucket's state over all its slices: (rows, sessions), each in key order of the slice files."""
+    keys = sorted(lake.list_keys(bucket_prefix(bucket)))
+    rows = [r for k in keys if k.endswith("/all.parquet") for r in fetch(lake, tmp, k)]
+    sessions = [r for k in keys if k.endswith("/sessions.parquet") for r in fetch(lake, tmp, k)]
+    return rows, sessions
 
 
 def test_late_event_merging_two_sessions_replaces_them(lake, tmp_path: Path) -> None:
@@ -166,8 +170,9 @@ def test_copies_across_runs_are_counted_and_the_earliest_received_wins(lake, tmp
     assert (second.n_events, second.n_sessions) == (2, 1)
     assert (second.n_duplicates, second.n_conflicts) == (2, 1)
     assert bucket_state_totals(lake, n_buckets=1).__dict__ == {"duplicates": 2, "conflicts": 1}
-    dropped = fetch(lake, tmp_path, bucket_prefix(0) + "dropped.parquet")
-    assert sorted(d["reason"] for d in dropped) == ["duplicate", "duplicate", "duplicate_conflict"]
+    all_rows, _ = state(lake, tmp_path)
+    dropped = [r for r in all_rows if r["drop_reason"]]
+    assert sorted(d["drop_reason"] for d in dropped) == ["duplicate", "duplicate", "duplicate_conflict"]
     assert {d["event_id"] for d in dropped} == {original["event_id"]}
 
 
@@ -236,3 +241,69 @@ def test_handler_sessionizes_the_sample_event(lake, tmp_path: Path) -> None:
     assert answer["run_id"] == event["run_id"] and answer["bucket"] == event["bucket"]
     assert answer["n_visitors"] == len(mine) and answer["n_sessions"] == len(mine)
     assert answer["events_key"] == f"runs/{event['run_id']}/bucket={event['bucket']:04d}/events.parquet"
+
+
+def test_a_run_rewrites_only_the_slices_of_the_visitors_it_brings(lake, tmp_path: Path) -> None:
+    # Given a state built from 40 visitors, spread over many slices of the bucket
+    from clickstream.sessionize.step import slice_of, slice_prefix
+
+    s = Stream("raw/first")
+    visitors = [f"visitor-{i}" for i in range(40)]
+    for v in visitors:
+        s.add(v, T0)
+    put_run(lake, tmp_path, "run-1", s.rows)
+    sessionize_bucket(SessionizeInput(run_id="run-1", bucket=0), lake)
+    s3 = client("s3")
+    tags = {k: s3.head_object(Bucket=lake.bucket, Key=k)["ETag"] for k in lake.list_keys(bucket_prefix(0))}
+    assert len({k.rsplit("/", 2)[1] for k in tags}) > 4
+    # When a second run brings one visitor's late event
+    late = Stream("raw/second")
+    late.add(visitors[7], T0 + 5 * MIN, event_id="late")
+    put_run(lake, tmp_path, "run-2", late.rows)
+    second = sessionize_bucket(SessionizeInput(run_id="run-2", bucket=0), lake)
+    # Then only that visitor's slice was read and written; every other slice file is the same object as before
+    mine = slice_prefix(0, slice_of(visitors[7], 1))
+    assert second.n_slices == 1 and second.n_visitors == 1
+    changed = {k for k, tag in tags.items() if s3.head_object(Bucket=lake.bucket, Key=k)["ETag"] != tag}
+    assert changed == {mine + "all.parquet", mine + "sessions.parquet"}
+    # And the state still holds every visitor, each in the slice its hash names
+    all_rows, sessions = state(lake, tmp_path)
+    assert sorted({r["anonymous_id"] for r in all_rows}) == sorted(visitors)
+    assert len(sessions) == 40
+    for key in lake.list_keys(bucket_prefix(0)):
+        if key.endswith("/all.parquet"):
+            assert {slice_prefix(0, slice_of(r["anonymous_id"], 1)) for r in fetch(lake, tmp_path, key)} == {
+                key.rsplit("/", 1)[0] + "/"
+            }
+
+
+def test_an_event_id_reused_by_another_visitor_is_not_that_visitors_duplicate(lake, tmp_path: Path) -> None:
+    # Given visitor A's event, and later visitor B sending an event with the same id (a broken client)
+    s = Stream("raw/first")
+    s.add("A", T0, event_id="shared")
+    put_run(lake, tmp_path, "run-1", s.rows)
+    sessionize_bucket(SessionizeInput(run_id="run-1", bucket=0), lake)
+    other = Stream("raw/second")
+    other.add("B", T0 + MIN, event_id="shared", received_at=T0 - MIN)
+    put_run(lake, tmp_path, "run-2", other.rows)
+    # When B's run is sessionized
+    second = sessionize_bucket(SessionizeInput(run_id="run-2", bucket=0), lake)
+    # Then each visitor keeps its own event: duplicates are ranked within a visitor, whatever the state layout
+    assert (second.n_visitors, second.n_events, second.n_duplicates) == (1, 1, 0)
+    all_rows, _ = state(lake, tmp_path)
+    assert sorted((r["anonymous_id"], r["drop_reason"]) for r in all_rows) == [("A", None), ("B", None)]
+
+
+def test_the_step_leaves_its_answer_beside_its_outputs(lake, tmp_path: Path) -> None:
+    # Given a run with one visitor in bucket 0 of 1
+    from clickstream.pipeline.contracts import SessionizeResult
+    from clickstream.sessionize.step import run_result_key
+
+    s = Stream()
+    s.add("A", T0)
+    put_run(lake, tmp_path, "run-1", s.rows)
+    # When the bucket is sessionized
+    result = sessionize_bucket(SessionizeInput(run_id="run-1", bucket=0), lake)
+    # Then result.json holds the same answer the task returned
+    stored = SessionizeResult.model_validate_json(lake.get_bytes(run_result_key("run-1", 0)))
+    assert stored == result and stored.n_sessions == 1

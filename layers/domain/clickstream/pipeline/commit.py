@@ -2,7 +2,8 @@
 
 This is the only place the watermark moves, and the state machine reaches it only after every other step
 succeeded, so a failed execution leaves the watermark where it was and the next run re-reads the same objects.
-The watermark never moves backwards: committing an older window (a replayed execution) leaves it alone.
+The watermark never moves backwards: committing an older window (a replayed execution) leaves it alone, and a
+back-fill (which re-reads arrival days, not a window after the watermark) never moves it at all.
 Committing the same run twice has the same effect as once.
 """
 
@@ -14,7 +15,7 @@ from clickstream.adapters.state import StateStore, iso
 from clickstream.core import clock
 from clickstream.core.config import Settings
 from clickstream.core.observability import logger
-from clickstream.pipeline.contracts import CommitInput, CommitResult
+from clickstream.pipeline.contracts import BACKFILL, CommitInput, CommitResult
 from clickstream.pipeline.plan import parse_instant
 
 RUN_SK = "run"
@@ -32,11 +33,10 @@ def commit_run(payload: CommitInput, settings: Settings, *, state: StateStore | 
     plan = payload.plan
     target = parse_instant(plan.watermark_to)
     current = state.get_watermark()
-    moved = current is None or target > current
+    moved = plan.kind != BACKFILL and (current is None or target > current)
     if moved:
         state.set_watermark(target, plan.run_id)
-    watermark = target if moved else current
-    assert watermark is not None  # for type checkers: one of the two is set
+    watermark = target if moved or current is None else current
 
     previous = state.get_item(run_pk(plan.run_id), RUN_SK)
     committed_at = (
@@ -53,6 +53,7 @@ def commit_run(payload: CommitInput, settings: Settings, *, state: StateStore | 
         "watermark": iso(watermark),
         "watermark_moved": moved or (previous or {}).get("watermark_moved", False),
         "n_objects": plan.n_objects,
+        "kind": plan.kind,
         "n_buckets": plan.n_buckets,
         "buckets": len(plan.buckets),
         "manifest_key": plan.manifest_key,

@@ -8,16 +8,24 @@ Files a run writes in the lake bucket (``core.keys``):
   runs/<run_id>/bucket=NNNN/events.parquet         Sessionize: every kept event of the affected visitors + session_id
   runs/<run_id>/bucket=NNNN/sessions.parquet       Sessionize: their sessions (all of them, recomputed)
   runs/<run_id>/bucket=NNNN/visitors.parquet       Sessionize: the affected anonymous_ids (whose rows get replaced)
-  sessionized/bucket=NNNN/{events,sessions,dropped}.parquet   Sessionize: the bucket's current state
+  runs/<run_id>/bucket=NNNN/result.json            Sessionize: its answer (read by Load on the back-fill path)
+  runs/<run_id>/items.json                         Plan (back-fill): the Distributed Map's items, one per bucket
+  sessionized/bucket=NNNN/slice=SS/{all,sessions}.parquet   Sessionize: the bucket's current state, in slices
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+INCREMENTAL = "incremental"
+FULL = "full"
+BACKFILL = "backfill"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
 class PlanInput(_Model):
@@ -25,8 +33,23 @@ class PlanInput(_Model):
     execution_name: str
     started_at: str | None = None
     # The execution's own input: {"as_of": ISO-8601 (simulated clock; default now - settle delay),
-    # "full": bool (re-read every arrived object, e.g. after a schema fix)}
+    # "full": bool (re-read every arrived object, e.g. after a schema fix),
+    # "backfill": {"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"} (re-process the validated objects of those arrival
+    # days through the Distributed Map; the watermark stays where it is)}
     input: dict = Field(default_factory=dict)
+
+
+class BackfillRange(_Model):
+    """Arrival days (the lake's ``dt=`` partitions, UTC), both included."""
+
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BackfillRange:
+        if self.end < self.start:
+            raise ValueError(f"the back-fill ends ({self.end}) before it starts ({self.start})")
+        return self
 
 
 class ManifestObject(_Model):
@@ -41,6 +64,7 @@ class Manifest(_Model):
     watermark_to: str
     n_buckets: int
     objects: list[ManifestObject]
+    kind: str = INCREMENTAL  # incremental | full | backfill
 
 
 class PlanResult(_Model):
@@ -51,7 +75,12 @@ class PlanResult(_Model):
     n_objects: int
     n_buckets: int
     manifest_key: str
-    buckets: list[int]
+    buckets: list[int]  # the inline Map's items (empty on the back-fill path)
+    kind: str = INCREMENTAL
+    # Back-fill: the Distributed Map reads its items (one per bucket) from s3://<lake_bucket>/<items_key>.
+    distributed: bool = False
+    lake_bucket: str | None = None
+    items_key: str | None = None
 
 
 class SessionizeInput(_Model):
@@ -66,8 +95,9 @@ class SessionizeResult(_Model):
     n_visitors: int = 0  # affected visitors
     n_events: int = 0  # kept events of the affected visitors (after dedupe)
     n_sessions: int = 0
-    n_duplicates: int = 0  # cross-object duplicates in the bucket state (total)
-    n_conflicts: int = 0  # duplicate_conflict in the bucket state (total)
+    n_duplicates: int = 0  # cross-object duplicates in the state slices this run rewrote
+    n_conflicts: int = 0  # duplicate_conflict in the state slices this run rewrote
+    n_slices: int = 0  # state slices read and rewritten
     events_key: str | None = None
     sessions_key: str | None = None
     visitors_key: str | None = None
@@ -76,7 +106,8 @@ class SessionizeResult(_Model):
 class LoadInput(_Model):
     execution_id: str
     plan: PlanResult
-    buckets: list[SessionizeResult]
+    # The inline Map's answers; on the back-fill path empty, and Load reads each bucket's result.json instead.
+    buckets: list[SessionizeResult] = Field(default_factory=list)
 
 
 class LoadResult(_Model):

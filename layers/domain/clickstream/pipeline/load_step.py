@@ -1,6 +1,7 @@
 """The LoadWarehouse step: the sessionized files of a run → the warehouse, in one transaction.
 
-For every bucket the Sessionize step answered with keys, download ``runs/<run_id>/bucket=NNNN/{events,sessions,
+For every bucket the Sessionize step answered with keys (the inline Map's answers in the payload, or on the
+back-fill path each bucket's ``runs/<run_id>/bucket=NNNN/result.json``), download ``runs/<run_id>/bucket=NNNN/{events,sessions,
 visitors}.parquet`` from the lake to a temp dir, then :func:`clickstream.warehouse.loader.load_run` replaces those
 visitors' rows and records the run. Idempotent: the same payload twice leaves every table identical.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from clickstream.adapters.storage import ObjectStore, S3ObjectStore
 from clickstream.core.config import Settings
 from clickstream.core.observability import logger
-from clickstream.pipeline.contracts import LoadInput, LoadResult
+from clickstream.pipeline.contracts import LoadInput, LoadResult, SessionizeResult
 from clickstream.warehouse.engine import Warehouse, warehouse_from_settings
 from clickstream.warehouse.loader import RunFiles, RunRecord, load_run
 from clickstream.warehouse.migrate import migrate
@@ -25,9 +26,21 @@ def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def bucket_results(payload: LoadInput, store: ObjectStore) -> list[SessionizeResult]:
+    """The Sessionize answers of the run: from the payload, or (Distributed Map) from the lake, one per bucket."""
+    if not payload.plan.distributed:
+        return sorted(payload.buckets, key=lambda b: b.bucket)
+    from clickstream.sessionize.step import run_result_key
+
+    return [
+        SessionizeResult.model_validate_json(store.get_bytes(run_result_key(payload.plan.run_id, bucket)))
+        for bucket in range(payload.plan.n_buckets)
+    ]
+
+
 def _download(payload: LoadInput, store: ObjectStore, workdir: Path) -> RunFiles:
     files = RunFiles()
-    for result in sorted(payload.buckets, key=lambda b: b.bucket):
+    for result in bucket_results(payload, store):
         for kind, key in (
             ("events", result.events_key),
             ("sessions", result.sessions_key),

@@ -5,6 +5,11 @@ the execution's ``input["as_of"]`` when given (the local runner's simulated cloc
 settle delay, so a validation still in flight when Plan reads the ledger is left to the next run instead of
 slipping under the watermark. Plan never moves the watermark: only Commit does, at the very end.
 
+A back-fill (``input["backfill"] = {"from": DAY, "to": DAY}``) takes instead every ledger row whose validated
+object lies in the lake's arrival-day partitions ``validated/dt=DAY/`` of that range, and also writes
+``runs/<run_id>/items.json`` (one item per bucket) for the state machine's Distributed Map to read; it leaves the
+watermark alone (Commit does not move it for a back-fill), so scheduled runs carry on where they were.
+
 The manifest (``runs/<run_id>/manifest.json`` in the lake bucket) is the one list of objects every later step
 reads. It is written deterministically, so re-running Plan with the same input writes the same bytes; a Plan
 retried inside one execution without an explicit ``as_of`` keeps the window it already chose.
@@ -13,8 +18,11 @@ retried inside one execution without an explicit ``as_of`` keeps the window it a
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from pydantic import ValidationError
 
 from clickstream.adapters.state import StateStore, iso
 from clickstream.adapters.storage import ObjectStore
@@ -23,14 +31,30 @@ from clickstream.core.config import Settings
 from clickstream.core.errors import InputError
 from clickstream.core.keys import run_prefix
 from clickstream.core.observability import logger
-from clickstream.pipeline.contracts import Manifest, ManifestObject, PlanInput, PlanResult
+from clickstream.pipeline.contracts import (
+    BACKFILL,
+    FULL,
+    INCREMENTAL,
+    BackfillRange,
+    Manifest,
+    ManifestObject,
+    PlanInput,
+    PlanResult,
+)
 
 MANIFEST_NAME = "manifest.json"
+ITEMS_NAME = "items.json"
+_ARRIVAL_DAY = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
 
 
 def manifest_key(run_id: str) -> str:
     """Where a run's manifest lives in the lake bucket."""
     return f"{run_prefix(run_id)}{MANIFEST_NAME}"
+
+
+def items_key(run_id: str) -> str:
+    """Where a back-fill's Distributed Map items live in the lake bucket."""
+    return f"{run_prefix(run_id)}{ITEMS_NAME}"
 
 
 def parse_instant(value: str | datetime) -> datetime:
@@ -60,6 +84,8 @@ def plan_run(
     watermark_from = state.get_watermark()
     explicit_as_of = payload.input.get("as_of")
     full = bool(payload.input.get("full", False))
+    if payload.input.get("backfill") is not None:
+        return _plan_backfill(payload, settings, state, store, watermark_from)
 
     manifest = None
     if explicit_as_of is None:
@@ -85,6 +111,7 @@ def plan_run(
         n_buckets=manifest.n_buckets,
         manifest_key=key,
         buckets=list(range(manifest.n_buckets)) if n_objects else [],
+        kind=manifest.kind,
     )
     logger.info(
         "planned run",
@@ -129,6 +156,70 @@ def build_manifest(
         watermark_to=iso(until),
         n_buckets=n_buckets,
         objects=_manifest_objects(rows),
+        kind=FULL if full else INCREMENTAL,
+    )
+
+
+def arrival_day(validated_key: str | None) -> date | None:
+    """The arrival day of a validated object: its ``dt=`` partition in the lake."""
+    match = _ARRIVAL_DAY.search(validated_key or "")
+    return date.fromisoformat(match.group(1)) if match else None
+
+
+def build_backfill_manifest(
+    run_id: str, state: StateStore, days: BackfillRange, watermark: datetime | None, *, n_buckets: int
+) -> Manifest:
+    """Every ledger row whose validated object lies in the range's arrival days. The watermark is only recorded."""
+    rows = [
+        row
+        for row in state.all_ledger()
+        if (day := arrival_day(row.get("validated_key"))) is not None and days.start <= day <= days.end
+    ]
+    mark = iso(watermark) if watermark is not None else None
+    return Manifest(
+        run_id=run_id,
+        watermark_from=mark,
+        watermark_to=mark or iso(datetime.combine(days.end, datetime.min.time(), tzinfo=UTC)),
+        n_buckets=n_buckets,
+        objects=_manifest_objects(rows),
+        kind=BACKFILL,
+    )
+
+
+def _plan_backfill(
+    payload: PlanInput,
+    settings: Settings,
+    state: StateStore,
+    store: ObjectStore,
+    watermark: datetime | None,
+) -> PlanResult:
+    try:
+        days = BackfillRange.model_validate(payload.input["backfill"])
+    except ValidationError as exc:
+        raise InputError(f"invalid back-fill range: {exc.errors()[0]['msg']}", field="backfill") from exc
+    run_id = payload.execution_name
+    manifest = build_backfill_manifest(run_id, state, days, watermark, n_buckets=settings.n_buckets)
+    store.put_bytes(manifest_key(run_id), manifest_bytes(manifest), content_type="application/json")
+    items = [{"bucket": b} for b in range(manifest.n_buckets)]
+    store.put_bytes(items_key(run_id), json.dumps(items).encode("utf-8"), content_type="application/json")
+    n_objects = sum(1 for o in manifest.objects if o.validated_key)
+    logger.info(
+        "planned back-fill",
+        extra={"run_id": run_id, "from": str(days.start), "to": str(days.end), "n_objects": n_objects},
+    )
+    return PlanResult(
+        run_id=run_id,
+        execution_id=payload.execution_id,
+        watermark_from=manifest.watermark_from,
+        watermark_to=manifest.watermark_to,
+        n_objects=n_objects,
+        n_buckets=manifest.n_buckets,
+        manifest_key=manifest_key(run_id),
+        buckets=[],
+        kind=BACKFILL,
+        distributed=True,
+        lake_bucket=getattr(store, "bucket", settings.lake_bucket),
+        items_key=items_key(run_id),
     )
 
 

@@ -1,28 +1,31 @@
 """The Sessionize step: one user bucket of one run (``SessionizeInput`` -> ``SessionizeResult``).
 
-The bucket's state lives at ``sessionized/bucket=NNNN/`` (``core.keys.bucket_prefix``):
+The bucket's state lives at ``sessionized/bucket=NNNN/`` (``core.keys.bucket_prefix``), cut by a second hash of the
+visitor into ``STATE_SLICES`` slices, each in its own folder ``slice=SS/``:
 
-``all.parquet``       every validated row ever seen for the bucket, kept or dropped: the EVENT_COLUMNS
+``all.parquet``       every validated row ever seen for the slice's visitors, kept or dropped: the EVENT_COLUMNS
                       (session_id null for dropped rows) plus ``drop_reason`` (null, ``duplicate`` or
-                      ``duplicate_conflict``). This is the source of truth; it is written last.
-``sessions.parquet``  the bucket's sessions (SESSION_COLUMNS).
-``dropped.parquet``   the dropped rows (``core.schema.DROPPED_COLUMNS``, ``reason`` = drop_reason), so the
-                      summary counts cross-object duplicates and quarantined ``duplicate_conflict`` rows without
-                      reading the whole state.
+                      ``duplicate_conflict``), sorted by visitor. The source of truth; written last.
+``sessions.parquet``  the slice's sessions (SESSION_COLUMNS).
 
-A run reads its manifest, keeps the rows of its validated objects that fall in the bucket, and merges them into
-the state (an exact re-delivery, the same source_object/source_line/event_id, replaces the old row, so the same
-window twice changes nothing). Copies of an event_id are ranked over the whole bucket; the affected visitors are
-those with a row whose event_id the window brought (the only rows whose dedupe outcome can change), and their
-events are sessionized again whole by the same engine the CLI uses. Sessionization is a pure function of a
-visitor's events, so after any sequence of runs the state equals one full recompute. The run's outputs,
-``runs/<run_id>/bucket=NNNN/{events,sessions,visitors}.parquet``, hold the affected visitors' kept events, all
-their sessions and their ids, so the warehouse replaces exactly those visitors' rows.
+A run reads its manifest, keeps the rows of its validated objects that fall in the bucket, and reads and rewrites
+only the slices those rows fall in, so its cost follows what arrived, not the bucket's whole history. An exact
+re-delivery (the same source_object/source_line/event_id) replaces the old row, so the same window twice changes
+nothing. The affected visitors are the ones the window brought rows for; their events are sessionized again whole
+by the same engine the CLI uses, everyone else's rows are carried over untouched. Copies of an event_id are ranked
+within the visitor (a visitor's history decides its own duplicates, whatever the bucket or slice layout), so
+sessionization is a pure function of a visitor's events and after any sequence of runs the state equals one full
+recompute. The run's outputs, ``runs/<run_id>/bucket=NNNN/{events,sessions,visitors}.parquet``, hold the affected
+visitors' kept events, all their sessions and their ids, so the warehouse replaces exactly those visitors' rows;
+``result.json`` beside them is the step's answer, which the back-fill path's Load reads instead of a state payload.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,22 +41,48 @@ from clickstream.pipeline.plan import manifest_key
 from clickstream.sessionize.engine import DuckDBOptions, Sessionizer, SessionRules, connect, literal, quote
 from clickstream.sessionize.files import cast_expr
 
+# Slices per bucket. Part of the state's layout: changing it needs the state rebuilt (a full back-fill).
+STATE_SLICES = 16
 STATE_ALL = "all.parquet"
 STATE_SESSIONS = "sessions.parquet"
-STATE_DROPPED = "dropped.parquet"
 RUN_EVENTS = "events.parquet"
 RUN_SESSIONS = "sessions.parquet"
 RUN_VISITORS = "visitors.parquet"
+RUN_RESULT = "result.json"
 PARQUET_TYPE = "application/vnd.apache.parquet"
+PARQUET = "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+TRANSFER_THREADS = 8  # S3 transfers of one run overlap (network latency in Lambda)
 
 STATE_COLUMNS: tuple[tuple[str, str], ...] = (*EVENT_COLUMNS, ("drop_reason", "VARCHAR"))
 _EVENT_NAMES = [name for name, _ in EVENT_COLUMNS]
 _VALIDATED_NAMES = [name for name, _ in VALIDATED_COLUMNS]
+_STATE_NAMES = [name for name, _ in STATE_COLUMNS]
 _REDELIVERY_KEY = ("source_object", "source_line", "event_id")
+_ID_SEP = "\x1f"  # joins visitor and event_id into the dedupe key: never part of either
 
 
 def run_bucket_prefix(run_id: str, bucket: int) -> str:
     return f"{run_prefix(run_id)}bucket={bucket:04d}/"
+
+
+def run_result_key(run_id: str, bucket: int) -> str:
+    """Where the Sessionize step leaves its answer for a bucket of a run."""
+    return run_bucket_prefix(run_id, bucket) + RUN_RESULT
+
+
+def slice_prefix(bucket: int, slice_no: int) -> str:
+    return f"{bucket_prefix(bucket)}slice={slice_no:02d}/"
+
+
+def slice_of(anonymous_id: str, n_buckets: int) -> int:
+    """The state slice of a visitor inside its bucket: the same hash as ``core.buckets``, above the bucket digit."""
+    digest = hashlib.md5(anonymous_id.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return (int(digest[:8], 16) // n_buckets) % STATE_SLICES
+
+
+def slice_sql(column: str, n_buckets: int) -> str:
+    """:func:`slice_of` as DuckDB SQL."""
+    return f"((('0x' || left(md5({column}), 8))::UBIGINT // {int(n_buckets)}) % {STATE_SLICES})"
 
 
 def _cols(names: list[str], alias: str) -> str:
@@ -77,6 +106,25 @@ def _projection(available: dict[str, str], columns: tuple[tuple[str, str], ...])
     return ", ".join(parts)
 
 
+# One DuckDB database per process (a Lambda container's lifetime, or the local runner's), a cursor per run: opening
+# a database costs more than a small run's whole work. Temp tables belong to the cursor, so runs never share rows.
+_db_lock = threading.Lock()
+_databases: dict[tuple[str | None, str], duckdb.DuckDBPyConnection] = {}
+
+
+def _cursor(memory_limit: str | None, spill_dir: Path) -> duckdb.DuckDBPyConnection:
+    key = (memory_limit, str(spill_dir))
+    with _db_lock:
+        db = _databases.get(key)
+        if db is None:
+            spill_dir.mkdir(parents=True, exist_ok=True)
+            db = connect(DuckDBOptions(memory_limit=memory_limit, temp_directory=str(spill_dir)))
+            _databases[key] = db
+        cur = db.cursor()
+    cur.execute("SET TimeZone = 'UTC'")
+    return cur
+
+
 def sessionize_bucket(
     request: SessionizeInput,
     lake: ObjectStore,
@@ -87,18 +135,44 @@ def sessionize_bucket(
     memory_limit: str | None = None,
     workdir: Path | None = None,
 ) -> SessionizeResult:
-    """Sessionize the bucket's share of the run's window and update the bucket's state (idempotent)."""
+    """Sessionize the bucket's share of the run's window and update the touched slices of its state (idempotent)."""
     manifest = Manifest.model_validate_json(lake.get_bytes(manifest_key(request.run_id)))
     keys = sorted({o.validated_key for o in manifest.objects if o.validated_key})
     result = SessionizeResult(run_id=request.run_id, bucket=request.bucket)
-    if not keys:
-        return result
-    state_prefix = bucket_prefix(request.bucket)
-    out_prefix = run_bucket_prefix(request.run_id, request.bucket)
-    with tempfile.TemporaryDirectory(prefix="sessionize-", dir=workdir) as tmp_name:
+    if keys:
+        rules = rules or SessionRules(timeout_minutes=timeout_minutes, max_session_hours=max_session_hours)
+        result = _sessionize(request, manifest, keys, lake, rules, memory_limit, workdir)
+    lake.put_bytes(
+        run_result_key(request.run_id, request.bucket),
+        result.model_dump_json().encode("utf-8"),
+        content_type="application/json",
+    )
+    return result
+
+
+def _sessionize(
+    request: SessionizeInput,
+    manifest: Manifest,
+    keys: list[str],
+    lake: ObjectStore,
+    rules: SessionRules,
+    memory_limit: str | None,
+    workdir: Path | None,
+) -> SessionizeResult:
+    bucket, n_buckets = request.bucket, manifest.n_buckets
+    out_prefix = run_bucket_prefix(request.run_id, bucket)
+    result = SessionizeResult(run_id=request.run_id, bucket=bucket)
+    with (
+        tempfile.TemporaryDirectory(prefix="sessionize-", dir=workdir) as tmp_name,
+        ThreadPoolExecutor(TRANSFER_THREADS) as transfers,
+    ):
         tmp = Path(tmp_name)
-        files = [lake.download(key, tmp / "in" / f"{i:06d}.parquet") for i, key in enumerate(keys)]
-        con = connect(DuckDBOptions(memory_limit=memory_limit, temp_directory=str(tmp / "spill")))
+        files = list(
+            transfers.map(
+                lambda ik: lake.download(ik[1], tmp / "in" / f"{ik[0]:06d}.parquet"), enumerate(keys)
+            )
+        )
+        con = _cursor(memory_limit, Path(tempfile.gettempdir()) / "sessionize-spill")
         try:
             scan = f"read_parquet([{', '.join(literal(p) for p in files)}], union_by_name = true)"
             available = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
@@ -106,114 +180,141 @@ def sessionize_bucket(
                 f"""
                 CREATE TEMP TABLE new_rows AS
                 SELECT {_projection(available, VALIDATED_COLUMNS)} FROM {scan}
-                WHERE {bucket_sql("anonymous_id", manifest.n_buckets)} = {int(request.bucket)}
+                WHERE {bucket_sql("anonymous_id", n_buckets)} = {int(bucket)}
                 """
             )
-            n_new = con.execute("SELECT count(*) FROM new_rows").fetchone()[0]
-            if n_new == 0:
+            touched = [
+                r[0]
+                for r in con.execute(
+                    f"SELECT DISTINCT {slice_sql('anonymous_id', n_buckets)} FROM new_rows ORDER BY 1"
+                ).fetchall()
+            ]
+            if not touched:
                 return result
 
-            # The state, merged with the window: a re-delivered row replaces its old copy.
-            state_all = tmp / "state" / STATE_ALL
-            state_sessions = tmp / "state" / STATE_SESSIONS
-            if lake.exists(state_prefix + STATE_ALL):
-                lake.download(state_prefix + STATE_ALL, state_all)
-                con.execute(f"CREATE TEMP TABLE state AS SELECT * FROM read_parquet({literal(state_all)})")
+            # The touched slices' state; a slice never written before is empty.
+            existing = set(lake.list_keys(bucket_prefix(bucket)))
+            wanted = [
+                (slice_prefix(bucket, s) + name, tmp / "state" / f"{s:02d}-{name}")
+                for s in touched
+                for name in (STATE_ALL, STATE_SESSIONS)
+                if slice_prefix(bucket, s) + name in existing
+            ]
+            list(transfers.map(lambda kp: lake.download(*kp), wanted))
+            state_files = [p for _, p in wanted if p.name.endswith(STATE_ALL)]
+            session_files = [p for _, p in wanted if p.name.endswith(STATE_SESSIONS)]
+            if state_files:
+                con.execute(
+                    f"CREATE TEMP TABLE state AS SELECT {_cols(_STATE_NAMES, 's')}"
+                    f" FROM read_parquet([{', '.join(literal(p) for p in state_files)}]) s"
+                )
             else:
                 _typed_empty(con, "state", STATE_COLUMNS)
-            if lake.exists(state_prefix + STATE_SESSIONS):
-                lake.download(state_prefix + STATE_SESSIONS, state_sessions)
+            if session_files:
                 con.execute(
-                    f"CREATE TEMP TABLE state_sessions AS SELECT * FROM read_parquet({literal(state_sessions)})"
+                    "CREATE TEMP TABLE state_sessions AS SELECT *"
+                    f" FROM read_parquet([{', '.join(literal(p) for p in session_files)}])"
                 )
             else:
                 _typed_empty(con, "state_sessions", SESSION_COLUMNS)
+
+            # The affected visitors' rows, merged with the window: a re-delivered row replaces its old copy.
+            con.execute("CREATE TEMP TABLE affected AS SELECT DISTINCT anonymous_id FROM new_rows")
             same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM n.{k}" for k in _REDELIVERY_KEY)
             con.execute(
                 f"""
                 CREATE TEMP TABLE combined AS
-                SELECT {_cols(_VALIDATED_NAMES, "s")}, s.session_id AS _old_session_id
-                FROM state s ANTI JOIN new_rows n ON {same}
-                UNION ALL
-                SELECT * FROM (
-                    SELECT DISTINCT ON ({", ".join(_REDELIVERY_KEY)}) {_cols(_VALIDATED_NAMES, "n")},
-                           NULL::VARCHAR AS _old_session_id
-                    FROM new_rows n
-                    ORDER BY {", ".join(_REDELIVERY_KEY)}, n.received_at, n.payload_hash
+                SELECT *, row_number() OVER () AS _cs_row FROM (
+                    SELECT {_cols(_VALIDATED_NAMES, "s")}
+                    FROM state s SEMI JOIN affected v ON s.anonymous_id = v.anonymous_id
+                    ANTI JOIN new_rows n ON {same}
+                    UNION ALL
+                    SELECT * FROM (
+                        SELECT DISTINCT ON ({", ".join(_REDELIVERY_KEY)}) {_cols(_VALIDATED_NAMES, "n")}
+                        FROM new_rows n
+                        ORDER BY {", ".join(_REDELIVERY_KEY)}, n.received_at, n.payload_hash
+                    )
                 )
                 """
             )
+            # The engine ranks copies by event_id; keyed with the visitor, a visitor's duplicates are its own.
             con.execute(
-                """
-                CREATE TEMP TABLE affected AS
-                SELECT DISTINCT anonymous_id FROM combined
-                WHERE event_id IN (SELECT event_id FROM new_rows)
+                f"""
+                CREATE TEMP VIEW engine_input AS
+                SELECT * REPLACE (anonymous_id || '{_ID_SEP}' || event_id AS event_id), event_id AS _cs_event_id
+                FROM combined
                 """
             )
-
-            rules = rules or SessionRules(
-                timeout_minutes=timeout_minutes, max_session_hours=max_session_hours
+            engine = Sessionizer(
+                con, "engine_input", [*_VALIDATED_NAMES, "_cs_row", "_cs_event_id"], rules, rid="_cs_row"
             )
-            engine = Sessionizer(con, "combined", [*_VALIDATED_NAMES, "_old_session_id"], rules)
-            engine.run(visitors="affected", exclude=["_old_session_id"])
+            engine.run()
 
-            event_cols = _cols(_EVENT_NAMES, "e")
             out = tmp / "out"
             out.mkdir()
+            event_cols = ", ".join(
+                "e._cs_event_id AS event_id" if n == "event_id" else f"e.{quote(n)}" for n in _EVENT_NAMES
+            )
             con.execute(
-                f"COPY (SELECT {event_cols} FROM {engine.events} e ORDER BY e.anonymous_id, e.event_ts, e.event_id)"
-                f" TO {literal(out / RUN_EVENTS)} (FORMAT parquet, COMPRESSION zstd)"
+                f"COPY (SELECT {event_cols} FROM {engine.events} e ORDER BY e.anonymous_id, e.event_ts, e._cs_event_id)"
+                f" TO {literal(out / RUN_EVENTS)} {PARQUET}"
             )
             con.execute(
                 f"COPY (SELECT * FROM {engine.sessions} ORDER BY anonymous_id, session_start)"
-                f" TO {literal(out / RUN_SESSIONS)} (FORMAT parquet, COMPRESSION zstd)"
+                f" TO {literal(out / RUN_SESSIONS)} {PARQUET}"
             )
             con.execute(
-                f"COPY (SELECT anonymous_id FROM affected ORDER BY anonymous_id)"
-                f" TO {literal(out / RUN_VISITORS)} (FORMAT parquet, COMPRESSION zstd)"
+                f"COPY (SELECT anonymous_id FROM affected ORDER BY anonymous_id) TO {literal(out / RUN_VISITORS)} {PARQUET}"
             )
 
-            # The new state: affected visitors recomputed, everyone else's rows as they were.
+            # The touched slices' new state: affected visitors recomputed, everyone else's rows as they were.
             con.execute(
                 f"""
                 CREATE TEMP TABLE new_state AS
-                SELECT {_cols(_VALIDATED_NAMES, "c")},
-                       CASE WHEN v.anonymous_id IS NULL THEN c._old_session_id
-                            WHEN a._rid IS NOT NULL THEN md5(a.anonymous_id || '|' || a._start::VARCHAR) END AS session_id,
-                       d.drop_reason
-                FROM combined c
-                LEFT JOIN affected v ON c.anonymous_id = v.anonymous_id
-                LEFT JOIN {engine.assign} a ON c.rowid = a._rid
-                LEFT JOIN {engine.drops} d ON c.rowid = d._rid
+                SELECT *, {slice_sql("anonymous_id", n_buckets)} AS _slice FROM (
+                    SELECT {_cols(_STATE_NAMES, "s")}
+                    FROM state s ANTI JOIN affected v ON s.anonymous_id = v.anonymous_id
+                    UNION ALL
+                    SELECT {_cols(_VALIDATED_NAMES, "c")},
+                           CASE WHEN a._rid IS NOT NULL
+                                THEN md5(a.anonymous_id || '|' || a._start::VARCHAR) END AS session_id,
+                           d.drop_reason
+                    FROM combined c
+                    LEFT JOIN {engine.assign} a ON c._cs_row = a._rid
+                    LEFT JOIN {engine.drops} d ON c._cs_row = d._rid
+                )
                 """
             )
             con.execute(
                 f"""
                 CREATE TEMP TABLE new_sessions AS
-                SELECT * FROM state_sessions s ANTI JOIN affected v ON s.anonymous_id = v.anonymous_id
-                UNION ALL BY NAME
-                SELECT * FROM {engine.sessions}
+                SELECT *, {slice_sql("anonymous_id", n_buckets)} AS _slice FROM (
+                    SELECT * FROM state_sessions s ANTI JOIN affected v ON s.anonymous_id = v.anonymous_id
+                    UNION ALL BY NAME
+                    SELECT * FROM {engine.sessions}
+                )
                 """
             )
-            new_state_dir = tmp / "new_state"
-            new_state_dir.mkdir()
-            con.execute(
-                "COPY (SELECT * FROM new_sessions ORDER BY anonymous_id, session_start)"
-                f" TO {literal(new_state_dir / STATE_SESSIONS)} (FORMAT parquet, COMPRESSION zstd)"
-            )
-            con.execute(
-                """COPY (SELECT event_id, anonymous_id, drop_reason AS reason, source_object, source_line, received_at
-                         FROM new_state WHERE drop_reason IS NOT NULL
-                         ORDER BY anonymous_id, event_id, received_at, source_object, source_line)"""
-                f" TO {literal(new_state_dir / STATE_DROPPED)} (FORMAT parquet, COMPRESSION zstd)"
-            )
-            con.execute(
-                "COPY (SELECT * FROM new_state ORDER BY anonymous_id, event_ts, event_id, source_object, source_line)"
-                f" TO {literal(new_state_dir / STATE_ALL)} (FORMAT parquet, COMPRESSION zstd)"
-            )
+            staged: list[tuple[Path, str]] = []
+            for s in touched:
+                folder = tmp / "new_state" / f"{s:02d}"
+                folder.mkdir(parents=True)
+                con.execute(
+                    f"COPY (SELECT * EXCLUDE (_slice) FROM new_sessions WHERE _slice = {s}"
+                    f" ORDER BY anonymous_id, session_start) TO {literal(folder / STATE_SESSIONS)} {PARQUET}"
+                )
+                con.execute(
+                    f"COPY (SELECT * EXCLUDE (_slice) FROM new_state WHERE _slice = {s}"
+                    " ORDER BY anonymous_id, event_ts, event_id, source_object, source_line)"
+                    f" TO {literal(folder / STATE_ALL)} {PARQUET}"
+                )
+                staged += [
+                    (folder / name, slice_prefix(bucket, s) + name) for name in (STATE_SESSIONS, STATE_ALL)
+                ]
 
+            n_new = con.execute("SELECT count(*) FROM new_rows").fetchone()[0]
             n_visitors = con.execute("SELECT count(*) FROM affected").fetchone()[0]
-            n_events = con.execute(f"SELECT count(*) FROM {engine.events}").fetchone()[0]
+            n_events = con.execute(f"SELECT count(*) FROM {engine.assign}").fetchone()[0]
             n_sessions = con.execute(f"SELECT count(*) FROM {engine.sessions}").fetchone()[0]
             n_duplicates, n_conflicts = con.execute(
                 "SELECT count(*) FILTER (WHERE drop_reason = 'duplicate'),"
@@ -222,11 +323,15 @@ def sessionize_bucket(
         finally:
             con.close()
 
-        # Outputs first, the state's source of truth last: a retry after a partial write recomputes the same.
-        for name in (RUN_EVENTS, RUN_SESSIONS, RUN_VISITORS):
-            lake.upload(out / name, out_prefix + name, PARQUET_TYPE)
-        for name in (STATE_SESSIONS, STATE_DROPPED, STATE_ALL):
-            lake.upload(new_state_dir / name, state_prefix + name, PARQUET_TYPE)
+        # Outputs first, each slice's source of truth (all.parquet) after its sessions: a retry after a partial
+        # write recomputes the same.
+        list(
+            transfers.map(
+                lambda name: lake.upload(out / name, out_prefix + name, PARQUET_TYPE),
+                (RUN_EVENTS, RUN_SESSIONS, RUN_VISITORS),
+            )
+        )
+        list(transfers.map(lambda pk: lake.upload(pk[0], pk[1], PARQUET_TYPE), staged))
 
     return result.model_copy(
         update={
@@ -236,6 +341,7 @@ def sessionize_bucket(
             "n_sessions": n_sessions,
             "n_duplicates": n_duplicates,
             "n_conflicts": n_conflicts,
+            "n_slices": len(touched),
             "events_key": out_prefix + RUN_EVENTS,
             "sessions_key": out_prefix + RUN_SESSIONS,
             "visitors_key": out_prefix + RUN_VISITORS,
@@ -288,21 +394,20 @@ class StateTotals:
 
 
 def bucket_state_totals(lake: ObjectStore, n_buckets: int) -> StateTotals:
-    """Totals of ``duplicate`` and ``duplicate_conflict`` rows across the buckets' ``dropped.parquet``."""
-    duplicates = conflicts = 0
+    """Totals of ``duplicate`` and ``duplicate_conflict`` rows across every slice of every bucket's state."""
     with tempfile.TemporaryDirectory(prefix="sessionize-totals-") as tmp_name:
         files = []
         for bucket in range(n_buckets):
-            key = bucket_prefix(bucket) + STATE_DROPPED
-            if lake.exists(key):
-                files.append(lake.download(key, Path(tmp_name) / f"{bucket:04d}.parquet"))
+            for key in lake.list_keys(bucket_prefix(bucket)):
+                if key.endswith("/" + STATE_ALL):
+                    files.append(lake.download(key, Path(tmp_name) / f"{len(files):06d}.parquet"))
         if not files:
             return StateTotals()
         con = connect()
         try:
             duplicates, conflicts = con.execute(
-                "SELECT count(*) FILTER (WHERE reason = 'duplicate'),"
-                " count(*) FILTER (WHERE reason = 'duplicate_conflict')"
+                "SELECT count(*) FILTER (WHERE drop_reason = 'duplicate'),"
+                " count(*) FILTER (WHERE drop_reason = 'duplicate_conflict')"
                 f" FROM read_parquet([{', '.join(literal(f) for f in files)}])"
             ).fetchone()
         finally:
