@@ -365,38 +365,76 @@ class PostgresConnection(Connection):
         dropped afterwards). Attaching locks ``events`` only against schema changes (SHARE UPDATE EXCLUSIVE), so
         readers go on; everything is undone by a rollback. Rows of days that already have a partition go through
         ``events`` in one COPY. A key repeated among the new rows raises :class:`KeyConflict`, as a COPY would.
-        """
-        import psycopg
 
+        When the rows fall in several groups (new days, and the days that exist), DuckDB reads the files once and
+        writes one CSV file per group (a scan per group would cost a full read of the files for each day of a
+        back-fill); with a single group the rows are streamed as :meth:`load_select` does.
+        """
         days = [d for (d,) in self.scan(f"SELECT DISTINCT CAST(event_ts AS DATE) FROM ({select})")]
         new = self._missing_event_days(days)
         if not new:
             self.load_select("events", columns, select)
             return []
-        for day in new:
-            name, (low, high) = partition_name(day), _day_bounds(day)
-            self.execute(
-                f"CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS,"
-                f" CONSTRAINT {name}_bounds CHECK (event_ts >= '{low}' AND event_ts < '{high}'))"
+        if len(days) == 1:
+            self._create_day(new[0])
+            self.load_select(partition_name(new[0]), columns, select)
+            self._attach_day(new[0])
+            return new
+        listed = ", ".join(f"DATE '{day.isoformat()}'" for day in new)
+        group = (
+            f"CASE WHEN CAST(event_ts AS DATE) IN ({listed}) THEN strftime(event_ts, '%Y%m%d') ELSE 'old' END"
+        )
+        with tempfile.TemporaryDirectory(prefix="clickstream-copy-") as tmp:
+            folder = Path(tmp) / "groups"
+            self._reader().execute(
+                f"COPY (SELECT *, {group} AS _group FROM ({select})) TO {sql_literal(str(folder))}"
+                " (FORMAT csv, HEADER false, PARTITION_BY (_group))"
             )
-            self.load_select(
-                name,
-                columns,
-                f"SELECT * FROM ({select}) WHERE event_ts >= TIMESTAMPTZ '{low}' AND event_ts < TIMESTAMPTZ '{high}'",
-            )
-            try:
-                self.execute(
-                    f"ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{low}') TO ('{high}')"
+            for day in new:
+                self._create_day(day)
+                self._copy_files(
+                    partition_name(day), columns, sorted(folder.glob(f"_group={day:%Y%m%d}/*.csv"))
                 )
-            except psycopg.errors.UniqueViolation as exc:
-                raise KeyConflict(str(exc).splitlines()[0]) from exc
-            self.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds")
-        if len(new) < len(days):
-            listed = ", ".join(f"DATE '{day.isoformat()}'" for day in new)
-            self.load_select(
-                "events", columns, f"SELECT * FROM ({select}) WHERE CAST(event_ts AS DATE) NOT IN ({listed})"
-            )
+                self._attach_day(day)
+            self._copy_files("events", columns, sorted(folder.glob("_group=old/*.csv")))
         return new
+
+    def _create_day(self, day: date) -> None:
+        name, (low, high) = partition_name(day), _day_bounds(day)
+        self.execute(
+            f"CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS,"
+            f" CONSTRAINT {name}_bounds CHECK (event_ts >= '{low}' AND event_ts < '{high}'))"
+        )
+
+    def _attach_day(self, day: date) -> None:
+        import psycopg
+
+        name, (low, high) = partition_name(day), _day_bounds(day)
+        try:
+            self.execute(
+                f"ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{low}') TO ('{high}')"
+            )
+        except psycopg.errors.UniqueViolation as exc:  # the key index is built here
+            raise KeyConflict(str(exc).splitlines()[0]) from exc
+        self.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds")
+
+    def _copy_files(self, table: str, columns: Columns, files: Sequence[Path]) -> None:
+        """COPY CSV files (DuckDB's, no header) into ``table``."""
+        import psycopg
+
+        if not files:
+            return
+        try:
+            with (
+                self._conn.cursor() as cur,
+                cur.copy(f"COPY {table} ({column_list(columns)}) FROM STDIN (FORMAT csv)") as copy,
+            ):
+                for path in files:
+                    with open(path, "rb", buffering=0) as fh:
+                        while chunk := fh.read(_COPY_CHUNK):
+                            copy.write(chunk)
+        except psycopg.errors.UniqueViolation as exc:
+            raise KeyConflict(str(exc).splitlines()[0]) from exc
 
     def close(self) -> None:
         if self._duck is not None:
