@@ -30,7 +30,14 @@ from typing import Any
 from clickstream.core.schema import VALIDATED_COLUMNS
 from clickstream.validate import judge as judge_module
 from clickstream.validate.channel import default_channel
-from clickstream.validate.judge import Judgement, JudgeOptions, RawLine, _Judge, conflict_detail, judge_object
+from clickstream.validate.judge import (
+    Judgement,
+    JudgeOptions,
+    RawLine,
+    _Judge,
+    conflict_detail,
+    judge_payload,
+)
 from clickstream.validate.reader import decode_object, read_records
 from clickstream.validate.sql import CONTEXT, SUSPECT_TOKENS, TRAILING_COMMA_PATTERN, events_sql, records_sql
 from clickstream.validate.useragent import classify
@@ -407,7 +414,7 @@ def judge_with_engine(data: bytes, *, source_key: str, options: JudgeOptions) ->
         try:
             engine = run_engine(payload, source_key=source_key, options=options, workdir=Path(tmp))
         except NotPlainObject:
-            return judge_object(data, source_key=source_key, options=options)
+            return judge_payload(payload, source_key=source_key, options=options)
         try:
             rows = engine.con.execute(engine.out_sql).fetchall()
         finally:
@@ -444,7 +451,7 @@ def judge_to_parquet(
             raise NotPlainObject(f"{len(payload)} bytes: below the engine's {min_bytes}")
         engine = run_engine(payload, source_key=source_key, options=options, workdir=path.parent)
     except NotPlainObject:
-        judgement = judge_object(data, source_key=source_key, options=options)
+        judgement = judge_payload(payload, source_key=source_key, options=options)
         if judgement.rows:
             write_parquet(judgement.rows, path)
         judgement.validated_count = len(judgement.rows)

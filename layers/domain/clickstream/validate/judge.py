@@ -109,8 +109,13 @@ class Judgement:
 def judge_object(data: bytes, *, source_key: str, options: JudgeOptions) -> Judgement:
     """Judge every event of a raw object (gzip or plain JSON lines), event by event: the specification
     ``engine.judge_with_engine`` is tested against."""
+    return judge_payload(decode_object(data), source_key=source_key, options=options)
+
+
+def judge_payload(payload: bytes, *, source_key: str, options: JudgeOptions) -> Judgement:
+    """``judge_object`` of an object already decoded (gunzipped when it was gzip)."""
     judge = _Judge(source_key, options)
-    for line in read_records(decode_object(data)):
+    for line in read_records(payload):
         judge.add_line(line)
     return judge.finish()
 
