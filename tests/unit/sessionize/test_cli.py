@@ -201,3 +201,30 @@ def test_invalid_flag_values_are_rejected(tmp_path: Path) -> None:
             ]
         )
     assert exc.value.code != 0
+
+
+# -- clickstream backfill ----------------------------------------------------------------------------------------
+def test_backfill_needs_a_range_and_a_stack_unless_local(capsys) -> None:
+    from clickstream.cli import main
+
+    # When back-fill is asked without a stack, Then it refuses with exit code 2 and says what is missing
+    assert main(["backfill", "--from", "2026-03-01", "--to", "2026-03-02"]) == 2
+    assert "--stack-name" in capsys.readouterr().out
+
+
+def test_backfill_refuses_an_inverted_range_before_touching_aws(capsys) -> None:
+    from clickstream.cli import main
+
+    # When the range ends before it starts, Then exit code 2 names both days (no AWS call is made: no credentials)
+    assert main(["backfill", "--from", "2026-03-05", "--to", "2026-03-01", "--stack-name", "s"]) == 2
+    out = capsys.readouterr().out
+    assert "2026-03-01" in out and "2026-03-05" in out
+
+
+def test_backfill_days_must_be_dates() -> None:
+    from clickstream.cli import main
+
+    # When a day is not YYYY-MM-DD, Then argparse refuses it
+    with pytest.raises(SystemExit) as exit_:
+        main(["backfill", "--from", "yesterday", "--to", "2026-03-01", "--stack-name", "s"])
+    assert exit_.value.code == 2

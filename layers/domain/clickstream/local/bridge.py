@@ -14,6 +14,10 @@ its vendored interpreter, but its Docker-less Lambda backend only echoes a task'
   :data:`RETRY_WAITS`, so tests can check the backoff);
 * runs an execution to its end (:func:`run_pipeline`).
 
+The back-fill branch's Distributed Map (``ItemReader`` over the items Plan writes to the lake, ``ItemProcessor`` in
+``DISTRIBUTED`` mode) needs nothing of the bridge: moto's interpreter reads the items from moto's S3 itself and
+runs each one through the same routed Sessionize task (checked below, and by the integration tests).
+
 Use::
 
     with mock_aws(config=MOTO_CONFIG):
@@ -28,7 +32,8 @@ moto's echo, and moto's reset at the end of ``mock_aws`` drops the routes.
 moto internals relied on (checked by :func:`check_moto_internals`; pinned by ``pyproject.toml``'s moto range):
 ``moto.awslambda_simple.models.LambdaSimpleBackend.invoke(self, function_name, qualifier, body, headers,
 response_headers)``, ``moto.awslambda.utils.get_backend``, ``moto.core.config.default_user_config``, and
-``time.sleep`` in ``moto.stepfunctions.parser.asl.component.common.retry.retrier_decl``.
+``time.sleep`` in ``moto.stepfunctions.parser.asl.component.common.retry.retrier_decl``, and the Map state's
+``ItemReader`` (``moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader``).
 """
 
 from __future__ import annotations
@@ -180,6 +185,9 @@ def check_moto_internals() -> None:
         from moto.awslambda_simple.models import LambdaSimpleBackend
         from moto.core.config import default_user_config  # noqa: F401
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader import (  # noqa: F401
+            item_reader_decl,
+        )
     except ImportError as exc:
         raise BridgeError(f"moto {moto.__version__} moved a module the bridge imports: {exc}") from exc
 
