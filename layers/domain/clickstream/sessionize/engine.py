@@ -161,9 +161,8 @@ class Sessionizer:
         self.prefix = prefix
         self.rid = rid
         self.drops = f"{prefix}_drops"  # (_rid, drop_reason) of the copies that are not kept
-        self.assign = (
-            f"{prefix}_assign"  # (_rid, anonymous_id, _t, _ord, _start, _pvc, _slot) of sessionized rows
-        )
+        # _rid, anonymous_id, _t, _ord, _start, _srid (the session's first row), _pvc, _slot of the kept rows
+        self.assign = f"{prefix}_assign"
         self.events = f"{prefix}_events"  # source columns + _t, _ord, _start, session_id of sessionized rows
         self.sessions = f"{prefix}_sessions"  # SESSION_COLUMNS
 
@@ -287,8 +286,8 @@ class Sessionizer:
             f"""
             CREATE OR REPLACE TEMP TABLE {seq} AS
             SELECT _rid, anonymous_id, _t, _ord, _pvc, _slot,
-                   last_value(CASE WHEN _new THEN _t END IGNORE NULLS) OVER (
-                       PARTITION BY _bucket ORDER BY _ord ROWS UNBOUNDED PRECEDING) AS _seg
+                   last_value(CASE WHEN _new THEN _t END IGNORE NULLS) OVER latest AS _seg,
+                   last_value(CASE WHEN _new THEN _rid END IGNORE NULLS) OVER latest AS _srid
             FROM (
                 SELECT _rid, _bucket, anonymous_id, _t, _slot, row_number() OVER w AS _ord, {flag} AS _new,
                        sum(_pv) OVER (w ROWS UNBOUNDED PRECEDING) AS _pvc
@@ -301,6 +300,7 @@ class Sessionizer:
                 )
                 WINDOW w AS (PARTITION BY _bucket ORDER BY {order})
             )
+            WINDOW latest AS (PARTITION BY _bucket ORDER BY _ord ROWS UNBOUNDED PRECEDING)
             """
         )
         self.con.execute(
@@ -314,17 +314,19 @@ class Sessionizer:
         if n_overcap == 0:
             self.con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {self.assign} AS"
-                f" SELECT _rid, anonymous_id, _t, _ord, _seg AS _start, _pvc, _slot FROM {seq}"
+                f" SELECT _rid, anonymous_id, _t, _ord, _seg AS _start, _srid, _pvc, _slot FROM {seq}"
             )
             return
         self._cut_overcap_segments(seq, overcap, cuts)
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {self.assign} AS
-            SELECT s._rid, s.anonymous_id, s._t, s._ord, s._seg AS _start, s._pvc, s._slot
+            SELECT s._rid, s.anonymous_id, s._t, s._ord, s._seg AS _start, s._srid, s._pvc, s._slot
             FROM {seq} s ANTI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._seg = o._seg
             UNION ALL
-            SELECT s._rid, s.anonymous_id, s._t, s._ord, c._start, s._pvc, s._slot
+            SELECT s._rid, s.anonymous_id, s._t, s._ord, c._start,
+                   first_value(s._rid) OVER (PARTITION BY s.anonymous_id, c._start ORDER BY s._ord) AS _srid,
+                   s._pvc, s._slot
             FROM (SELECT * FROM {seq} s
                   SEMI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._seg = o._seg) s
             ASOF JOIN {cuts} c ON s.anonymous_id = c.anonymous_id AND s._t >= c._start
@@ -371,9 +373,9 @@ class Sessionizer:
     def build_sessions(self) -> None:
         """``<prefix>_sessions``: one row per session of ``<prefix>_events``, SESSION_COLUMNS in order.
 
-        One aggregation grouped by (anonymous_id, session start); "first" and "last" follow the rule's order
-        (event_ts, event_id), and the first event's attributes come out of one ``arg_min`` over a struct."""
-        ev = self.events
+        One aggregation grouped by the session's first row (``_srid``, an integer key: a smaller and faster hash
+        table than (visitor, start)); "first" and "last" follow the rule's order (event_ts, event_id), and the first
+        event's visitor and attributes are read by joining that row."""
         engaged = f"{self.prefix}_engaged"
         orders_table = f"{self.prefix}_orders"
         # Pings grouped by (session, visitor's page views so far) = by the session's latest page view before them
@@ -381,13 +383,12 @@ class Sessionizer:
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {engaged} AS
-            SELECT anonymous_id, _start,
-                   sum({HEARTBEAT_S} * (_slots - 1) + {MIN_VISIT_LENGTH_S})::DOUBLE AS engaged_s
+            SELECT _srid, sum({HEARTBEAT_S} * (_slots - 1) + {MIN_VISIT_LENGTH_S})::DOUBLE AS engaged_s
             FROM (
-                SELECT anonymous_id, _start, count(DISTINCT _slot) AS _slots
-                FROM {self.assign} WHERE _slot IS NOT NULL GROUP BY anonymous_id, _start, _pvc
+                SELECT _srid, count(DISTINCT _slot) AS _slots
+                FROM {self.assign} WHERE _slot IS NOT NULL GROUP BY _srid, _pvc
             )
-            GROUP BY anonymous_id, _start
+            GROUP BY _srid
             """
         )
         if self.has("transaction_id"):
@@ -395,8 +396,9 @@ class Sessionizer:
             self.con.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE {orders_table} AS
-                SELECT anonymous_id, _start, count(DISTINCT transaction_id) AS orders
-                FROM {ev} WHERE event_type = 'purchase' GROUP BY anonymous_id, _start
+                SELECT x._srid, count(DISTINCT s.transaction_id) AS orders
+                FROM {self.source} s JOIN {self.assign} x ON {self._rid("s")} = x._rid
+                WHERE s.event_type = 'purchase' GROUP BY x._srid
                 """
             )
         page = "coalesce(page_path, page_url)" if self.has("page_path") else "page_url"
@@ -422,7 +424,7 @@ class Sessionizer:
         ]
 
         def first_of(column: str) -> str:
-            return f"a._first.{quote(column)}" if column in first_attrs else f"NULL::{_TYPES[column]}"
+            return f"f.{quote(column)}" if column in first_attrs else f"NULL::{_TYPES[column]}"
 
         def any_flag(column: str) -> str:
             return f"coalesce(bool_or({quote(column)}), false)" if self.has(column) else "NULL::BOOLEAN"
@@ -441,9 +443,8 @@ class Sessionizer:
             if self.has("currency")
             else "NULL"
         )
-        first_struct = ", ".join(quote(n) for n in first_attrs)
         aggregated = {
-            "_first": f"arg_min(struct_pack({first_struct}), {order_key})" if first_attrs else "NULL",
+            "_start": "any_value(_start)",
             "user_id": f"arg_max(user_id, {order_key}) FILTER (WHERE user_id IS NOT NULL)",
             "_end": "max(_t)",
             "session_end": "max(event_ts)",
@@ -465,8 +466,8 @@ class Sessionizer:
         duration = f"((a._end - a._start) / {_US_PER_S})"
         engaged_rule = f"({duration} > {ENGAGED_MIN_DURATION_S} OR a.n_page_views >= {ENGAGED_MIN_PAGE_VIEWS} OR a.purchased)"
         derived = {
-            "session_id": session_id_sql("a.anonymous_id", "a._start"),
-            "anonymous_id": "a.anonymous_id",
+            "session_id": session_id_sql("f.anonymous_id", "a._start"),
+            "anonymous_id": "f.anonymous_id",
             "app_id": first_of("app_id"),
             "session_start": "make_timestamp(a._start)::TIMESTAMPTZ",
             "duration_s": duration,
@@ -484,11 +485,7 @@ class Sessionizer:
             "engaged": engaged_rule,
             "bounce": f"NOT {engaged_rule}",
         }
-        orders_join = (
-            f"LEFT JOIN {orders_table} o ON a.anonymous_id = o.anonymous_id AND a._start = o._start"
-            if self.has("transaction_id")
-            else ""
-        )
+        orders_join = f"LEFT JOIN {orders_table} o ON a._srid = o._srid" if self.has("transaction_id") else ""
         inner = ",\n".join(f"{expr} AS {quote(name)}" for name, expr in aggregated.items())
         outer = []
         for name, typ in SESSION_COLUMNS:
@@ -498,8 +495,14 @@ class Sessionizer:
             f"""
             CREATE OR REPLACE TEMP TABLE {self.sessions} AS
             SELECT {", ".join(outer)}
-            FROM (SELECT anonymous_id, _start, {inner} FROM {ev} GROUP BY anonymous_id, _start) a
-            LEFT JOIN {engaged} e ON a.anonymous_id = e.anonymous_id AND a._start = e._start
+            FROM (
+                SELECT x._srid, {inner}
+                FROM {self.source} s JOIN (SELECT _rid, _t, _ord, _start, _srid FROM {self.assign}) x
+                    ON {self._rid("s")} = x._rid
+                GROUP BY x._srid
+            ) a
+            JOIN {self.source} f ON {self._rid("f")} = a._srid
+            LEFT JOIN {engaged} e ON a._srid = e._srid
             {orders_join}
             """
         )
