@@ -269,6 +269,8 @@ def test_a_day_new_to_the_warehouse_gets_a_partition_with_the_parents_indexes(pg
                 i.replace("events_p20260302", "P") for i in existing_shape[0]
             ]
             assert checks == []
+        # And the loader's work table is gone
+        assert conn.query("SELECT to_regclass('events_loading')") == [(None,)]
         # And the primary key holds on them
         with pytest.raises(psycopg.errors.UniqueViolation), conn.transaction():
             conn.execute(

@@ -359,82 +359,57 @@ class PostgresConnection(Connection):
     def load_events(self, columns: Columns, select: str) -> list[date]:
         """COPY the rows into ``events``; a day without a partition gets one built for this load's rows.
 
-        A new day's rows are COPYed into a plain table of the partition's name (the columns of ``events`` and a
-        CHECK of the day's bounds), which is then attached: PostgreSQL builds its key and visitor indexes in one
-        sorted pass instead of inserting every row into them, and the CHECK spares the attach a scan (it is
-        dropped afterwards). Attaching locks ``events`` only against schema changes (SHARE UPDATE EXCLUSIVE), so
-        readers go on; everything is undone by a rollback. Rows of days that already have a partition go through
-        ``events`` in one COPY. A key repeated among the new rows raises :class:`KeyConflict`, as a COPY would.
-
-        When the rows fall in several groups (new days, and the days that exist), DuckDB reads the files once and
-        writes one CSV file per group (a scan per group would cost a full read of the files for each day of a
-        back-fill); with a single group the rows are streamed as :meth:`load_select` does.
+        A new day's rows are COPYed into a table of the partition's name that has no index yet, which is then
+        attached to ``events``: PostgreSQL builds its key and visitor indexes in one sorted pass instead of
+        inserting every row into them. The new days' tables are partitions of a private, index-free
+        ``events_loading`` during the COPY (one COPY routes every new day's rows), each with a CHECK of its day's
+        bounds that spares the attach a validation scan (dropped afterwards); they are then detached from it and
+        attached to ``events``, and ``events_loading`` is dropped. Attaching locks ``events`` only against schema
+        changes (SHARE UPDATE EXCLUSIVE), so readers go on; a rollback undoes it all. Rows of days that already
+        have a partition go through ``events`` in a second COPY. A key repeated among the new rows raises
+        :class:`KeyConflict`, as a COPY would.
         """
+        import psycopg
+
         days = [d for (d,) in self.scan(f"SELECT DISTINCT CAST(event_ts AS DATE) FROM ({select})")]
         new = self._missing_event_days(days)
         if not new:
             self.load_select("events", columns, select)
             return []
-        if len(days) == 1:
-            self._create_day(new[0])
-            self.load_select(partition_name(new[0]), columns, select)
-            self._attach_day(new[0])
-            return new
         listed = ", ".join(f"DATE '{day.isoformat()}'" for day in new)
-        group = (
-            f"CASE WHEN CAST(event_ts AS DATE) IN ({listed}) THEN strftime(event_ts, '%Y%m%d') ELSE 'old' END"
-        )
-        with tempfile.TemporaryDirectory(prefix="clickstream-copy-") as tmp:
-            folder = Path(tmp) / "groups"
-            self._reader().execute(
-                f"COPY (SELECT *, {group} AS _group FROM ({select})) TO {sql_literal(str(folder))}"
-                " (FORMAT csv, HEADER false, PARTITION_BY (_group))"
-            )
-            for day in new:
-                self._create_day(day)
-                self._copy_files(
-                    partition_name(day), columns, sorted(folder.glob(f"_group={day:%Y%m%d}/*.csv"))
-                )
-                self._attach_day(day)
-            self._copy_files("events", columns, sorted(folder.glob("_group=old/*.csv")))
-        return new
-
-    def _create_day(self, day: date) -> None:
-        name, (low, high) = partition_name(day), _day_bounds(day)
         self.execute(
-            f"CREATE TABLE {name} (LIKE events INCLUDING DEFAULTS,"
-            f" CONSTRAINT {name}_bounds CHECK (event_ts >= '{low}' AND event_ts < '{high}'))"
+            f"CREATE TABLE {_LOADING} (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (event_ts)"
         )
-
-    def _attach_day(self, day: date) -> None:
-        import psycopg
-
-        name, (low, high) = partition_name(day), _day_bounds(day)
-        try:
+        for day in new:
+            name, (low, high) = partition_name(day), _day_bounds(day)
             self.execute(
-                f"ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{low}') TO ('{high}')"
+                f"CREATE TABLE {name} PARTITION OF {_LOADING}"
+                f" (CONSTRAINT {name}_bounds CHECK (event_ts >= '{low}' AND event_ts < '{high}'))"
+                f" FOR VALUES FROM ('{low}') TO ('{high}')"
             )
-        except psycopg.errors.UniqueViolation as exc:  # the key index is built here
-            raise KeyConflict(str(exc).splitlines()[0]) from exc
-        self.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds")
-
-    def _copy_files(self, table: str, columns: Columns, files: Sequence[Path]) -> None:
-        """COPY CSV files (DuckDB's, no header) into ``table``."""
-        import psycopg
-
-        if not files:
-            return
-        try:
-            with (
-                self._conn.cursor() as cur,
-                cur.copy(f"COPY {table} ({column_list(columns)}) FROM STDIN (FORMAT csv)") as copy,
-            ):
-                for path in files:
-                    with open(path, "rb", buffering=0) as fh:
-                        while chunk := fh.read(_COPY_CHUNK):
-                            copy.write(chunk)
-        except psycopg.errors.UniqueViolation as exc:
-            raise KeyConflict(str(exc).splitlines()[0]) from exc
+        everything_new = len(new) == len(days)
+        rows = (
+            select
+            if everything_new
+            else f"SELECT * FROM ({select}) WHERE CAST(event_ts AS DATE) IN ({listed})"
+        )
+        self.load_select(_LOADING, columns, rows)
+        for day in new:
+            name, (low, high) = partition_name(day), _day_bounds(day)
+            self.execute(f"ALTER TABLE {_LOADING} DETACH PARTITION {name}")
+            try:
+                self.execute(
+                    f"ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{low}') TO ('{high}')"
+                )
+            except psycopg.errors.UniqueViolation as exc:  # the key index is built here
+                raise KeyConflict(str(exc).splitlines()[0]) from exc
+            self.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds")
+        self.execute(f"DROP TABLE {_LOADING}")
+        if not everything_new:
+            self.load_select(
+                "events", columns, f"SELECT * FROM ({select}) WHERE CAST(event_ts AS DATE) NOT IN ({listed})"
+            )
+        return new
 
     def close(self) -> None:
         if self._duck is not None:
@@ -522,6 +497,9 @@ def _widen_pipe(fd: int) -> None:
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _COPY_CHUNK)
     except (ImportError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size: keep the default
         pass
+
+
+_LOADING = "events_loading"  # the loader's private, index-free parent of new days' tables (never committed)
 
 
 def partition_name(day: date) -> str:
