@@ -70,6 +70,18 @@ def run_result_key(run_id: str, bucket: int) -> str:
     return run_bucket_prefix(run_id, bucket) + RUN_RESULT
 
 
+def _fetch(lake: ObjectStore, key: str, path: Path) -> Path:
+    """One GET into a local file (state and window files are small: no multipart transfer machinery)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(lake.get_bytes(key))
+    return path
+
+
+def _store(lake: ObjectStore, path: Path, key: str, content_type: str = PARQUET_TYPE) -> None:
+    """One PUT of a local file."""
+    lake.put_bytes(key, path.read_bytes(), content_type=content_type)
+
+
 def slice_prefix(bucket: int, slice_no: int) -> str:
     return f"{bucket_prefix(bucket)}slice={slice_no:02d}/"
 
@@ -169,7 +181,7 @@ def _sessionize(
         tmp = Path(tmp_name)
         files = list(
             transfers.map(
-                lambda ik: lake.download(ik[1], tmp / "in" / f"{ik[0]:06d}.parquet"), enumerate(keys)
+                lambda ik: _fetch(lake, ik[1], tmp / "in" / f"{ik[0]:06d}.parquet"), enumerate(keys)
             )
         )
         con = _cursor(memory_limit, Path(tempfile.gettempdir()) / "sessionize-spill")
@@ -200,7 +212,7 @@ def _sessionize(
                 for name in (STATE_ALL, STATE_SESSIONS)
                 if slice_prefix(bucket, s) + name in existing
             ]
-            list(transfers.map(lambda kp: lake.download(*kp), wanted))
+            list(transfers.map(lambda kp: _fetch(lake, *kp), wanted))
             state_files = [p for _, p in wanted if p.name.endswith(STATE_ALL)]
             session_files = [p for _, p in wanted if p.name.endswith(STATE_SESSIONS)]
             if state_files:
@@ -295,30 +307,41 @@ def _sessionize(
                 )
                 """
             )
+            # One COPY per kind writes every touched slice (a folder per slice), each sorted by visitor.
             staged: list[tuple[Path, str]] = []
-            for s in touched:
-                folder = tmp / "new_state" / f"{s:02d}"
-                folder.mkdir(parents=True)
+            for name, table, order in (
+                (STATE_SESSIONS, "new_sessions", "anonymous_id, session_start"),
+                (STATE_ALL, "new_state", "anonymous_id, event_ts, event_id, source_object, source_line"),
+            ):
+                folder = tmp / "new_state" / name.split(".")[0]
+                folder.parent.mkdir(parents=True, exist_ok=True)
                 con.execute(
-                    f"COPY (SELECT * EXCLUDE (_slice) FROM new_sessions WHERE _slice = {s}"
-                    f" ORDER BY anonymous_id, session_start) TO {literal(folder / STATE_SESSIONS)} {PARQUET}"
+                    f"COPY (SELECT * FROM {table} ORDER BY _slice, {order}) TO {literal(folder)}"
+                    " (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARTITION_BY (_slice),"
+                    " FILENAME_PATTERN 'part{i}')"
                 )
-                con.execute(
-                    f"COPY (SELECT * EXCLUDE (_slice) FROM new_state WHERE _slice = {s}"
-                    " ORDER BY anonymous_id, event_ts, event_id, source_object, source_line)"
-                    f" TO {literal(folder / STATE_ALL)} {PARQUET}"
-                )
-                staged += [
-                    (folder / name, slice_prefix(bucket, s) + name) for name in (STATE_SESSIONS, STATE_ALL)
-                ]
+                for s in touched:
+                    parts = sorted((folder / f"_slice={s}").glob("part*.parquet"))
+                    if not parts:  # every touched slice keeps at least the rows the window brought
+                        raise RuntimeError(f"sessionize wrote no {name} for slice {s}")
+                    path = folder / f"{s:02d}-{name}"
+                    if len(parts) == 1:
+                        parts[0].rename(path)
+                    else:  # a large slice written in several parts: one file, still in visitor order
+                        con.execute(
+                            f"COPY (SELECT * FROM read_parquet([{', '.join(literal(x) for x in parts)}])"
+                            f" ORDER BY {order}) TO {literal(path)} {PARQUET}"
+                        )
+                    staged.append((path, slice_prefix(bucket, s) + name))
 
-            n_new = con.execute("SELECT count(*) FROM new_rows").fetchone()[0]
-            n_visitors = con.execute("SELECT count(*) FROM affected").fetchone()[0]
-            n_events = con.execute(f"SELECT count(*) FROM {engine.assign}").fetchone()[0]
-            n_sessions = con.execute(f"SELECT count(*) FROM {engine.sessions}").fetchone()[0]
-            n_duplicates, n_conflicts = con.execute(
-                "SELECT count(*) FILTER (WHERE drop_reason = 'duplicate'),"
-                " count(*) FILTER (WHERE drop_reason = 'duplicate_conflict') FROM new_state"
+            n_new, n_visitors, n_events, n_sessions, n_duplicates, n_conflicts = con.execute(
+                f"""
+                SELECT (SELECT count(*) FROM new_rows), (SELECT count(*) FROM affected),
+                       (SELECT count(*) FROM {engine.assign}), (SELECT count(*) FROM {engine.sessions}),
+                       count(*) FILTER (WHERE drop_reason = 'duplicate'),
+                       count(*) FILTER (WHERE drop_reason = 'duplicate_conflict')
+                FROM new_state
+                """
             ).fetchone()
         finally:
             con.close()
@@ -327,11 +350,11 @@ def _sessionize(
         # write recomputes the same.
         list(
             transfers.map(
-                lambda name: lake.upload(out / name, out_prefix + name, PARQUET_TYPE),
+                lambda name: _store(lake, out / name, out_prefix + name),
                 (RUN_EVENTS, RUN_SESSIONS, RUN_VISITORS),
             )
         )
-        list(transfers.map(lambda pk: lake.upload(pk[0], pk[1], PARQUET_TYPE), staged))
+        list(transfers.map(lambda pk: _store(lake, *pk), staged))
 
     return result.model_copy(
         update={
