@@ -9,16 +9,17 @@ The rule (DESIGN.md "Duplicates", "Sessionization rule", "Session fields"):
    repeated ids: a collision only adds copies that rank first alone), so the common case costs one hash aggregation
    over integers instead of strings.
 2. **Activity chains.** Per anonymous_id, the kept events ordered by (event_ts, event_id); a chain starts at the
-   visitor's first event and wherever ``event_ts - previous event_ts > timeout`` (strict). One window pass gives each
-   event its chain's start (a running max of the chain-start flags).
+   visitor's first event and wherever ``event_ts - previous event_ts > timeout`` (strict). Two window passes over
+   narrow rows give each event its chain's start (the latest chain-start flag at or before it) and the row id of
+   the chain's first event (the integer key of its session).
 3. **The 24 h cap.** A chain whose span (last - first event) is at most the cap is one session. Longer chains are
    cut greedily from the start: a new session begins at the first event with ``event_ts - session start > cap``
    (strict), and so on. This is sequential, so it is done in Python over the timestamps of just those chains
    (a bisection per session), and the cuts are joined back with an ASOF join.
 4. **session_id** = ``md5("<anonymous_id>|<session start as integer microseconds since the Unix epoch>")`` as
    lowercase hex, so re-runs and incremental runs give the same ids.
-5. **Session fields** (``core.schema.SESSION_COLUMNS``) by one aggregation per session; fields whose input columns
-   are absent are null.
+5. **Session fields** (``core.schema.SESSION_COLUMNS``) by one aggregation per session, keyed by the session's first
+   row; fields whose input columns are absent are null.
 
 Engaged time follows Snowplow's web data model (dbt-snowplow-web, ``snowplow_web_pv_engaged_time``): per page view
 that has page pings, ``engaged = H * (count(distinct floor(ping_time / H)) - 1) + M`` with heartbeat H = 10 s and
