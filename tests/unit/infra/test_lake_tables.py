@@ -108,7 +108,7 @@ def lake_files(aws, tmp_path) -> dict[str, tuple[str, Path]]:
     finally:
         clock.set_clock(None)
     validated = [k for k in lake.list_keys("validated/")]
-    sessions = [k for k in lake.list_keys("sessionized/") if k.endswith("/sessions.parquet")]
+    sessions = lake.list_keys("sessions/")
     assert len(validated) == 1 and sessions, (validated, sessions)
     with duckdb.connect() as con:  # the bucket that holds the visitor's session
         for key in sessions:
@@ -118,6 +118,7 @@ def lake_files(aws, tmp_path) -> dict[str, tuple[str, Path]]:
     return {
         "validated_events": (validated[0], lake.download(validated[0], tmp_path / "validated.parquet")),
         "sessions": session_file,
+        "sessions_location": sessions,
     }
 
 
@@ -142,6 +143,9 @@ def test_validated_events_table_matches_the_validate_writer(resources, lake_file
 def test_sessions_table_matches_the_sessionize_step(resources, lake_files):
     key, path = lake_files["sessions"]
     table = _table(resources, "sessions")
+    # Given every object under the table's location: sessions files only (Athena reads whatever a folder holds)
+    assert table["StorageDescriptor"]["Location"] == {"Fn::Sub": "s3://${LakeBucket}/sessions/"}
+    assert all(k.endswith("/sessions.parquet") for k in lake_files["sessions_location"])
     assert _columns(table) == _parquet_columns(path)
     assert [name for name, _ in _columns(table)] == [name for name, _ in SESSION_COLUMNS]
     match = _template_pattern(table).fullmatch(key)

@@ -13,7 +13,7 @@ import pytest
 from clickstream.adapters.aws import client
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core.buckets import bucket_of
-from clickstream.core.keys import bucket_prefix, validated_key
+from clickstream.core.keys import bucket_prefix, sessions_bucket_prefix, validated_key
 from clickstream.pipeline.contracts import Manifest, ManifestObject, SessionizeInput
 from clickstream.pipeline.plan import manifest_key
 from clickstream.sessionize.files import sessionize_files
@@ -63,7 +63,7 @@ def fetch(lake: S3ObjectStore, tmp: Path, key: str) -> list[dict]:
 
 def state(lake: S3ObjectStore, tmp: Path, bucket: int = 0) -> tuple[list[dict], list[dict]]:
     """The bucket's state over all its slices: (rows, sessions), each in key order of the slice files."""
-    keys = sorted(lake.list_keys(bucket_prefix(bucket)))
+    keys = sorted([*lake.list_keys(bucket_prefix(bucket)), *lake.list_keys(sessions_bucket_prefix(bucket))])
     rows = [r for k in keys if k.endswith("/all.parquet") for r in fetch(lake, tmp, k)]
     sessions = [r for k in keys if k.endswith("/sessions.parquet") for r in fetch(lake, tmp, k)]
     return rows, sessions
@@ -245,7 +245,7 @@ def test_handler_sessionizes_the_sample_event(lake, tmp_path: Path) -> None:
 
 def test_a_run_rewrites_only_the_slices_of_the_visitors_it_brings(lake, tmp_path: Path) -> None:
     # Given a state built from 40 visitors, spread over many slices of the bucket
-    from clickstream.sessionize.step import slice_of, slice_prefix
+    from clickstream.sessionize.step import slice_of, slice_prefix, state_key
 
     s = Stream("raw/first")
     visitors = [f"visitor-{i}" for i in range(40)]
@@ -254,7 +254,8 @@ def test_a_run_rewrites_only_the_slices_of_the_visitors_it_brings(lake, tmp_path
     put_run(lake, tmp_path, "run-1", s.rows)
     sessionize_bucket(SessionizeInput(run_id="run-1", bucket=0), lake)
     s3 = client("s3")
-    tags = {k: s3.head_object(Bucket=lake.bucket, Key=k)["ETag"] for k in lake.list_keys(bucket_prefix(0))}
+    keys = [*lake.list_keys(bucket_prefix(0)), *lake.list_keys(sessions_bucket_prefix(0))]
+    tags = {k: s3.head_object(Bucket=lake.bucket, Key=k)["ETag"] for k in keys}
     assert len({k.rsplit("/", 2)[1] for k in tags}) > 4
     # When a second run brings one visitor's late event
     late = Stream("raw/second")
@@ -265,7 +266,10 @@ def test_a_run_rewrites_only_the_slices_of_the_visitors_it_brings(lake, tmp_path
     mine = slice_prefix(0, slice_of(visitors[7], 1))
     assert second.n_slices == 1 and second.n_visitors == 1
     changed = {k for k, tag in tags.items() if s3.head_object(Bucket=lake.bucket, Key=k)["ETag"] != tag}
-    assert changed == {mine + "all.parquet", mine + "sessions.parquet"}
+    assert changed == {mine + "all.parquet", state_key(0, slice_of(visitors[7], 1), "sessions.parquet")}
+    assert state_key(0, slice_of(visitors[7], 1), "sessions.parquet").startswith(
+        "sessions/bucket=0000/slice="
+    )
     # And the state still holds every visitor, each in the slice its hash names
     all_rows, sessions = state(lake, tmp_path)
     assert sorted({r["anonymous_id"] for r in all_rows}) == sorted(visitors)

@@ -3,7 +3,9 @@
 Raw (Firehose prefix, Hive-style by arrival): ``raw/dt=YYYY-MM-DD/hr=HH/<firehose object name>``.
 Lake (by arrival hour of the source object, named after it so a re-run overwrites, never duplicates):
 ``validated/dt=…/hr=…/<stem>.parquet`` and ``quarantine/dt=…/hr=…/<stem>.jsonl``.
-Sessionized state per user bucket: ``sessionized/bucket=NNNN/events.parquet`` (+ sessions, dropped).
+Sessionized state per user bucket and slice: ``sessionized/bucket=NNNN/slice=SS/all.parquet`` (every row), and the
+slice's sessions apart, ``sessions/bucket=NNNN/slice=SS/sessions.parquet``, so the lake's sessions table (Glue)
+locates folders that hold sessions only.
 Per-run work files: ``runs/<run_id>/…``.
 """
 
@@ -17,6 +19,7 @@ RAW_PREFIX = "raw/"
 VALIDATED_PREFIX = "validated/"
 QUARANTINE_PREFIX = "quarantine/"
 SESSIONIZED_PREFIX = "sessionized/"
+SESSIONS_PREFIX = "sessions/"
 RUNS_PREFIX = "runs/"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -43,6 +46,10 @@ def quarantine_key(source_key: str, arrival_hour: datetime) -> str:
 
 def bucket_prefix(bucket: int) -> str:
     return f"{SESSIONIZED_PREFIX}bucket={bucket:04d}/"
+
+
+def sessions_bucket_prefix(bucket: int) -> str:
+    return f"{SESSIONS_PREFIX}bucket={bucket:04d}/"
 
 
 def run_prefix(run_id: str) -> str:

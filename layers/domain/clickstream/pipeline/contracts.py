@@ -10,7 +10,8 @@ Files a run writes in the lake bucket (``core.keys``):
   runs/<run_id>/bucket=NNNN/visitors.parquet       Sessionize: the affected anonymous_ids (whose rows get replaced)
   runs/<run_id>/bucket=NNNN/result.json            Sessionize: its answer (read by Load on the back-fill path)
   runs/<run_id>/items.json                         Plan (back-fill): the Distributed Map's items, one per bucket
-  sessionized/bucket=NNNN/slice=SS/{all,sessions}.parquet   Sessionize: the bucket's current state, in slices
+  sessionized/bucket=NNNN/slice=SS/all.parquet     Sessionize: the bucket's current state (every row), in slices
+  sessions/bucket=NNNN/slice=SS/sessions.parquet   Sessionize: the slice's sessions (the lake's sessions table)
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The Sessionize step: one user bucket of one run (``SessionizeInput`` -> ``SessionizeResult``).
 
 The bucket's state lives at ``sessionized/bucket=NNNN/`` (``core.keys.bucket_prefix``), cut by a second hash of the
-visitor into ``STATE_SLICES`` slices, each in its own folder ``slice=SS/``:
+visitor into ``STATE_SLICES`` slices, each in its own folder ``slice=SS/``; the slice's sessions are kept apart under
+``sessions/bucket=NNNN/slice=SS/`` (``core.keys.sessions_bucket_prefix``), so the lake's sessions table reads folders
+of sessions only:
 
 ``all.parquet``       every validated row ever seen for the slice's visitors, kept or dropped: the EVENT_COLUMNS
                       (session_id null for dropped rows) plus ``drop_reason`` (null, ``duplicate`` or
@@ -34,7 +36,7 @@ import duckdb
 from clickstream.adapters.storage import ObjectStore
 from clickstream.core.buckets import bucket_sql
 from clickstream.core.config import Settings
-from clickstream.core.keys import bucket_prefix, run_prefix
+from clickstream.core.keys import bucket_prefix, run_prefix, sessions_bucket_prefix
 from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS, VALIDATED_COLUMNS
 from clickstream.pipeline.contracts import Manifest, SessionizeInput, SessionizeResult
 from clickstream.pipeline.plan import manifest_key
@@ -84,6 +86,13 @@ def _store(lake: ObjectStore, path: Path, key: str, content_type: str = PARQUET_
 
 def slice_prefix(bucket: int, slice_no: int) -> str:
     return f"{bucket_prefix(bucket)}slice={slice_no:02d}/"
+
+
+def state_key(bucket: int, slice_no: int, name: str) -> str:
+    """Where a slice's state file lives: ``all.parquet`` under ``sessionized/``, its sessions under ``sessions/``."""
+    if name == STATE_SESSIONS:
+        return f"{sessions_bucket_prefix(bucket)}slice={slice_no:02d}/{name}"
+    return slice_prefix(bucket, slice_no) + name
 
 
 def slice_of(anonymous_id: str, n_buckets: int) -> int:
@@ -205,12 +214,14 @@ def _sessionize(
                 return result
 
             # The touched slices' state; a slice never written before is empty.
-            existing = set(lake.list_keys(bucket_prefix(bucket)))
+            existing = set(lake.list_keys(bucket_prefix(bucket))) | set(
+                lake.list_keys(sessions_bucket_prefix(bucket))
+            )
             wanted = [
-                (slice_prefix(bucket, s) + name, tmp / "state" / f"{s:02d}-{name}")
+                (state_key(bucket, s, name), tmp / "state" / f"{s:02d}-{name}")
                 for s in touched
                 for name in (STATE_ALL, STATE_SESSIONS)
-                if slice_prefix(bucket, s) + name in existing
+                if state_key(bucket, s, name) in existing
             ]
             list(transfers.map(lambda kp: _fetch(lake, *kp), wanted))
             state_files = [p for _, p in wanted if p.name.endswith(STATE_ALL)]
@@ -332,7 +343,7 @@ def _sessionize(
                             f"COPY (SELECT * FROM read_parquet([{', '.join(literal(x) for x in parts)}])"
                             f" ORDER BY {order}) TO {literal(path)} {PARQUET}"
                         )
-                    staged.append((path, slice_prefix(bucket, s) + name))
+                    staged.append((path, state_key(bucket, s, name)))
 
             n_new, n_visitors, n_events, n_sessions, n_duplicates, n_conflicts = con.execute(
                 f"""

@@ -10,7 +10,7 @@ half-erased and nothing needs re-sessionizing. In order:
    while the rest is being rewritten.
 2. **Warehouse** (one transaction, under the loader's lock): the visitors' ``events``, ``sessions`` and ``users``
    rows; then ``daily_kpis`` recomputed for the days their sessions belonged to.
-3. **Lake** Parquet (``validated/``, the sessionizer's ``sessionized/`` bucket state and ``runs/`` work files):
+3. **Lake** Parquet (``validated/``, the sessionizer's ``sessionized/`` and ``sessions/`` state, ``runs/`` work files):
    every object holding the visitors' rows is rewritten without them (same key, same columns); quarantine JSON
    lines whose envelope names them are dropped.
 4. **Raw zone**: every object holding their records is rewritten without them. A record of the person becomes a
@@ -39,6 +39,7 @@ from clickstream.core.keys import (
     RAW_PREFIX,
     RUNS_PREFIX,
     SESSIONIZED_PREFIX,
+    SESSIONS_PREFIX,
     VALIDATED_PREFIX,
 )
 from clickstream.core.observability import logger
@@ -47,7 +48,7 @@ from clickstream.warehouse.engine import Connection, Warehouse, sql_literal
 from clickstream.warehouse.kpis import recompute_daily_kpis
 
 Kind = Literal["anonymous_id", "user_id"]
-LAKE_PARQUET_PREFIXES = (VALIDATED_PREFIX, SESSIONIZED_PREFIX, RUNS_PREFIX)
+LAKE_PARQUET_PREFIXES = (VALIDATED_PREFIX, SESSIONIZED_PREFIX, SESSIONS_PREFIX, RUNS_PREFIX)
 _ERASE_LOCK_KEY = 0x636C6B6C  # the loader's lock: an erasure never interleaves with a load
 _GZIP_MAGIC = b"\x1f\x8b"
 
