@@ -27,6 +27,7 @@ FUNCTIONS = (
 )
 LIGHT = {"IngestFunction", "PlanFunction", "CommitFunction"}  # Domain + Runtime layers only
 NOTIFY_STATE = "NotifyFailure"
+RELEASE_STATE = "ReleaseLease"
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +187,7 @@ def test_stack_configures_every_deployment_setting(template):
         ("MaxSessionHours", "max_session_hours"),
         ("LookbackHours", "lookback_hours"),
         ("NBuckets", "n_buckets"),
+        ("PipelineLeaseMinutes", "pipeline_lease_minutes"),
         ("StoreCurrency", "store_currency"),
         ("SiteTimezone", "site_timezone"),
         ("InternalIpRanges", "internal_ip_ranges"),
@@ -268,9 +270,9 @@ def test_state_machine_may_invoke_every_task_function_and_publish_failures(resou
 
 
 def _follow_to_notify(states: dict, start: str) -> list[str]:
-    """State names from ``start`` through Pass states; stops at the first non-Pass state."""
+    """State names from ``start`` through Pass states and the lease release; stops at the first other state."""
     path = [start]
-    while states[path[-1]]["Type"] == "Pass":
+    while states[path[-1]]["Type"] == "Pass" or path[-1] == RELEASE_STATE:
         path.append(states[path[-1]]["Next"])
     return path
 
@@ -278,13 +280,19 @@ def _follow_to_notify(states: dict, start: str) -> list[str]:
 def test_every_task_and_map_catch_leads_to_the_failure_notice(asl):
     # Given every top-level Task and Map (a Map's Catch also covers the tasks inside it)
     states = asl["States"]
-    steps = [n for n, s in states.items() if s["Type"] in ("Task", "Map") and n != NOTIFY_STATE]
+    steps = [
+        n
+        for n, s in states.items()
+        if s["Type"] in ("Task", "Map") and n not in (NOTIFY_STATE, RELEASE_STATE)
+    ]
     assert steps, "no steps found"
     for name in steps:
         catches = states[name].get("Catch", [])
         # Then each catches everything into a Pass state that names the step, then the SNS notice
         assert any("States.ALL" in c["ErrorEquals"] for c in catches), name
         for catch in catches:
+            if catch["ErrorEquals"] == ["PipelineBusy"]:
+                continue  # a scheduled run that finds the pipeline lease held ends Skipped (tested below)
             path = _follow_to_notify(states, catch["Next"])
             assert path[-1] == NOTIFY_STATE, (name, path)
             assert states[path[0]]["Result"] == name
@@ -294,6 +302,32 @@ def test_every_task_and_map_catch_leads_to_the_failure_notice(asl):
     assert notify["Resource"] == "arn:aws:states:::sns:publish"
     assert notify["Parameters"]["TopicArn"] == "${FailureTopicArn}"
     assert states[notify["Next"]]["Type"] == "Fail"
+
+
+def test_the_pipeline_lease_is_skipped_on_busy_and_released_before_the_failure_notice(asl):
+    # Given the ASL
+    states = asl["States"]
+    # Then only a busy scheduled run (PipelineBusy) ends Skipped, with success and no notice
+    busy = [c for c in states["Plan"]["Catch"] if c["ErrorEquals"] == ["PipelineBusy"]]
+    assert len(busy) == 1 and states["Plan"]["Catch"].index(busy[0]) == 0
+    skipped = states[busy[0]["Next"]]
+    assert skipped["Type"] in ("Pass", "Succeed") and skipped.get("End", skipped["Type"] == "Succeed")
+    assert all(
+        c["ErrorEquals"] != ["PipelineBusy"]
+        for n, s in states.items()
+        if n != "Plan"
+        for c in s.get("Catch", [])
+    )
+    # And every failure path gives the lease back through the Commit function before it notifies, even when
+    # the release itself fails
+    release = states[RELEASE_STATE]
+    assert release["Parameters"]["FunctionName"] == "${CommitFunctionArn}"
+    assert release["Parameters"]["Payload"] == {"action": "release", "execution_id.$": "$$.Execution.Id"}
+    assert release["Next"] == NOTIFY_STATE
+    assert [c["Next"] for c in release["Catch"]] == [NOTIFY_STATE]
+    assert release["Catch"][0]["ResultPath"] != "$.error"  # the notice keeps the failed step's error
+    failed = [n for n, s in states.items() if s["Type"] == "Pass" and s.get("ResultPath") == "$.failed_step"]
+    assert failed and all(states[n]["Next"] == RELEASE_STATE for n in failed)
 
 
 def test_failure_notice_names_the_step_the_error_and_the_execution(asl):

@@ -49,6 +49,26 @@ class MemoryStateStore:
     def set_watermark(self, ts: datetime, run_id: str) -> None:
         self.put_item("watermark", "pipeline", {"value": iso(ts), "run_id": run_id})
 
+    def acquire_lease(self, name: str, owner: str, until: datetime, *, now: datetime | None = None) -> bool:
+        from clickstream.core import clock
+
+        held = self.get_item(f"lease#{name}", "lease")
+        if held and held["owner"] != owner and held["until"] > iso(now or clock.now()):
+            return False
+        self.put_item(f"lease#{name}", "lease", {"owner": owner, "until": iso(until)})
+        return True
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        held = self.get_item(f"lease#{name}", "lease")
+        if not held or held["owner"] != owner:
+            return False
+        del self.items[(f"lease#{name}", "lease")]
+        return True
+
+    def get_lease(self, name: str) -> dict[str, Any] | None:
+        held = self.get_item(f"lease#{name}", "lease")
+        return {"owner": held["owner"], "until": held["until"]} if held else None
+
 
 @dataclass
 class MemoryObjectStore:

@@ -203,6 +203,7 @@ def test_a_new_execution_plans_from_the_committed_watermark(aws, state):
     _ledger(state, "raw/a", T0 + timedelta(minutes=10))
     first = _plan(aws.settings, name="run-1", as_of=iso(T0 + timedelta(hours=1)))
     state.set_watermark(parse_instant(first.watermark_to), "run-1")
+    state.release_lease("pipeline", first.execution_id)
     _ledger(state, "raw/b", T0 + timedelta(hours=1, minutes=10))
     # When the next execution plans
     second = _plan(aws.settings, name="run-2", as_of=iso(T0 + timedelta(hours=2)))

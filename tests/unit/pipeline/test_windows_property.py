@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from clickstream.adapters.state import iso
 from clickstream.core.config import Settings
-from clickstream.pipeline.commit import commit_run
-from clickstream.pipeline.contracts import CommitInput, PlanInput
+from clickstream.pipeline.commit import commit_run, release_run
+from clickstream.pipeline.contracts import CommitInput, PlanInput, ReleaseInput
 from clickstream.pipeline.plan import parse_instant, plan_run, read_manifest
 from tests.unit.pipeline.conftest import T0
 from tests.unit.pipeline.fakes import MemoryObjectStore, MemoryStateStore
@@ -48,7 +48,8 @@ def test_incremental_runs_partition_the_arrivals(arrivals, schedule):
             store=lake,
         )
         assert plan.buckets == (list(range(3)) if plan.n_objects else [])
-        if fails:
+        if fails:  # the failure path gives the pipeline lease back
+            release_run(ReleaseInput(action="release", execution_id=name), cfg, state=state)
             continue
         commit_run(CommitInput(execution_id=name, plan=plan), cfg, state=state)
         committed.extend(o.source_key for o in read_manifest(lake, name).objects)

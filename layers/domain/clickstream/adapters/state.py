@@ -1,4 +1,4 @@
-"""Pipeline state in DynamoDB: the ledger (one row per source object), the watermark, runs and tombstones.
+"""Pipeline state in DynamoDB: the ledger (one row per source object), the watermark, runs, tombstones and leases.
 
 Table keys (see ``template.yaml`` ``StateTable``): partition ``pk`` and sort ``sk`` (strings), and a global
 secondary index ``arrivals`` on ``gsi1pk`` (``arrivals#YYYY-MM-DD`` of the validation time) / ``gsi1sk``
@@ -22,6 +22,8 @@ WATERMARK_PK = "watermark"
 TOMBSTONE_PREFIX = "tombstone#"
 TOMBSTONE_SK = "tombstone"
 TOMBSTONE_KINDS = ("anonymous_id", "user_id")
+LEASE_PREFIX = "lease#"
+LEASE_SK = "lease"
 
 
 def iso(ts: datetime) -> str:
@@ -50,6 +52,11 @@ class StateStore(Protocol):
     def get_item(self, pk: str, sk: str) -> dict[str, Any] | None: ...
     def put_tombstone(self, kind: str, id_hash: str, created_at: datetime | None = None) -> None: ...
     def tombstones(self) -> frozenset[str]: ...
+    def acquire_lease(
+        self, name: str, owner: str, until: datetime, *, now: datetime | None = None
+    ) -> bool: ...
+    def release_lease(self, name: str, owner: str) -> bool: ...
+    def get_lease(self, name: str) -> dict[str, Any] | None: ...
 
 
 @dataclass
@@ -212,6 +219,53 @@ class DynamoStateStore:
         except ddb.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    # -- leases (at most one holder per name; expiry is the safety net when a holder never releases) ------------
+    def acquire_lease(self, name: str, owner: str, until: datetime, *, now: datetime | None = None) -> bool:
+        """Take the lease ``name`` for ``owner`` until ``until``: one conditional put that succeeds when nobody
+        holds it, when the holder's lease has expired (``until <= now``, ``now`` defaulting to the pipeline
+        clock), or when ``owner`` already holds it (a retried caller re-acquires, and its expiry moves to
+        ``until``). Returns False, changing nothing, when another owner holds a live lease."""
+        from clickstream.core import clock
+
+        ddb = client("dynamodb")
+        try:
+            ddb.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": _s(LEASE_PREFIX + name),
+                    "sk": _s(LEASE_SK),
+                    "owner": _s(owner),
+                    "until": _s(iso(until)),
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #o = :owner OR #u <= :now",
+                ExpressionAttributeNames={"#o": "owner", "#u": "until"},
+                ExpressionAttributeValues={":owner": _s(owner), ":now": _s(iso(now or clock.now()))},
+            )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        """Give the lease ``name`` back: a delete conditional on ``owner`` holding it. Returns False, changing
+        nothing, when it is free or held by someone else (releasing twice is harmless)."""
+        ddb = client("dynamodb")
+        try:
+            ddb.delete_item(
+                TableName=self.table_name,
+                Key={"pk": _s(LEASE_PREFIX + name), "sk": _s(LEASE_SK)},
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":owner": _s(owner)},
+            )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def get_lease(self, name: str) -> dict[str, Any] | None:
+        """The lease's ``owner`` and ``until`` (ISO), or None when nobody holds it (an expired one is returned)."""
+        item = self.get_item(LEASE_PREFIX + name, LEASE_SK)
+        return {"owner": item["owner"], "until": item["until"]} if item else None
 
 
 # -- DynamoDB attribute conversion (JSON-ish values; nested dicts/lists stored as JSON strings) -------------

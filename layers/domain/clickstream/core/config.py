@@ -53,6 +53,9 @@ class Settings:
     # The Plan step only takes objects validated at least this long ago, so a validation still running while
     # Plan reads the ledger is picked up by the next run instead of slipping under the watermark.
     arrival_settle_seconds: int = dataclasses.field(default=300, metadata=_bounded(0))
+    # How long an execution holds the pipeline lease Plan takes (Commit or the failure path give it back sooner);
+    # longer than any run may take, so only an execution that died without releasing lets the next one wait.
+    pipeline_lease_minutes: int = dataclasses.field(default=120, metadata=_bounded(1, 7 * 24 * 60))
 
     store_currency: str = "USD"
     site_timezone: str = "UTC"

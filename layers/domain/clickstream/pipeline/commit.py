@@ -5,6 +5,9 @@ succeeded, so a failed execution leaves the watermark where it was and the next 
 The watermark never moves backwards: committing an older window (a replayed execution) leaves it alone, and a
 back-fill (which re-reads arrival days, not a window after the watermark) never moves it at all.
 Committing the same run twice has the same effect as once.
+
+Commit then gives the pipeline lease back (``pipeline.lease``), so the next execution may start; the state
+machine's failure path calls :func:`release_run` through the same function to give it back after a failure.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ from clickstream.adapters.state import StateStore, iso
 from clickstream.core import clock
 from clickstream.core.config import Settings
 from clickstream.core.observability import logger
-from clickstream.pipeline.contracts import BACKFILL, CommitInput, CommitResult
+from clickstream.pipeline.contracts import (
+    BACKFILL,
+    CommitInput,
+    CommitResult,
+    ReleaseInput,
+    ReleaseResult,
+)
+from clickstream.pipeline.lease import release_pipeline_lease
 from clickstream.pipeline.plan import parse_instant
 
 RUN_SK = "run"
@@ -60,6 +70,7 @@ def commit_run(payload: CommitInput, settings: Settings, *, state: StateStore | 
         "committed_at": committed_at,
     }
     state.put_item(run_pk(plan.run_id), RUN_SK, record)
+    released = release_pipeline_lease(state, payload.execution_id)
     logger.info(
         "committed run",
         extra={
@@ -67,11 +78,25 @@ def commit_run(payload: CommitInput, settings: Settings, *, state: StateStore | 
             "watermark": record["watermark"],
             "moved": moved,
             "n_objects": plan.n_objects,
+            "lease_released": released,
         },
     )
     return CommitResult(
-        run_id=plan.run_id, watermark=iso(watermark), n_objects=plan.n_objects, status=SUCCEEDED
+        run_id=plan.run_id,
+        watermark=iso(watermark),
+        n_objects=plan.n_objects,
+        status=SUCCEEDED,
+        lease_released=released,
     )
+
+
+def release_run(
+    payload: ReleaseInput, settings: Settings, *, state: StateStore | None = None
+) -> ReleaseResult:
+    """The failure path: give the pipeline lease back if this execution holds it; nothing else changes."""
+    state = state if state is not None else _default_state(settings)
+    released = release_pipeline_lease(state, payload.execution_id)
+    return ReleaseResult(execution_id=payload.execution_id, released=released)
 
 
 def get_run(run_id: str, settings: Settings, *, state: StateStore | None = None) -> dict[str, Any] | None:

@@ -141,3 +141,18 @@ class CommitResult(_Model):
     watermark: str
     n_objects: int
     status: str = "SUCCEEDED"
+    lease_released: bool = False  # False when the lease was no longer this execution's (it had expired)
+
+
+class ReleaseInput(_Model):
+    """The failure path's call of the Commit function: give the pipeline lease back, touch nothing else."""
+
+    action: str = Field(pattern="^release$")
+    execution_id: str
+
+
+class ReleaseResult(_Model):
+    execution_id: str
+    released: (
+        bool  # False when this execution did not hold the lease (never took it, or already gave it back)
+    )

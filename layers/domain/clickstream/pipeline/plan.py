@@ -10,6 +10,10 @@ object lies in the lake's arrival-day partitions ``validated/dt=DAY/`` of that r
 ``runs/<run_id>/items.json`` (one item per bucket) for the state machine's Distributed Map to read; it leaves the
 watermark alone (Commit does not move it for a back-fill), so scheduled runs carry on where they were.
 
+Before any of that, Plan takes the pipeline lease for its execution (``pipeline.lease``), so two executions never
+work on the lake's state at once: a scheduled run that finds it held raises ``PipelineBusy`` (the state machine
+ends it as Skipped), a back-fill or full rebuild raises ``RunRefused``. A retried Plan re-acquires its own lease.
+
 The manifest (``runs/<run_id>/manifest.json`` in the lake bucket) is the one list of objects every later step
 reads. It is written deterministically, so re-running Plan with the same input writes the same bytes; a Plan
 retried inside one execution without an explicit ``as_of`` keeps the window it already chose.
@@ -41,6 +45,7 @@ from clickstream.pipeline.contracts import (
     PlanInput,
     PlanResult,
 )
+from clickstream.pipeline.lease import acquire_pipeline_lease
 
 MANIFEST_NAME = "manifest.json"
 ITEMS_NAME = "items.json"
@@ -81,10 +86,14 @@ def plan_run(
     store = store if store is not None else _default_store(settings)
     run_id = payload.execution_name
     key = manifest_key(run_id)
-    watermark_from = state.get_watermark()
     explicit_as_of = payload.input.get("as_of")
     full = bool(payload.input.get("full", False))
-    if payload.input.get("backfill") is not None:
+    backfill = payload.input.get("backfill") is not None
+    acquire_pipeline_lease(
+        state, payload.execution_id, settings.pipeline_lease_minutes, manual=backfill or full
+    )
+    watermark_from = state.get_watermark()
+    if backfill:
         return _plan_backfill(payload, settings, state, store, watermark_from)
 
     manifest = None
