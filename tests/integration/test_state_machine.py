@@ -134,6 +134,12 @@ def _notifications(queue_url: str) -> list[dict]:
     return [json.loads(m["Body"]) for m in messages]
 
 
+def _lake(sfn: dict):
+    from clickstream.adapters.storage import S3ObjectStore
+
+    return S3ObjectStore(sfn["settings"].lake_bucket)
+
+
 def _max_attempts(state_name: str) -> int:
     retriers = ASL["States"][state_name]["Retry"]
     return next(r["MaxAttempts"] for r in retriers if "TransientError" in r["ErrorEquals"])
@@ -663,3 +669,109 @@ def test_the_backfill_map_reads_its_items_from_the_plan_manifest():
     inline = ASL["States"]["Sessionize"]["ItemProcessor"]["States"]["SessionizeBucket"]
     assert branch["ItemProcessor"]["States"]["SessionizeBucket"] == inline
     assert ASL["States"]["HowToSessionize"]["Choices"][0]["Next"] == "SessionizeBackfill"
+
+
+# -- the pipeline lease: one execution at a time ------------------------------------------------------------------
+def test_a_run_started_while_another_holds_the_lease_is_skipped_and_a_backfill_refused(sfn):
+    # Given the watermark at T0, an object to process, and a first execution that, while it loads the warehouse
+    # (holding the pipeline lease), sees a second scheduled run and a back-fill started
+    state, lake = sfn["state"], _lake(sfn)
+    state.set_watermark(T0, "run-0")
+    _arrive(state, "raw/a", T0 + timedelta(minutes=10))
+    steps = Steps()
+    arn = ""
+    during: dict[str, dict] = {}
+
+    def load(event, context):
+        during["lease"] = state.get_lease("pipeline")
+        during["hourly-2"] = bridge.run_pipeline(arn, "hourly-2", {"as_of": iso(T0 + timedelta(hours=2))})
+        during["backfill"] = bridge.run_pipeline(
+            arn, "backfill-1", {"backfill": {"from": "2026-03-02", "to": "2026-03-02"}}
+        )
+        during["watermark"] = state.get_watermark()
+        during["objects"] = sorted(lake.list_keys("runs/"))
+        return steps.load(event, context)
+
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], {**steps.functions(), "load": load})
+    # When the first execution runs
+    first = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    # Then the second scheduled run ended Skipped, a success, after Plan alone
+    skipped = during["hourly-2"]
+    assert during["lease"]["owner"] == first["execution_arn"]
+    assert skipped["status"] == "SUCCEEDED", skipped
+    assert skipped["states"] == ["Plan", "Skipped"]
+    assert skipped["output"]["status"] == "SKIPPED" and skipped["output"]["reason"] == "PipelineBusy"
+    assert first["execution_arn"] in skipped["output"]["cause"]
+    # And the back-fill failed, naming the lease's holder, and took nothing from the first run's lease
+    refused = during["backfill"]
+    assert refused["status"] == "FAILED"
+    assert [(f["state"], f["error"]) for f in refused["failures"]] == [("Plan", "RunRefused")]
+    assert "SessionizeBackfill" not in refused["states"]
+    # And neither wrote a manifest, touched the watermark or sessionized anything; the first run went on
+    assert during["watermark"] == T0
+    assert all(k.startswith("runs/hourly-1/") for k in during["objects"])
+    assert {c["run_id"] for c in steps.calls["sessionize"]} == {"hourly-1"}
+    assert first["status"] == "SUCCEEDED", first
+    assert state.get_watermark() == T0 + timedelta(hours=1)
+    assert get_run("hourly-2", sfn["settings"]) is None
+    # And the only failure notice is the refused back-fill's; the first run gave the lease back
+    notes = _notifications(sfn["queue_url"])
+    assert len(notes) == 1 and "step Plan failed with RunRefused" in notes[0]["Message"]
+    assert "backfill-1" in notes[0]["Message"]
+    assert state.get_lease("pipeline") is None
+
+
+def test_a_failed_run_gives_the_lease_back_so_the_next_run_goes_ahead(sfn):
+    # Given a run that fails in Aggregate after Plan took the lease
+    state = sfn["state"]
+    state.set_watermark(T0, "run-0")
+    _arrive(state, "raw/a", T0 + timedelta(minutes=10))
+    steps = Steps()
+    steps.fail("aggregate", lambda attempt: ValueError("broken KPI") if attempt == 1 else None)
+    arn = bridge.create_pipeline_state_machine(sfn["stack"], steps.functions())
+    failed = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})
+    # Then its failure path released the lease, still notified, and failed
+    assert failed["status"] == "FAILED" and failed["error"] == "PipelineFailed"
+    assert failed["states"][-4:] == ["AggregateFailed", "ReleaseLease", "NotifyFailure", "PipelineFailed"]
+    assert state.get_lease("pipeline") is None
+    [note] = _notifications(sfn["queue_url"])
+    assert note["Message"].startswith("Clickstream pipeline step Aggregate failed with ValueError: ")
+    # When the next scheduled run starts (long before the lease would have expired)
+    run = bridge.run_pipeline(arn, "hourly-2", {"as_of": iso(T0 + timedelta(hours=2))})
+    # Then it runs the window, commits and gives the lease back
+    assert run["status"] == "SUCCEEDED", run
+    assert "Skipped" not in run["states"]
+    assert state.get_watermark() == T0 + timedelta(hours=2)
+    assert CommitResult.model_validate(run["output"]).lease_released is True
+    assert state.get_lease("pipeline") is None
+
+
+def test_a_lease_left_by_a_dead_execution_blocks_runs_until_it_expires(sfn):
+    # Given the pipeline clock at T0 + 1h and a lease an aborted execution never gave back, live for 30 min more
+    from clickstream.core import clock
+
+    state = sfn["state"]
+    state.set_watermark(T0, "run-0")
+    _arrive(state, "raw/a", T0 + timedelta(minutes=10))
+    now = T0 + timedelta(hours=1)
+    clock.set_clock(clock.SimulatedClock(now))
+    try:
+        state.acquire_lease("pipeline", "arn:aborted", now + timedelta(minutes=30), now=now)
+        steps = Steps()
+        arn = bridge.create_pipeline_state_machine(sfn["stack"], steps.functions())
+        # When a scheduled run starts, Then it is skipped and the dead execution's lease stays as it was
+        skipped = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(now)})
+        assert skipped["states"] == ["Plan", "Skipped"]
+        assert state.get_lease("pipeline") == {
+            "owner": "arn:aborted",
+            "until": iso(now + timedelta(minutes=30)),
+        }
+        assert state.get_watermark() == T0
+        # When the pipeline clock reaches the lease's expiry, Then the next run takes it over and runs the window
+        clock.set_clock(clock.SimulatedClock(now + timedelta(minutes=30)))
+        run = bridge.run_pipeline(arn, "hourly-2", {"as_of": iso(now)})
+    finally:
+        clock.set_clock(None)
+    assert run["status"] == "SUCCEEDED", run
+    assert state.get_watermark() == now
+    assert state.get_lease("pipeline") is None
