@@ -707,6 +707,8 @@ def test_a_run_started_while_another_holds_the_lease_is_skipped_and_a_backfill_r
     assert refused["status"] == "FAILED"
     assert [(f["state"], f["error"]) for f in refused["failures"]] == [("Plan", "RunRefused")]
     assert "SessionizeBackfill" not in refused["states"]
+    assert refused["cause"].startswith("Pipeline step Plan failed with RunRefused: ")
+    assert first["execution_arn"] in refused["cause"]
     # And neither wrote a manifest, touched the watermark or sessionized anything; the first run went on
     assert during["watermark"] == T0
     assert all(k.startswith("runs/hourly-1/") for k in during["objects"])
