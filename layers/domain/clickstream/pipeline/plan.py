@@ -81,7 +81,7 @@ def plan_run(
     state: StateStore | None = None,
     store: ObjectStore | None = None,
 ) -> PlanResult:
-    """Plan one execution: read the ledger window, write the manifest, name the buckets to sessionize."""
+    """Plan one execution: take the pipeline lease, read the ledger window, write the manifest, name the buckets."""
     state = state if state is not None else _default_state(settings)
     store = store if store is not None else _default_store(settings)
     run_id = payload.execution_name
