@@ -11,6 +11,7 @@ from clickstream.pipeline.commit import commit_run, release_run
 from clickstream.pipeline.contracts import CommitInput, PlanInput, ReleaseInput
 from clickstream.pipeline.lease import PIPELINE_LEASE, PipelineBusy, RunRefused
 from clickstream.pipeline.plan import manifest_key, plan_run
+from tests.conftest import load_event
 from tests.unit.pipeline.conftest import T0
 
 
@@ -114,14 +115,16 @@ def test_the_commit_handler_releases_on_the_failure_path(aws, state, lake, sim_c
     # Given run-1 holds the lease
     from clickstream.local.bridge import FakeLambdaContext, load_handler
 
-    plan_run(_payload("run-1", as_of=iso(T0)), aws.settings, state=state, store=lake)
+    event = load_event("commit_release.json")  # the failure path's payload, as the ASL sends it
+    name = event["execution_id"].rsplit(":", 1)[1]
+    plan = PlanInput(execution_id=event["execution_id"], execution_name=name, input={"as_of": iso(T0)})
+    plan_run(plan, aws.settings, state=state, store=lake)
     handler = load_handler("commit")
     # When the Commit function gets {"action": "release"}
     answer = handler(
-        {"action": "release", "execution_id": "arn:exec:run-1"},
-        FakeLambdaContext("commit", "arn:aws:lambda:us-east-1:123456789012:function:commit"),
+        event, FakeLambdaContext("commit", "arn:aws:lambda:us-east-1:123456789012:function:commit")
     )
     # Then it gave the lease back without committing anything
-    assert answer == {"execution_id": "arn:exec:run-1", "released": True}
+    assert answer == {"execution_id": event["execution_id"], "released": True}
     assert state.get_lease(PIPELINE_LEASE) is None
     assert state.get_watermark() is None
