@@ -10,6 +10,7 @@ detail. The payload hash of a plain event is the same sha256 over the same canon
 
 from __future__ import annotations
 
+from clickstream.core.schema import RAW_RECORD_FIELDS
 from clickstream.validate.enrich import KNOWN_EVENT_FIELDS
 from clickstream.validate.models import (
     CURRENCY_PATTERN,
@@ -86,20 +87,7 @@ CREATE OR REPLACE MACRO utc_iso(ts) AS (strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%
 CREATE OR REPLACE MACRO nonempty(x) AS (CASE WHEN is_str(x) AND x::VARCHAR <> '""' THEN sval(x) END);
 """
 
-ENVELOPE_FIELDS = (
-    "schema",
-    "request_id",
-    "source",
-    "received_at",
-    "user_id",
-    "ip",
-    "user_agent",
-    "internal",
-    "app_id",
-    "sent_at",
-    "anonymous_id",
-    "context",
-)
+ENVELOPE_FIELDS = tuple(name for name in RAW_RECORD_FIELDS if name != "events")
 # Every envelope field as JSON (its text, so a number is never mistaken for a string) and the events as a list of
 # JSON texts: DuckDB parses each line once, and fails the whole read on anything that is not one JSON object per
 # line with an events list (the caller then judges the object in Python).
