@@ -128,20 +128,7 @@ class DynamoStateStore:
         return first
 
     def all_ledger(self) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "FilterExpression": "sk = :l",
-            "ExpressionAttributeValues": {":l": _s("ledger")},
-            "ConsistentRead": True,
-        }
-        ddb = client("dynamodb")
-        while True:
-            resp = ddb.scan(**kwargs)
-            for item in resp.get("Items", []):
-                yield _from_item(item)
-            if "LastEvaluatedKey" not in resp:
-                return
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        yield from self._scan_sk("ledger")
 
     # -- tombstones (people under erasure; the id itself is never stored, only its sha256) ---------------------
     def put_tombstone(self, kind: str, id_hash: str, created_at: datetime | None = None) -> None:

@@ -270,23 +270,7 @@ class _Judge:
 
     def candidate_rows(self) -> list[tuple[tuple[Any, ...], int]]:
         """Each candidate (an event that passed schema, size and lateness) as ``(row, position)``, undeduped."""
-        source = self.out.source_key
-        return [
-            (
-                build_row(
-                    c.event,
-                    c.ctx,
-                    event_ts=c.event_ts,
-                    occurred_at_iso=c.occurred_at_iso,
-                    clamped=c.clamped,
-                    hash_=c.hash_,
-                    source_object=source,
-                    source_line=c.line.ordinal,
-                ),
-                c.position,
-            )
-            for c in self.candidates
-        ]
+        return [(self._row(c), c.position) for c in self.candidates]
 
     def quarantine_conflict(self, line: RawLine, position: int, detail: str) -> None:
         """A later copy of an event id with a different payload (found by the engine's dedupe)."""
@@ -295,6 +279,19 @@ class _Judge:
         )
 
     # -- dedupe and rows -----------------------------------------------------------------------------------
+    def _row(self, c: _Candidate) -> tuple[Any, ...]:
+        """The validated row of a candidate, named after this object and the candidate's line."""
+        return build_row(
+            c.event,
+            c.ctx,
+            event_ts=c.event_ts,
+            occurred_at_iso=c.occurred_at_iso,
+            clamped=c.clamped,
+            hash_=c.hash_,
+            source_object=self.out.source_key,
+            source_line=c.line.ordinal,
+        )
+
     def finish(self) -> Judgement:
         winners: dict[str, _Candidate] = {}
         losers: list[_Candidate] = []
@@ -314,21 +311,8 @@ class _Judge:
             else:
                 detail = conflict_detail(loser.event_id, winner.line.ordinal, winner.position)
                 self._quarantine_original(DUPLICATE_CONFLICT, detail, loser.line, loser.position, loser.ctx)
-        source = self.out.source_key
         keep = sorted(winners.values(), key=lambda c: (c.line.ordinal, c.position))
-        self.out.rows = [
-            build_row(
-                c.event,
-                c.ctx,
-                event_ts=c.event_ts,
-                occurred_at_iso=c.occurred_at_iso,
-                clamped=c.clamped,
-                hash_=c.hash_,
-                source_object=source,
-                source_line=c.line.ordinal,
-            )
-            for c in keep
-        ]
+        self.out.rows = [self._row(c) for c in keep]
         self.out.quarantine.sort(
             key=lambda q: (q["source_line"], -1 if q["position"] is None else q["position"])
         )

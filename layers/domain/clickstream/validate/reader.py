@@ -66,9 +66,13 @@ def read_records(payload: bytes, *, start: int = 0) -> Iterator[RawLine]:
                 yield RawLine(ordinal, text, text=text)
 
 
-def split_documents(line: bytes) -> Iterator[tuple[Any, str, bool]]:
-    """``(value, text, is_json)`` for each JSON document glued in ``line``; a tail that is not JSON comes last."""
-    text = line.decode("utf-8", errors="replace")
+def split_documents(line: bytes, *, errors: str = "replace") -> Iterator[tuple[Any, str, bool]]:
+    """``(value, text, is_json)`` for each JSON document glued in ``line``; a tail that is not JSON comes last.
+
+    ``errors`` is how invalid UTF-8 is decoded: ``replace`` for judging, ``surrogateescape`` for a caller that must
+    write the documents' bytes back unchanged (``text.encode("utf-8", errors="surrogateescape")``).
+    """
+    text = line.decode("utf-8", errors=errors)
     decoder = json.JSONDecoder()
     idx, end = 0, len(text)
     while idx < end:

@@ -44,6 +44,7 @@ from clickstream.core.keys import (
 )
 from clickstream.core.observability import logger
 from clickstream.core.schema import RAW_SCHEMA_VERSION
+from clickstream.validate.reader import split_documents
 from clickstream.warehouse.engine import Connection, Warehouse, sql_literal
 from clickstream.warehouse.kpis import recompute_daily_kpis
 
@@ -309,22 +310,10 @@ def _decode(data: bytes) -> bytes:
 
 
 def _documents(line: bytes) -> Iterator[tuple[Any, bytes]]:
-    """(value, text) of each JSON document of a raw line (records can be glued ``}{``); None for a non-JSON tail."""
-    text = line.decode("utf-8", errors="surrogateescape")
-    decoder = json.JSONDecoder()
-    idx, end = 0, len(text)
-    while idx < end:
-        while idx < end and text[idx] in " \t\r":
-            idx += 1
-        if idx >= end:
-            return
-        try:
-            value, stop = decoder.raw_decode(text, idx)
-        except json.JSONDecodeError:
-            yield None, text[idx:].encode("utf-8", errors="surrogateescape")
-            return
-        yield value, text[idx:stop].encode("utf-8", errors="surrogateescape")
-        idx = stop
+    """(value, bytes) of each JSON document of a raw line (records can be glued ``}{``); None for a non-JSON tail.
+    The bytes are the line's own, invalid UTF-8 included, so a line written back is unchanged."""
+    for value, text, _ in split_documents(line, errors="surrogateescape"):
+        yield value, text.encode("utf-8", errors="surrogateescape")
 
 
 def _records(payload: bytes) -> Iterable[Any]:
