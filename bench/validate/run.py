@@ -1,6 +1,7 @@
 """Validate-step benchmark: events/s on one core, raw gzip objects in, Parquet and quarantine files out.
 
-``python -m bench validate -- [--events 200000] [--objects 16] [--keep DIR] [--input DIR/raw] [--only NAME ...]``
+``python -m bench validate -- [--events 200000] [--objects 16] [--keep DIR] [--input DIR/raw] [--only NAME ...]
+[--cpu N]``
 
 Each contender reports wall seconds and CPU seconds (the machine may be shared: CPU seconds, and the ratios,
 hold up better than wall time) and the load average is printed before and after.
@@ -15,6 +16,13 @@ object, a Parquet file of validated events and a JSON-lines quarantine file:
           shipped step (``service.validate_object``) runs;
 - peer:   JSON-Schema validation the way Iglu-style pipelines do it (``jsonschema``, one Draft 2020-12 validator
           per event type, built once), valid events written as JSON lines and copied to Parquet by DuckDB.
+
+Two floors validate nothing; they show what reading alone costs on this machine, so the report says whether a rate
+is reachable at all:
+
+- duckdb-copy: DuckDB's ``read_json`` of each gzip object (newline-delimited), events unnested, written to zstd
+               Parquet on one thread (the engine's Parquet settings);
+- parse-only:  Python gunzip + ``json.loads`` of every line, counting events, writing nothing.
 """
 
 from __future__ import annotations
@@ -244,11 +252,41 @@ def _peer(paths: list[Path], out: Path) -> None:
         (out / f"{path.name}.jsonl").write_text("\n".join(bad) + "\n", encoding="utf-8")
 
 
-CONTENDERS = {"python": _python, "engine": _engine, "peer": _peer}
+def _duckdb_copy(paths: list[Path], out: Path) -> None:
+    import duckdb
+
+    con = duckdb.connect(config={"threads": 1, "preserve_insertion_order": True})
+    for path in paths:
+        con.execute(
+            "COPY (SELECT r.* EXCLUDE (events), unnest(r.events) AS event "
+            f"FROM read_json('{path}', format = 'newline_delimited', compression = 'gzip') r) "
+            f"TO '{out / (path.name + '.parquet')}' (FORMAT parquet, COMPRESSION zstd)"
+        )
+    con.close()
 
 
-def _child(name: str, src: Path, out: Path) -> None:
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+def _parse_only(paths: list[Path], out: Path) -> None:
+    events = 0
+    for path in paths:
+        for line in gzip.decompress(path.read_bytes()).split(b"\n"):
+            if line.strip():
+                events += len(json.loads(line).get("events") or ())
+    (out / "events.txt").write_text(f"{events}\n")  # the count, so the work cannot be skipped
+
+
+CONTENDERS = {
+    "python": _python,
+    "engine": _engine,
+    "peer": _peer,
+    "duckdb-copy": _duckdb_copy,
+    "parse-only": _parse_only,
+}
+# Contenders that validate nothing: what reading alone costs here (the engine's rate is compared with them too).
+FLOORS = ("duckdb-copy", "parse-only")
+
+
+def _child(name: str, src: Path, out: Path, cpu: int) -> None:
+    os.sched_setaffinity(0, {cpu})
     paths = sorted(src.glob("raw-*.jsonl.gz"))
     out.mkdir(parents=True, exist_ok=True)
     start, cpu = time.perf_counter(), time.process_time()
@@ -265,11 +303,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--input", type=Path, default=None, help="reuse the raw objects a --keep run left here"
     )
+    parser.add_argument(
+        "--cpu", type=int, default=0, help="the one core every contender is pinned to (default 0)"
+    )
     parser.add_argument("--child", nargs=3, metavar=("NAME", "SRC", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="*", default=list(CONTENDERS), choices=list(CONTENDERS))
     args = parser.parse_args(argv)
     if args.child:
-        _child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        _child(args.child[0], Path(args.child[1]), Path(args.child[2]), args.cpu)
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
         root = args.keep or Path(tmp)
@@ -294,6 +335,8 @@ def main(argv: list[str]) -> int:
                     name,
                     str(raw),
                     str(root / name),
+                    "--cpu",
+                    str(args.cpu),
                 ],
                 capture_output=True,
                 text=True,
@@ -307,7 +350,7 @@ def main(argv: list[str]) -> int:
             rates[name] = n_events / seconds
             cpu_rates[name] = n_events / cpu
             print(
-                f"{name:>7}: {seconds:8.2f} s wall {rates[name]:10,.0f} events/s (one core); "
+                f"{name:>11}: {seconds:8.2f} s wall {rates[name]:10,.0f} events/s (one core); "
                 f"{cpu:8.2f} s CPU {cpu_rates[name]:10,.0f} events per CPU-second"
             )
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -318,6 +361,17 @@ def main(argv: list[str]) -> int:
                         f"{name} / peer: {rates[name] / rates['peer']:.2f}x wall, "
                         f"{cpu_rates[name] / cpu_rates['peer']:.2f}x CPU"
                     )
+        floors = [f for f in FLOORS if f in rates]
+        if floors:
+            print(f"floors (no validation; what reading alone costs on core {args.cpu}):")
+            for floor in floors:
+                line = f"  {floor}: {cpu_rates[floor]:,.0f} events per CPU-second"
+                if "engine" in rates:
+                    line += (
+                        f"; engine / {floor}: {rates['engine'] / rates[floor]:.2f}x wall, "
+                        f"{cpu_rates['engine'] / cpu_rates[floor]:.2f}x CPU"
+                    )
+                print(line)
     return 0
 
 
