@@ -245,7 +245,7 @@ def test_handler_sessionizes_the_sample_event(lake, tmp_path: Path) -> None:
 
 def test_a_run_rewrites_only_the_slices_of_the_visitors_it_brings(lake, tmp_path: Path) -> None:
     # Given a state built from 40 visitors, spread over many slices of the bucket
-    from clickstream.sessionize.step import slice_of, slice_prefix, state_key
+    from clickstream.sessionize.step import index_key, slice_of, slice_prefix, state_key
 
     s = Stream("raw/first")
     visitors = [f"visitor-{i}" for i in range(40)]
@@ -262,11 +262,16 @@ def test_a_run_rewrites_only_the_slices_of_the_visitors_it_brings(lake, tmp_path
     late.add(visitors[7], T0 + 5 * MIN, event_id="late")
     put_run(lake, tmp_path, "run-2", late.rows)
     second = sessionize_bucket(SessionizeInput(run_id="run-2", bucket=0), lake)
-    # Then only that visitor's slice was read and written; every other slice file is the same object as before
+    # Then only that visitor's slice was read and written (and the bucket's object index); every other slice file
+    # is the same object as before
     mine = slice_prefix(0, slice_of(visitors[7], 1))
     assert second.n_slices == 1 and second.n_visitors == 1
     changed = {k for k, tag in tags.items() if s3.head_object(Bucket=lake.bucket, Key=k)["ETag"] != tag}
-    assert changed == {mine + "all.parquet", state_key(0, slice_of(visitors[7], 1), "sessions.parquet")}
+    assert changed == {
+        mine + "all.parquet",
+        state_key(0, slice_of(visitors[7], 1), "sessions.parquet"),
+        index_key(0),
+    }
     assert state_key(0, slice_of(visitors[7], 1), "sessions.parquet").startswith(
         "sessions/bucket=0000/slice="
     )

@@ -10,11 +10,20 @@ of sessions only:
                       ``duplicate_conflict``), sorted by visitor. The source of truth; written last.
 ``sessions.parquet``  the slice's sessions (SESSION_COLUMNS).
 
+``objects.parquet``   (in ``sessionized/bucket=NNNN/``) the object index: one row per (source_object, slice) whose
+                      slice holds rows of that object, so a run finds every slice an object it brings again has
+                      rows in. Written after the slices, so it always lists at least the slices that hold rows.
+
 A run reads its manifest, keeps the rows of its validated objects that fall in the bucket, and reads and rewrites
-only the slices those rows fall in, so its cost follows what arrived, not the bucket's whole history. An exact
-re-delivery (the same source_object/source_line/event_id) replaces the old row, so the same window twice changes
-nothing. The affected visitors are the ones the window brought rows for; their events are sessionized again whole
-by the same engine the CLI uses, everyone else's rows are carried over untouched. Copies of an event_id are ranked
+only the slices those rows fall in, plus the slices the index names for the run's objects, so its cost follows what
+arrived, not the bucket's whole history. **A source object is a unit**: when a window brings an object (by its
+manifest entry, even one left with no valid event), the object's rows in the state become exactly the rows it brings
+now. An exact re-delivery therefore changes nothing, and a re-validation that yields fewer rows (a stricter schema,
+an erasure, a row now quarantined) removes the rows it no longer has, also from slices where it now has none. The
+affected visitors are the ones the window brought rows for and the ones whose rows of those objects were removed
+(a visitor left with no row keeps no session); their events are sessionized again whole by the same engine the CLI
+uses, everyone else's rows are carried over untouched. A retried task also takes the visitors its earlier attempt
+listed, so a retry after a partial state write still names every visitor the warehouse must replace. Copies of an event_id are ranked
 within the visitor (a visitor's history decides its own duplicates, whatever the bucket or slice layout), so
 sessionization is a pure function of a visitor's events and after any sequence of runs the state equals one full
 recompute. The run's outputs, ``runs/<run_id>/bucket=NNNN/{events,sessions,visitors}.parquet``, hold the affected
@@ -25,6 +34,7 @@ visitors' kept events, all their sessions and their ids, so the warehouse replac
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +57,7 @@ from clickstream.sessionize.files import cast_expr
 STATE_SLICES = 16
 STATE_ALL = "all.parquet"
 STATE_SESSIONS = "sessions.parquet"
+STATE_INDEX = "objects.parquet"
 RUN_EVENTS = "events.parquet"
 RUN_SESSIONS = "sessions.parquet"
 RUN_VISITORS = "visitors.parquet"
@@ -93,6 +104,11 @@ def state_key(bucket: int, slice_no: int, name: str) -> str:
     if name == STATE_SESSIONS:
         return f"{sessions_bucket_prefix(bucket)}slice={slice_no:02d}/{name}"
     return slice_prefix(bucket, slice_no) + name
+
+
+def index_key(bucket: int) -> str:
+    """The bucket's object index: which slices hold rows of which source object."""
+    return bucket_prefix(bucket) + STATE_INDEX
 
 
 def slice_of(anonymous_id: str, n_buckets: int) -> int:
@@ -160,7 +176,7 @@ def sessionize_bucket(
     manifest = Manifest.model_validate_json(lake.get_bytes(manifest_key(request.run_id)))
     keys = sorted({o.validated_key for o in manifest.objects if o.validated_key})
     result = SessionizeResult(run_id=request.run_id, bucket=request.bucket)
-    if keys:
+    if manifest.objects:  # an object with no valid event left may still have rows in the state to remove
         rules = rules or SessionRules(timeout_minutes=timeout_minutes, max_session_hours=max_session_hours)
         result = _sessionize(request, manifest, keys, lake, rules, memory_limit, workdir)
     lake.put_bytes(
@@ -195,28 +211,43 @@ def _sessionize(
         )
         con = _cursor(memory_limit, Path(tempfile.gettempdir()) / "sessionize-spill")
         try:
-            scan = f"read_parquet([{', '.join(literal(p) for p in files)}], union_by_name = true)"
-            available = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+            if files:
+                scan = f"read_parquet([{', '.join(literal(p) for p in files)}], union_by_name = true)"
+                available = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+                con.execute(
+                    f"""
+                    CREATE TEMP TABLE new_rows AS
+                    SELECT {_projection(available, VALIDATED_COLUMNS)} FROM {scan}
+                    WHERE {bucket_sql("anonymous_id", n_buckets)} = {int(bucket)}
+                    """
+                )
+            else:
+                _typed_empty(con, "new_rows", VALIDATED_COLUMNS)
+            # The objects this window brings: each one's rows in the state become exactly its rows now.
             con.execute(
-                f"""
-                CREATE TEMP TABLE new_rows AS
-                SELECT {_projection(available, VALIDATED_COLUMNS)} FROM {scan}
-                WHERE {bucket_sql("anonymous_id", n_buckets)} = {int(bucket)}
-                """
+                "CREATE TEMP TABLE window_objects AS SELECT DISTINCT source_object FROM ("
+                " SELECT unnest($1::VARCHAR[]) AS source_object UNION ALL SELECT source_object FROM new_rows)",
+                [sorted({o.source_key for o in manifest.objects})],
             )
+            existing = set(lake.list_keys(bucket_prefix(bucket)))
+            _load_index(con, lake, existing, bucket, tmp / "index", transfers)
+            _earlier_attempt_visitors(con, lake, out_prefix, tmp / "earlier")
             touched = [
                 r[0]
                 for r in con.execute(
-                    f"SELECT DISTINCT {slice_sql('anonymous_id', n_buckets)} FROM new_rows ORDER BY 1"
+                    f"""
+                    SELECT {slice_sql("anonymous_id", n_buckets)} FROM new_rows
+                    UNION SELECT i.slice FROM state_index i SEMI JOIN window_objects w USING (source_object)
+                    UNION SELECT {slice_sql("anonymous_id", n_buckets)} FROM earlier
+                    ORDER BY 1
+                    """
                 ).fetchall()
             ]
             if not touched:
                 return result
 
-            # The touched slices' state; a slice never written before is empty.
-            existing = set(lake.list_keys(bucket_prefix(bucket))) | set(
-                lake.list_keys(sessions_bucket_prefix(bucket))
-            )
+            # The touched slices' state; a slice never written before (or emptied) is empty.
+            existing |= set(lake.list_keys(sessions_bucket_prefix(bucket)))
             wanted = [
                 (state_key(bucket, s, name), tmp / "state" / f"{s:02d}-{name}")
                 for s in touched
@@ -241,16 +272,24 @@ def _sessionize(
             else:
                 _typed_empty(con, "state_sessions", SESSION_COLUMNS)
 
-            # The affected visitors' rows, merged with the window: a re-delivered row replaces its old copy.
-            con.execute("CREATE TEMP TABLE affected AS SELECT DISTINCT anonymous_id FROM new_rows")
-            same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM n.{k}" for k in _REDELIVERY_KEY)
+            # Affected: the visitors the window brings rows for, those with rows of the window's objects in the
+            # state (a visitor who lost rows), and those an earlier attempt of this task named.
+            con.execute(
+                """
+                CREATE TEMP TABLE affected AS
+                SELECT anonymous_id FROM new_rows
+                UNION SELECT s.anonymous_id FROM state s SEMI JOIN window_objects w USING (source_object)
+                UNION SELECT anonymous_id FROM earlier
+                """
+            )
+            # Their rows: the state's, minus every row of the window's objects, plus the window's rows.
             con.execute(
                 f"""
                 CREATE TEMP TABLE combined AS
                 SELECT *, row_number() OVER () AS _cs_row FROM (
                     SELECT {_cols(_VALIDATED_NAMES, "s")}
                     FROM state s SEMI JOIN affected v ON s.anonymous_id = v.anonymous_id
-                    ANTI JOIN new_rows n ON {same}
+                    ANTI JOIN window_objects w ON s.source_object IS NOT DISTINCT FROM w.source_object
                     UNION ALL
                     SELECT * FROM (
                         SELECT DISTINCT ON ({", ".join(_REDELIVERY_KEY)}) {_cols(_VALIDATED_NAMES, "n")}
@@ -320,6 +359,7 @@ def _sessionize(
             )
             # One COPY per kind writes every touched slice (a folder per slice), each sorted by visitor.
             staged: list[tuple[Path, str]] = []
+            emptied: list[str] = []
             for name, table, order in (
                 (STATE_SESSIONS, "new_sessions", "anonymous_id, session_start"),
                 (STATE_ALL, "new_state", "anonymous_id, event_ts, event_id, source_object, source_line"),
@@ -333,8 +373,10 @@ def _sessionize(
                 )
                 for s in touched:
                     parts = sorted((folder / f"_slice={s}").glob("part*.parquet"))
-                    if not parts:  # every touched slice keeps at least the rows the window brought
-                        raise RuntimeError(f"sessionize wrote no {name} for slice {s}")
+                    if not parts:  # the slice lost its last row (its objects came again without them)
+                        if state_key(bucket, s, name) in existing:
+                            emptied.append(state_key(bucket, s, name))
+                        continue
                     path = folder / f"{s:02d}-{name}"
                     if len(parts) == 1:
                         parts[0].rename(path)
@@ -344,6 +386,19 @@ def _sessionize(
                             f" ORDER BY {order}) TO {literal(path)} {PARQUET}"
                         )
                     staged.append((path, state_key(bucket, s, name)))
+
+            # The index: untouched slices' entries as they were, the touched slices' from their new rows.
+            touched_list = ", ".join(str(int(t)) for t in touched)
+            con.execute(
+                f"""
+                COPY (
+                    SELECT source_object, slice FROM state_index WHERE slice NOT IN ({touched_list})
+                    UNION SELECT DISTINCT source_object, _slice::INTEGER FROM new_state
+                    WHERE source_object IS NOT NULL
+                    ORDER BY source_object, slice
+                ) TO {literal(tmp / STATE_INDEX)} {PARQUET}
+                """
+            )
 
             n_new, n_visitors, n_events, n_sessions, n_duplicates, n_conflicts = con.execute(
                 f"""
@@ -357,8 +412,8 @@ def _sessionize(
         finally:
             con.close()
 
-        # Outputs first, each slice's source of truth (all.parquet) after its sessions: a retry after a partial
-        # write recomputes the same.
+        # Outputs first, then the slices (an emptied slice's files removed), the index last: until it is written
+        # the old index still names every slice a retry must read, and the retry takes this attempt's visitors.
         list(
             transfers.map(
                 lambda name: _store(lake, out / name, out_prefix + name),
@@ -366,6 +421,8 @@ def _sessionize(
             )
         )
         list(transfers.map(lambda pk: _store(lake, *pk), staged))
+        list(transfers.map(lake.delete, emptied))
+        _store(lake, tmp / STATE_INDEX, index_key(bucket))
 
     return result.model_copy(
         update={
@@ -381,6 +438,61 @@ def _sessionize(
             "visitors_key": out_prefix + RUN_VISITORS,
         }
     )
+
+
+_SLICE_IN_KEY = re.compile(r"/slice=(\d+)/" + re.escape(STATE_ALL) + "$")
+
+
+def _load_index(
+    con: duckdb.DuckDBPyConnection,
+    lake: ObjectStore,
+    existing: set[str],
+    bucket: int,
+    folder: Path,
+    transfers: ThreadPoolExecutor,
+) -> None:
+    """Temp table ``state_index`` (source_object, slice) of the bucket. A state written before the index existed
+    has it built once from every slice's rows (written back by the run)."""
+    if index_key(bucket) in existing:
+        path = _fetch(lake, index_key(bucket), folder / STATE_INDEX)
+        con.execute(
+            "CREATE TEMP TABLE state_index AS SELECT source_object::VARCHAR AS source_object,"
+            f" slice::INTEGER AS slice FROM read_parquet({literal(path)})"
+        )
+        return
+    slices = {int(m.group(1)): key for key in existing if (m := _SLICE_IN_KEY.search(key)) is not None}
+    if not slices:
+        con.execute("CREATE TEMP TABLE state_index (source_object VARCHAR, slice INTEGER)")
+        return
+    paths = dict(
+        zip(
+            slices,
+            transfers.map(lambda sk: _fetch(lake, sk[1], folder / f"{sk[0]:02d}.parquet"), slices.items()),
+            strict=True,
+        )
+    )
+    parts = " UNION ".join(
+        f"SELECT DISTINCT source_object, {s} AS slice FROM read_parquet({literal(p)})"
+        for s, p in paths.items()
+    )
+    con.execute(
+        f"CREATE TEMP TABLE state_index AS SELECT source_object::VARCHAR AS source_object, slice::INTEGER AS slice"
+        f" FROM ({parts}) WHERE source_object IS NOT NULL"
+    )
+
+
+def _earlier_attempt_visitors(
+    con: duckdb.DuckDBPyConnection, lake: ObjectStore, out_prefix: str, folder: Path
+) -> None:
+    """Temp table ``earlier``: the visitors an earlier attempt of this task named (none on a first attempt)."""
+    key = out_prefix + RUN_VISITORS
+    if lake.exists(key):
+        path = _fetch(lake, key, folder / RUN_VISITORS)
+        con.execute(
+            f"CREATE TEMP TABLE earlier AS SELECT anonymous_id::VARCHAR AS anonymous_id FROM read_parquet({literal(path)})"
+        )
+    else:
+        con.execute("CREATE TEMP TABLE earlier (anonymous_id VARCHAR)")
 
 
 def duckdb_memory_limit(function_memory_mb: int | None) -> str | None:
