@@ -29,7 +29,7 @@ from clickstream.adapters.storage import ObjectStore
 from clickstream.core import clock
 from clickstream.core.keys import RAW_PREFIX
 from clickstream.pipeline.contracts import BackfillRange
-from clickstream.pipeline.plan import arrival_day, parse_instant
+from clickstream.pipeline.plan import ledger_arrival_day, parse_instant
 from clickstream.sessionize.step import run_result_key
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -81,11 +81,11 @@ def execution_name(days: BackfillRange, now: datetime) -> str:
 
 
 def raw_objects_of(days: BackfillRange, state: StateStore, raw: ObjectStore) -> list[str]:
-    """The raw objects that arrived on those days: the ledger's (by their validated object's partition, or their
-    own ``dt=`` partition when nothing validated) and any object under ``raw/dt=DAY/`` never validated at all."""
+    """The raw objects that arrived on those days: the ledger's (``plan.ledger_arrival_day``) and any object under
+    ``raw/dt=DAY/`` never validated at all."""
     keys: set[str] = set()
     for row in state.all_ledger():
-        day = arrival_day(row.get("validated_key")) or arrival_day(row.get("source_key"))
+        day = ledger_arrival_day(row)
         if day is not None and days.start <= day <= days.end:
             keys.add(row["source_key"])
     day = days.start

@@ -175,14 +175,24 @@ def arrival_day(validated_key: str | None) -> date | None:
     return date.fromisoformat(match.group(1)) if match else None
 
 
+def ledger_arrival_day(row: dict[str, Any]) -> date | None:
+    """The arrival day of a ledger row's object: its validated object's partition, else (an object with no valid
+    event) the arrival hour validation recorded, else the raw key's own ``dt=`` partition."""
+    day = arrival_day(row.get("validated_key"))
+    if day is None and row.get("arrival_hour"):
+        day = parse_instant(row["arrival_hour"]).date()
+    return day or arrival_day(row.get("source_key"))
+
+
 def build_backfill_manifest(
     run_id: str, state: StateStore, days: BackfillRange, watermark: datetime | None, *, n_buckets: int
 ) -> Manifest:
-    """Every ledger row whose validated object lies in the range's arrival days. The watermark is only recorded."""
+    """Every ledger row whose object arrived on the range's days, also one left with no valid event (its rows in
+    the bucket state, if a previous validation gave it some, must go). The watermark is only recorded."""
     rows = [
         row
         for row in state.all_ledger()
-        if (day := arrival_day(row.get("validated_key"))) is not None and days.start <= day <= days.end
+        if (day := ledger_arrival_day(row)) is not None and days.start <= day <= days.end
     ]
     mark = iso(watermark) if watermark is not None else None
     return Manifest(
