@@ -142,9 +142,7 @@ class Sessionizer:
     example a Parquet file's row number), so a Parquet input is scanned column by column instead of copied.
     """
 
-    VISITOR_BUCKET = (
-        "hash({})"  # window partitions: visitors grouped by a 64-bit hash (collisions are harmless)
-    )
+    VISITOR_HASH = "hash({})"  # a visitor's 64-bit window partition key (checked for collisions per run)
 
     def __init__(
         self,
@@ -220,21 +218,18 @@ class Sessionizer:
         )
 
     # -- 2-4. chains, splits, cap ----------------------------------------------------------------------------
-    def _break_flag(self, exact: bool) -> tuple[str, str]:
-        """(inner columns, new-session flag) of the first window pass.
+    def _break_flag(self) -> tuple[str, str]:
+        """(inner columns, new-segment flag) of the first window pass, whose partitions are single visitors.
 
         An event starts a new segment when it is the visitor's first, after a gap > timeout, and with the
         optional splits on another local day than the previous event, or carrying a campaign (utm source, medium,
         campaign) other than the visitor's latest campaign before it (events without one never split: a direct
         visit never overrides a campaign). A split needs a strictly later time than the previous event, so two
-        sessions never share a start (nor an id). Unless ``exact``, a window partition may hold several visitors
-        one after the other, so a change of visitor is a break too.
+        sessions never share a start (nor an id), and segment starts increase along a visitor's events.
         """
         rules = self.rules
         extra: list[str] = []
         flags = [f"_t - lag(_t) OVER w > {rules.timeout_us}"]
-        if not exact:
-            flags.insert(0, "anonymous_id <> lag(anonymous_id) OVER w")
         if rules.split_at_midnight:
             extra.append(f"timezone({literal(rules.split_at_midnight)}, s.event_ts)::DATE AS _day")
             flags.append("(_t > lag(_t) OVER w AND _day <> lag(_day) OVER w)")
@@ -249,6 +244,17 @@ class Sessionizer:
         flag = f"coalesce({' OR '.join(flags)}, true)"
         return columns, flag
 
+    def visitor_key(self, kept: str) -> str:
+        """The window partition key of a visitor, as SQL over ``s.anonymous_id``: its 64-bit hash when no two
+        visitors of ``kept`` (a relation with ``anonymous_id``) share one (an integer key sorts far faster than a
+        string; a collision is all but impossible, and checked), else the string itself."""
+        hashed = self.VISITOR_HASH.format("anonymous_id")
+        collisions = self.con.execute(
+            f"SELECT count(*) FROM (SELECT {hashed} AS _h FROM (SELECT DISTINCT anonymous_id FROM {kept})"
+            " GROUP BY _h HAVING count(*) > 1)"
+        ).fetchone()[0]
+        return "s.anonymous_id" if collisions else self.VISITOR_HASH.format("s.anonymous_id")
+
     def _ping_slot(self, alias: str) -> str:
         """The heartbeat slot of a page ping (null for other events): device time when present, else event_ts."""
         ping_time = (
@@ -262,62 +268,56 @@ class Sessionizer:
     def assign_sessions(self, visitors: str | None = None) -> None:
         """``<prefix>_assign`` for the kept rows (of the visitors in table ``visitors`` when given).
 
-        Two window passes over the narrow rows (row, visitor, time, event_id, page-view flag, ping slot). The
-        partitions are buckets of visitors (``VISITOR_BUCKET``, a 64-bit hash: an integer partition key sorts
-        faster than a string one) ordered by (visitor, event_ts, event_id), so a bucket holds its visitors one after
-        the other and a change of visitor starts a segment. The first pass numbers the events in that order
-        (``_ord``), flags segment starts (lag) and counts the page views so far (``_pvc``: constant offsets aside
-        within a visitor, so with the session start it names the page view a ping belongs to), all over one sort;
-        the second gives every event the time of the latest segment start at or before it (every visitor's first
-        event starts one, so nothing leaks between visitors of a bucket). A segment no longer than the cap is one
-        session; longer ones are cut greedily in Python (few, sequential by nature). With the campaign split the
-        partitions are the visitors themselves (its look-back spans the visitor's earlier events).
+        Two window passes over the narrow rows (row, visitor, time, event_id, page-view flag, ping slot),
+        partitioned by visitor (``visitor_key``) and ordered by (event_ts, event_id). The first numbers the
+        visitor's events in that order (``_ord``), flags segment starts (lag) and counts the page views so far
+        (``_pvc``: with the session it names the page view a ping belongs to), all over one sort; the second gives
+        every event the latest segment start at or before it (a running ``max``: starts increase along a visitor's
+        events) and that start's row (``_srid``, the session's integer key). A segment no longer than the cap is
+        one session; longer ones are cut greedily in Python (few, sequential by nature).
         """
         rules = self.rules
-        seq = f"{self.prefix}_seq"
         overcap = f"{self.prefix}_overcap"
         cuts = f"{self.prefix}_cuts"
         only = f"SEMI JOIN {visitors} v ON s.anonymous_id = v.anonymous_id" if visitors is not None else ""
-        # The campaign split looks back over the visitor's earlier events, so its partitions are the visitors.
-        exact = rules.split_on_campaign
-        bucket = "s.anonymous_id" if exact else self.VISITOR_BUCKET.format("s.anonymous_id")
-        order = "_t, event_id" if exact else "anonymous_id, _t, event_id"
-        columns, flag = self._break_flag(exact)
+        kept = f"(SELECT s.anonymous_id FROM {self.source} s {only})"
+        key = self.visitor_key(kept)
+        columns, flag = self._break_flag()
         self.con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE {seq} AS
-            SELECT _rid, anonymous_id, _t, _ord, _pvc, _slot,
-                   last_value(CASE WHEN _new THEN _t END IGNORE NULLS) OVER latest AS _seg,
-                   last_value(CASE WHEN _new THEN _rid END IGNORE NULLS) OVER latest AS _srid
+            CREATE OR REPLACE TEMP TABLE {self.assign} AS
+            SELECT _rid, anonymous_id, _t, _ord,
+                   max(CASE WHEN _new THEN _t END) OVER latest AS _start,
+                   last_value(CASE WHEN _new THEN _rid END IGNORE NULLS) OVER latest AS _srid,
+                   _pvc, _slot
             FROM (
-                SELECT _rid, _bucket, anonymous_id, _t, _slot, row_number() OVER w AS _ord, {flag} AS _new,
+                SELECT _rid, _key, anonymous_id, _t, _slot, row_number() OVER w AS _ord, {flag} AS _new,
                        sum(_pv) OVER (w ROWS UNBOUNDED PRECEDING) AS _pvc
                 FROM (
-                    SELECT {self._rid("s")} AS _rid, {bucket} AS _bucket, s.anonymous_id, s.event_id,
+                    SELECT {self._rid("s")} AS _rid, {key} AS _key, s.anonymous_id, s.event_id,
                            epoch_us(s.event_ts) AS _t, (s.event_type = 'page_view')::INTEGER AS _pv,
                            {self._ping_slot("s")} AS _slot{columns}
                     FROM {self.source} s ANTI JOIN {self.drops} d ON {self._rid("s")} = d._rid
                     {only}
                 )
-                WINDOW w AS (PARTITION BY _bucket ORDER BY {order})
+                WINDOW w AS (PARTITION BY _key ORDER BY _t, event_id)
             )
-            WINDOW latest AS (PARTITION BY _bucket ORDER BY _ord ROWS UNBOUNDED PRECEDING)
+            WINDOW latest AS (PARTITION BY _key ORDER BY _ord ROWS UNBOUNDED PRECEDING)
             """
         )
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {overcap} AS
-            SELECT anonymous_id, _seg FROM {seq} GROUP BY anonymous_id, _seg
-            HAVING max(_t) - _seg > {rules.max_length_us}
+            SELECT anonymous_id, _start AS _seg FROM {self.assign} GROUP BY anonymous_id, _start
+            HAVING max(_t) - _start > {rules.max_length_us}
             """
         )
         n_overcap = self.con.execute(f"SELECT count(*) FROM {overcap}").fetchone()[0]
         if n_overcap == 0:
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {self.assign} AS"
-                f" SELECT _rid, anonymous_id, _t, _ord, _seg AS _start, _srid, _pvc, _slot FROM {seq}"
-            )
             return
+        seq = f"{self.prefix}_seq"
+        self.con.execute(f"ALTER TABLE {self.assign} RENAME TO {seq}")
+        self.con.execute(f"ALTER TABLE {seq} RENAME COLUMN _start TO _seg")
         self._cut_overcap_segments(seq, overcap, cuts)
         self.con.execute(
             f"""
@@ -333,6 +333,7 @@ class Sessionizer:
             ASOF JOIN {cuts} c ON s.anonymous_id = c.anonymous_id AND s._t >= c._start
             """
         )
+        self.con.execute(f"DROP TABLE {seq}")
 
     def _cut_overcap_segments(self, seq: str, overcap: str, cuts: str) -> None:
         segments = self.con.execute(
