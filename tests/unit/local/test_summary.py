@@ -71,6 +71,27 @@ def test_ledger_totals_sum_rows_and_reasons_and_flag_rows_that_do_not_balance():
     assert totals.inconsistent_objects == ("raw/c",)
 
 
+def test_redrive_rows_count_their_events_once_and_leave_only_what_is_still_quarantined():
+    # Given a source object with 3 schema violations and 1 too-late event, and redrive objects of both reasons:
+    # 2 of the 3 violations validated now (1 quarantined again), the late event a duplicate of a validated one
+    q_key = "dt=2026-03-02/hr=10/obj"
+    rows = [
+        _row("raw/dt=2026-03-02/hr=10/obj", 20, 16, 0, schema_violation=3, too_late=1),
+        _row(f"raw/redrive/{q_key}.schema_violation.jsonl", 3, 2, 0, schema_violation=1),
+        _row(f"raw/redrive/{q_key}.too_late.jsonl", 1, 0, 1),
+    ]
+    # When they are summed
+    totals = LedgerTotals.from_rows(rows)
+    # Then events are received once, validated and duplicates count every row, and the quarantine holds only the
+    # violation quarantined again: received = validated + (quarantined - redriven) + duplicates
+    assert (totals.objects, totals.redrive_objects, totals.events_in) == (1, 2, 20)
+    assert (totals.validated, totals.duplicates) == (18, 1)
+    assert totals.redriven == {"schema_violation": 3, "too_late": 1} and totals.redriven_total == 4
+    assert totals.quarantined == {"schema_violation": 1}
+    assert totals.events_in == totals.validated + totals.quarantined_total + totals.duplicates
+    assert totals.inconsistent_objects == ()
+
+
 def test_summary_reconciles_when_every_sent_event_is_in_exactly_one_place():
     # Given 100 sent events: 5 quarantined and 2 duplicated inside objects, then 1 conflict and 4 duplicates
     # across objects found by the sessionizer, and the other 88 in the warehouse

@@ -8,6 +8,12 @@ them must end in exactly one place:
 where ``quarantined_events`` = the ledger's quarantined events + the sessionizer's cross-object
 ``duplicate_conflict`` rows, and ``duplicate_events`` = the ledger's in-object duplicates + the sessionizer's
 cross-object duplicates. Only ``generated_events`` comes from the generator (what the simulated shoppers did).
+
+A re-drive (``clickstream quarantine redrive``) validates quarantined events again as a redrive object with its own
+ledger row (``validate.quarantine``): its events were already received, and counted as quarantined, by their source
+object. So ``sent_events`` sums source objects only, ``validated_events`` and duplicates every row, and the
+quarantine counts what is *still* quarantined: every row's quarantined events minus the redriven ones (by the
+reason they were re-driven for). Received = validated + (quarantined - redriven) + duplicates, each event once.
 """
 
 from __future__ import annotations
@@ -21,26 +27,35 @@ DUPLICATE_CONFLICT = "duplicate_conflict"
 
 @dataclass(frozen=True)
 class LedgerTotals:
-    """Sums over the ledger rows (one row per raw object)."""
+    """Sums over the ledger rows (one row per raw object; redrive objects apart, each event counted once)."""
 
-    objects: int = 0
-    events_in: int = 0
-    validated: int = 0
-    duplicates: int = 0
-    quarantined: dict[str, int] = field(default_factory=dict)
+    objects: int = 0  # source objects (redrive objects not included)
+    events_in: int = 0  # events received: source objects' events_in
+    validated: int = 0  # every row's, redrive objects' included
+    duplicates: int = 0  # every row's in-object duplicates
+    quarantined: dict[str, int] = field(default_factory=dict)  # still quarantined, by reason
     inconsistent_objects: tuple[str, ...] = ()  # rows whose own counts do not add up
+    redrive_objects: int = 0
+    redriven: dict[str, int] = field(default_factory=dict)  # events re-driven, by the reason they were for
 
     @property
     def quarantined_total(self) -> int:
         return sum(self.quarantined.values())
 
+    @property
+    def redriven_total(self) -> int:
+        return sum(self.redriven.values())
+
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> LedgerTotals:
-        objects = events_in = validated = duplicates = 0
+        from clickstream.validate.quarantine import is_redrive, redrive_origin
+
+        objects = events_in = validated = duplicates = redrive_objects = 0
         quarantined: dict[str, int] = {}
+        redriven: dict[str, int] = {}
         inconsistent: list[str] = []
         for row in rows:
-            objects += 1
+            source_key = str(row.get("source_key", "?"))
             row_in = int(row.get("events_in") or 0)
             row_valid = int(row.get("validated") or 0)
             row_dups = int(row.get("duplicates") or 0)
@@ -49,13 +64,29 @@ class LedgerTotals:
             for reason, n in reasons.items():
                 quarantined[reason] = quarantined.get(reason, 0) + int(n)
                 row_quarantined += int(n)
-            events_in += row_in
+            if is_redrive(source_key):
+                # Its events were received, and quarantined, by their source object: no longer quarantined there.
+                origin = redrive_origin(source_key)
+                reason = origin[1] if origin is not None else "redriven"
+                redrive_objects += 1
+                redriven[reason] = redriven.get(reason, 0) + row_in
+                quarantined[reason] = quarantined.get(reason, 0) - row_in
+            else:
+                objects += 1
+                events_in += row_in
             validated += row_valid
             duplicates += row_dups
             if row_in != row_valid + row_quarantined + row_dups:
-                inconsistent.append(str(row.get("source_key", "?")))
+                inconsistent.append(source_key)
         return cls(
-            objects, events_in, validated, duplicates, dict(sorted(quarantined.items())), tuple(inconsistent)
+            objects,
+            events_in,
+            validated,
+            duplicates,
+            {r: n for r, n in sorted(quarantined.items()) if n},
+            tuple(inconsistent),
+            redrive_objects,
+            dict(sorted(redriven.items())),
         )
 
 
@@ -185,6 +216,8 @@ def build_summary(
         "rejected_requests": sum(rejected_by_status.values()),
         "rejected_by_status": {str(k): v for k, v in sorted(rejected_by_status.items())},
         "raw_objects": ledger.objects,
+        "redrive_objects": ledger.redrive_objects,
+        "redriven_events": ledger.redriven_total,
         "validated_events": ledger.validated,
         "quarantined_events": quarantined_events,
         "quarantine_by_reason": dict(sorted(quarantine_by_reason.items())),
