@@ -10,9 +10,9 @@ of sessions only:
                       ``duplicate_conflict``), sorted by visitor. The source of truth; written last.
 ``sessions.parquet``  the slice's sessions (SESSION_COLUMNS).
 
-``objects.parquet``   (in ``sessionized/bucket=NNNN/``) the object index: one row per (source_object, slice) whose
-                      slice holds rows of that object, so a run finds every slice an object it brings again has
-                      rows in. Written after the slices, so it always lists at least the slices that hold rows.
+``objects.parquet``   (in ``sessionized/bucket=NNNN/``) the object index: one row per source object with the bit mask
+                      of the slices holding its rows, so a run finds every slice an object it brings again has
+                      rows in. Written after the slices, so it always names at least the slices that hold rows.
 
 A run reads its manifest, keeps the rows of its validated objects that fall in the bucket, and reads and rewrites
 only the slices those rows fall in, plus the slices the index names for the run's objects, so its cost follows what
@@ -53,7 +53,8 @@ from clickstream.pipeline.plan import manifest_key
 from clickstream.sessionize.engine import DuckDBOptions, Sessionizer, SessionRules, connect, literal, quote
 from clickstream.sessionize.files import cast_expr
 
-# Slices per bucket. Part of the state's layout: changing it needs the state rebuilt (a full back-fill).
+# Slices per bucket. Part of the state's layout: changing it needs the state rebuilt (a full back-fill). At most 63:
+# the object index keeps each object's slices as bits of a BIGINT.
 STATE_SLICES = 16
 STATE_ALL = "all.parquet"
 STATE_SESSIONS = "sessions.parquet"
@@ -237,7 +238,9 @@ def _sessionize(
                 for r in con.execute(
                     f"""
                     SELECT {slice_sql("anonymous_id", n_buckets)} FROM new_rows
-                    UNION SELECT i.slice FROM state_index i SEMI JOIN window_objects w USING (source_object)
+                    UNION SELECT r.s FROM range({STATE_SLICES}) r(s), (
+                        SELECT bit_or(i.slices) AS m FROM state_index i SEMI JOIN window_objects w USING (source_object)
+                    ) WHERE (m >> r.s::INTEGER) & 1 = 1
                     UNION SELECT {slice_sql("anonymous_id", n_buckets)} FROM earlier
                     ORDER BY 1
                     """
@@ -387,15 +390,20 @@ def _sessionize(
                         )
                     staged.append((path, state_key(bucket, s, name)))
 
-            # The index: untouched slices' entries as they were, the touched slices' from their new rows.
-            touched_list = ", ".join(str(int(t)) for t in touched)
+            # The index: each object's slices as they were outside the touched ones, as the new rows are inside.
+            touched_mask = sum(1 << t for t in touched)
             con.execute(
                 f"""
                 COPY (
-                    SELECT source_object, slice FROM state_index WHERE slice NOT IN ({touched_list})
-                    UNION SELECT DISTINCT source_object, _slice::INTEGER FROM new_state
-                    WHERE source_object IS NOT NULL
-                    ORDER BY source_object, slice
+                    WITH fresh AS (
+                        SELECT source_object, bit_or(1::BIGINT << _slice::INTEGER) AS slices FROM new_state
+                        WHERE source_object IS NOT NULL GROUP BY source_object
+                    )
+                    SELECT source_object, slices FROM (
+                        SELECT source_object,
+                               (coalesce(o.slices, 0) & ~{touched_mask}::BIGINT) | coalesce(f.slices, 0) AS slices
+                        FROM state_index o FULL OUTER JOIN fresh f USING (source_object)
+                    ) WHERE slices <> 0 ORDER BY source_object
                 ) TO {literal(tmp / STATE_INDEX)} {PARQUET}
                 """
             )
@@ -451,18 +459,19 @@ def _load_index(
     folder: Path,
     transfers: ThreadPoolExecutor,
 ) -> None:
-    """Temp table ``state_index`` (source_object, slice) of the bucket. A state written before the index existed
-    has it built once from every slice's rows (written back by the run)."""
+    """Temp table ``state_index`` of the bucket: (source_object, slices), ``slices`` a bit mask of the slices
+    holding rows of the object (bit ``s`` = slice ``s``), so the index has one row per object. A state written
+    before the index existed has it built once from every slice's rows (written back by the run)."""
     if index_key(bucket) in existing:
         path = _fetch(lake, index_key(bucket), folder / STATE_INDEX)
         con.execute(
             "CREATE TEMP TABLE state_index AS SELECT source_object::VARCHAR AS source_object,"
-            f" slice::INTEGER AS slice FROM read_parquet({literal(path)})"
+            f" slices::BIGINT AS slices FROM read_parquet({literal(path)})"
         )
         return
     slices = {int(m.group(1)): key for key in existing if (m := _SLICE_IN_KEY.search(key)) is not None}
     if not slices:
-        con.execute("CREATE TEMP TABLE state_index (source_object VARCHAR, slice INTEGER)")
+        con.execute("CREATE TEMP TABLE state_index (source_object VARCHAR, slices BIGINT)")
         return
     paths = dict(
         zip(
@@ -476,8 +485,8 @@ def _load_index(
         for s, p in paths.items()
     )
     con.execute(
-        f"CREATE TEMP TABLE state_index AS SELECT source_object::VARCHAR AS source_object, slice::INTEGER AS slice"
-        f" FROM ({parts}) WHERE source_object IS NOT NULL"
+        "CREATE TEMP TABLE state_index AS SELECT source_object::VARCHAR AS source_object,"
+        f" bit_or(1::BIGINT << slice) AS slices FROM ({parts}) WHERE source_object IS NOT NULL GROUP BY source_object"
     )
 
 
