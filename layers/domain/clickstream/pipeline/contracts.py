@@ -12,6 +12,7 @@ Files a run writes in the lake bucket (``core.keys``):
   runs/<run_id>/items.json                         Plan (back-fill): the Distributed Map's items, one per bucket
   sessionized/bucket=NNNN/slice=SS/all.parquet     Sessionize: the bucket's current state (every row), in slices
   sessions/bucket=NNNN/slice=SS/sessions.parquet   Sessionize: the slice's sessions (the lake's sessions table)
+  sessionized/bucket=NNNN/objects.parquet          Sessionize: which slices hold rows of each source object
 """
 
 from __future__ import annotations
