@@ -39,7 +39,13 @@ from clickstream.validate.judge import (
     judge_payload,
 )
 from clickstream.validate.reader import decode_object, read_records
-from clickstream.validate.sql import CONTEXT, SUSPECT_TOKENS, TRAILING_COMMA_PATTERN, events_sql, records_sql
+from clickstream.validate.sql import (
+    CONTEXT,
+    SUSPECT_TOKENS,
+    TRAILING_COMMA_PATTERN,
+    events_sql,
+    records_sql,
+)
 from clickstream.validate.useragent import classify
 from clickstream.validate.web import (
     context_utm,

@@ -10,6 +10,8 @@ detail. The payload hash of a plain event is the same sha256 over the same canon
 
 from __future__ import annotations
 
+import re
+
 from clickstream.core.schema import RAW_RECORD_FIELDS
 from clickstream.validate.enrich import KNOWN_EVENT_FIELDS
 from clickstream.validate.models import (
@@ -55,6 +57,14 @@ def _list(values) -> str:
     return "[" + ", ".join(_lit(v) for v in sorted(values)) + "]"
 
 
+def _keys_pattern(fields) -> str:
+    """A regex literal for ``keys_ok``: the sorted keys joined by U+0001 match it when each is one of ``fields``
+    and none repeats (one parse-free string match instead of a distinct count and a subset test). U+0001 never
+    occurs in a plain event's keys: a raw control character is not JSON, and an escaped one (``\\u``) is never
+    plain."""
+    return _lit("".join(f"(?:{re.escape(name)}\\x01)?" for name in sorted(fields)))
+
+
 # Created once per DuckDB database (not per cursor): every cursor of the process sees them.
 MACROS = f"""
 CREATE OR REPLACE MACRO jt(x) AS json_type(x);
@@ -76,14 +86,16 @@ CREATE OR REPLACE MACRO is_num(x) AS coalesce(json_type(x) IN ('UBIGINT', 'BIGIN
 CREATE OR REPLACE MACRO ts_ok(x) AS coalesce(is_str(x)
     AND regexp_full_match(sval(x), {_lit(ISO_PATTERN)}) AND try_cast(sval(x) AS TIMESTAMPTZ) IS NOT NULL, false);
 CREATE OR REPLACE MACRO distinct_keys(k) AS (len(k) = len(list_distinct(k)));
+CREATE OR REPLACE MACRO keys_ok(k, pattern) AS (len(k) = 0
+    OR regexp_full_match(array_to_string(list_sort(k), chr(1)) || chr(1), pattern));
 CREATE OR REPLACE MACRO num_text(x) AS (CASE WHEN is_null(x) THEN 'null' ELSE try_cast(x AS DOUBLE)::VARCHAR END);
 CREATE OR REPLACE MACRO scalar_text(x) AS (CASE json_type(x) WHEN 'DOUBLE' THEN try_cast(x AS DOUBLE)::VARCHAR
     ELSE x::VARCHAR END);
 CREATE OR REPLACE MACRO part(keys, name, text) AS (CASE WHEN list_contains(keys, name)
     THEN '"' || name || '":' || text END);
-CREATE OR REPLACE MACRO utc_iso(ts) AS (strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S')
-    || CASE WHEN epoch_us(ts) % 1000000 <> 0 THEN '.' || lpad((epoch_us(ts) % 1000000)::VARCHAR, 6, '0') ELSE '' END
-    || '+00:00');
+CREATE OR REPLACE MACRO utc_iso(ts) AS (CASE WHEN epoch_us(ts) % 1000000 = 0
+    THEN strftime(make_timestamp(epoch_us(ts)), '%Y-%m-%dT%H:%M:%S+00:00')
+    ELSE strftime(make_timestamp(epoch_us(ts)), '%Y-%m-%dT%H:%M:%S.%f+00:00') END);
 CREATE OR REPLACE MACRO nonempty(x) AS (CASE WHEN is_str(x) AND x::VARCHAR <> '""' THEN sval(x) END);
 """
 
@@ -163,15 +175,12 @@ def events_sql(lookback_us: int, max_event_bytes: int) -> str:
 
     Each event, its page and each item are parsed once (``json_transform`` to JSON-typed fields, plus their keys
     for presence, unknown and duplicate fields); the checks and the canonical text work on those parts."""
-    known = _list(KNOWN_EVENT_FIELDS)
     items_required = _list(ITEMS_REQUIRED)
     money_required = _list(MONEY_REQUIRED)
     page_required = _list(PAGE_REQUIRED)
-    item_fields = _list(ITEM_FIELDS)
-    page_fields = _list(PAGE_FIELDS)
     item_ok = (
-        "lambda x: coalesce(is_obj(x.j) AND distinct_keys(x.k) "
-        f"AND list_has_all({item_fields}, x.k) AND id_ok(x.t.product_id) "
+        f"lambda x: coalesce(is_obj(x.j) AND keys_ok(x.k, {_keys_pattern(ITEM_FIELDS)}) "
+        "AND id_ok(x.t.product_id) "
         f"AND opt_str_le(x.t.name, {MAX_TEXT}) AND opt_str_le(x.t.category, {MAX_TEXT}) "
         f"AND opt_str_le(x.t.brand, {MAX_TEXT}) "
         "AND (is_null(x.t.price) OR (is_num(x.t.price) AND try_cast(x.t.price AS DOUBLE) >= 0)) "
@@ -198,41 +207,67 @@ CREATE TEMP TABLE ev AS
 WITH raw AS (
     SELECT idx, unnest(events) AS e, generate_subscripts(events, 1) - 1 AS position FROM rec
 ),
-f AS (
+f AS MATERIALIZED (
     SELECT idx, position, e, json_keys(e) AS keys, json_transform(e, {_lit(EVENT_SHAPE)}) AS ef,
            e::VARCHAR AS etext
     FROM raw
 ),
-g AS (
-    SELECT f.*,
-        CASE WHEN is_obj(ef.page) THEN json_keys(ef.page) END AS pkeys,
-        CASE WHEN is_obj(ef.page) THEN json_transform(ef.page, {_lit(PAGE_SHAPE)}) END AS pg,
-        CASE WHEN is_arr(ef.items) THEN list_transform(json_extract(ef.items, '$[*]'),
+-- A page, an items list or a properties object is parsed, checked and printed once per distinct text: events
+-- of one object repeat them (a page's views and pings, a cart's items, ping properties).
+page_d AS (
+    SELECT text, pkeys, pg,
+        coalesce(pkeys IS NOT NULL AND keys_ok(pkeys, {_keys_pattern(PAGE_FIELDS)})
+             AND str_le(pg.url, {MAX_URL}) AND regexp_full_match(sval(pg.url), {_lit(ASCII_URL_PATTERN)})
+             AND opt_str_le(pg.referrer, {MAX_URL}) AND opt_str_le(pg.title, {MAX_TEXT}), false) AS page_valid,
+        '{{' || concat_ws(',',
+             part(pkeys, 'referrer', coalesce((pg.referrer)::VARCHAR, 'null')),
+             part(pkeys, 'title', coalesce((pg.title)::VARCHAR, 'null')),
+             part(pkeys, 'url', coalesce((pg.url)::VARCHAR, 'null'))) || '}}' AS page_canon
+    FROM (SELECT text, json_keys(text) AS pkeys, json_transform(text, {_lit(PAGE_SHAPE)}) AS pg
+          FROM (SELECT DISTINCT (ef.page)::VARCHAR AS text FROM f WHERE is_obj(ef.page)))
+),
+items_d AS (
+    SELECT text, its,
+        coalesce(len(its) <= {MAX_ITEMS} AND list_bool_and(list_transform(its, {item_ok})) IS NOT false, false)
+            AS items_valid,
+        '[' || array_to_string(list_transform(its, {item_text}), ',') || ']' AS items_canon
+    FROM (SELECT text, list_transform(json_extract(text, '$[*]'),
              lambda it: {{'j': it, 'k': json_keys(it),
-                         't': CASE WHEN is_obj(it) THEN json_transform(it, {_lit(ITEM_SHAPE)}) END}})
-             END AS its,
-        CASE WHEN is_obj(ef.properties)
-             THEN list_sort(list_zip(json_keys(ef.properties), json_extract(ef.properties, '$.*'))) END AS pp
+                         't': CASE WHEN is_obj(it) THEN json_transform(it, {_lit(ITEM_SHAPE)}) END}}) AS its
+          FROM (SELECT DISTINCT (ef.items)::VARCHAR AS text FROM f WHERE is_arr(ef.items)))
+),
+props_d AS (
+    SELECT text,
+        coalesce(distinct_keys(list_transform(pp, lambda kv: kv[1]))
+             AND list_bool_and(list_transform(pp, {prop_ok})) IS NOT false, false) AS props_valid,
+        '{{' || array_to_string(list_transform(pp,
+             lambda kv: to_json(kv[1]) || ':' || scalar_text(kv[2])), ',') || '}}' AS props_canon
+    FROM (SELECT text, list_sort(list_zip(json_keys(text), json_extract(text, '$.*'))) AS pp
+          FROM (SELECT DISTINCT (ef.properties)::VARCHAR AS text FROM f WHERE is_obj(ef.properties)))
+),
+g AS (
+    SELECT f.*, page_d.pkeys, page_d.pg, page_d.page_valid, page_d.page_canon,
+        items_d.its, items_d.items_valid, items_d.items_canon,
+        props_d.props_valid, props_d.props_canon
     FROM f
+    LEFT JOIN page_d ON page_d.text = (f.ef.page)::VARCHAR
+    LEFT JOIN items_d ON items_d.text = (f.ef.items)::VARCHAR
+    LEFT JOIN props_d ON props_d.text = (f.ef.properties)::VARCHAR
 ),
 checked AS (
     SELECT g.*, rec.received_at, rec.sent_at, rctx.cp_url, rctx.cp_referrer, rctx.cp_title,
         rctx.cp_nonempty, rctx.ctx_session, rctx.utm_key,
         sval(ef.event_type) AS event_type,
         CASE WHEN ts_ok(ef.occurred_at) THEN try_cast(sval(ef.occurred_at) AS TIMESTAMPTZ) END AS occurred_at,
-        is_obj(e) AND distinct_keys(keys) AND list_has_all({known}, keys)
+        is_obj(e) AND keys_ok(keys, {_keys_pattern(KNOWN_EVENT_FIELDS)})
         AND strlen(etext) <= {plain_event_bytes(max_event_bytes)} AND NOT contains(etext, '\\u')
         AND str_le(ef.event_id, 36) AND regexp_full_match(sval(ef.event_id), {_lit(UUID_PATTERN)})
         AND str_le(ef.event_type, {MAX_ID})
         AND regexp_full_match(sval(ef.event_type), {_lit(EVENT_TYPE_PATTERN)})
         AND ts_ok(ef.occurred_at)
-        AND (is_null(ef.page) OR (pkeys IS NOT NULL AND distinct_keys(pkeys) AND list_has_all({page_fields}, pkeys)
-             AND str_le(pg.url, {MAX_URL}) AND regexp_full_match(sval(pg.url), {_lit(ASCII_URL_PATTERN)})
-             AND opt_str_le(pg.referrer, {MAX_URL}) AND opt_str_le(pg.title, {MAX_TEXT})))
-        AND (is_null(ef.properties) OR (pp IS NOT NULL AND distinct_keys(list_transform(pp, lambda kv: kv[1]))
-             AND list_bool_and(list_transform(pp, {prop_ok})) IS NOT false))
-        AND (is_null(ef.items) OR (its IS NOT NULL AND len(its) <= {MAX_ITEMS}
-             AND list_bool_and(list_transform(its, {item_ok})) IS NOT false))
+        AND (is_null(ef.page) OR coalesce(page_valid, false))
+        AND (is_null(ef.properties) OR coalesce(props_valid, false))
+        AND (is_null(ef.items) OR coalesce(items_valid, false))
         AND (is_null(ef.value) OR is_num(ef.value))
         AND (is_null(ef.currency) OR (is_str(ef.currency)
              AND regexp_full_match(sval(ef.currency), {_lit(CURRENCY_PATTERN)})))
@@ -252,11 +287,7 @@ timed AS (
             CASE WHEN is_null(cp_url) THEN NOT list_contains({page_required}, event_type)
                  ELSE is_str(cp_url) AND regexp_matches(lower(sval(cp_url)), '^https?://')
                       AND (NOT list_contains({page_required}, event_type) OR sval(cp_url) <> '') END
-        ) AS page_ok,
-        CASE WHEN its IS NOT NULL THEN '[' || array_to_string(list_transform(its, {item_text}), ',') || ']'
-             END AS items_canon,
-        CASE WHEN pp IS NOT NULL THEN '{{' || array_to_string(list_transform(pp,
-             lambda kv: to_json(kv[1]) || ':' || scalar_text(kv[2])), ',') || '}}' END AS props_canon
+        ) AS page_ok
     FROM checked
 )
 SELECT idx, position,
@@ -284,10 +315,7 @@ SELECT idx, position,
         part(keys, 'event_type', coalesce((ef.event_type)::VARCHAR, 'null')),
         part(keys, 'items', coalesce(items_canon, 'null')),
         part(keys, 'occurred_at', '"' || utc_iso(occurred_at) || '"'),
-        part(keys, 'page', CASE WHEN pg IS NULL THEN 'null' ELSE '{{' || concat_ws(',',
-             part(pkeys, 'referrer', coalesce((pg.referrer)::VARCHAR, 'null')),
-             part(pkeys, 'title', coalesce((pg.title)::VARCHAR, 'null')),
-             part(pkeys, 'url', coalesce((pg.url)::VARCHAR, 'null'))) || '}}' END),
+        part(keys, 'page', CASE WHEN pg IS NULL THEN 'null' ELSE page_canon END),
         part(keys, 'properties', coalesce(props_canon, 'null')),
         part(keys, 'transaction_id', coalesce((ef.transaction_id)::VARCHAR, 'null')),
         part(keys, 'value', num_text(ef.value))
