@@ -15,8 +15,9 @@ from tests.conftest import load_event
 from tests.unit.pipeline.conftest import T0
 
 
-def _ledger(state, key: str, at, *, validated: bool = True) -> None:
+def _ledger(state, key: str, at, *, validated: bool = True, had_valid: bool = False) -> None:
     row = {"source_key": key, "validated_at": at, "events_in": 2, "validated": 2 if validated else 0}
+    row["had_valid"] = validated or had_valid
     if validated:
         row["validated_key"] = f"validated/dt={at:%Y-%m-%d}/hr={at:%H}/{key.rsplit('/', 1)[-1]}.parquet"
     state.put_ledger(row)
@@ -108,6 +109,17 @@ def test_only_quarantined_objects_means_nothing_to_sessionize(aws, state):
     assert result.buckets == []
 
 
+def test_an_object_that_lost_all_its_valid_rows_is_still_sessionized(aws, state):
+    # Given only an object that an earlier validation gave valid rows and a re-validation none
+    _ledger(state, "raw/emptied", T0, validated=False, had_valid=True)
+    # When Plan runs
+    result = _plan(aws.settings, as_of=iso(T0 + timedelta(hours=1)))
+    # Then the run sessionizes every bucket, so the object's old rows leave the state
+    assert result.n_objects == 1
+    assert result.buckets == list(range(aws.settings.n_buckets))
+    assert read_manifest(_lake(aws), "run-1").objects[0].had_valid
+
+
 def test_as_of_not_after_the_watermark_plans_nothing_and_keeps_the_watermark(aws, state):
     # Given a watermark at T0 and an object validated before it
     state.set_watermark(T0, "run-0")
@@ -162,6 +174,7 @@ def test_manifest_is_written_under_the_run_prefix_with_each_object(aws, state):
             "source_key": "raw/dt=2026-03-02/hr=09/obj-1",
             "validated_key": "validated/dt=2026-03-02/hr=09/obj-1.parquet",
             "validated_at": "2026-03-02T09:00:01.000005Z",
+            "had_valid": True,
         }
     ]
     assert Manifest.model_validate(raw).n_buckets == aws.settings.n_buckets

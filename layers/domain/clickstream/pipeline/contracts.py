@@ -58,6 +58,12 @@ class ManifestObject(_Model):
     source_key: str
     validated_key: str | None = None  # None when the object had no valid event
     validated_at: str
+    had_valid: bool = False  # an earlier validation gave it valid rows (they must leave the state)
+
+    @property
+    def to_sessionize(self) -> bool:
+        """The run must sessionize this object: it has valid rows now, or had some that must go."""
+        return self.validated_key is not None or self.had_valid
 
 
 class Manifest(_Model):
@@ -74,7 +80,9 @@ class PlanResult(_Model):
     execution_id: str
     watermark_from: str | None
     watermark_to: str
-    n_objects: int
+    n_objects: (
+        int  # objects whose rows this run sessionizes (valid rows now, or rows that must leave the state)
+    )
     n_buckets: int
     manifest_key: str
     buckets: list[int]  # the inline Map's items (empty on the back-fill path)

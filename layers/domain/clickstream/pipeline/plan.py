@@ -110,7 +110,7 @@ def plan_run(
         )
         store.put_bytes(key, manifest_bytes(manifest), content_type="application/json")
 
-    n_objects = sum(1 for o in manifest.objects if o.validated_key)
+    n_objects = sum(1 for o in manifest.objects if o.to_sessionize)
     result = PlanResult(
         run_id=run_id,
         execution_id=payload.execution_id,
@@ -221,7 +221,7 @@ def _plan_backfill(
     store.put_bytes(manifest_key(run_id), manifest_bytes(manifest), content_type="application/json")
     items = [{"bucket": b} for b in range(manifest.n_buckets)]
     store.put_bytes(items_key(run_id), json.dumps(items).encode("utf-8"), content_type="application/json")
-    n_objects = sum(1 for o in manifest.objects if o.validated_key)
+    n_objects = sum(1 for o in manifest.objects if o.to_sessionize)
     logger.info(
         "planned back-fill",
         extra={"run_id": run_id, "from": str(days.start), "to": str(days.end), "n_objects": n_objects},
@@ -259,6 +259,7 @@ def _manifest_objects(rows: list[dict[str, Any]]) -> list[ManifestObject]:
             source_key=row["source_key"],
             validated_key=row.get("validated_key") or None,
             validated_at=iso(parse_instant(row["validated_at"])),
+            had_valid=bool(row.get("had_valid")),
         )
         by_key[obj.source_key] = obj  # a re-validated object appears once
     return sorted(by_key.values(), key=lambda o: (o.validated_at, o.source_key))

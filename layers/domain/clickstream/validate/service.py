@@ -45,6 +45,9 @@ class LedgerRow:
     arrival_hour: datetime | None = None
     etag: str | None = None
     size: int | None = None
+    # Sticky: some validation of this object gave it valid rows. A later one that gives none must still reach the
+    # sessionizer, so those rows leave the bucket state (``pipeline.plan`` counts such an object as one to take).
+    had_valid: bool = False
 
     def as_item(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,6 +149,8 @@ def _record_outcome(
         arrival_hour=arrival,
         etag=etag or hashlib.md5(data, usedforsecurity=False).hexdigest(),
         size=size if size is not None else len(data),
+        had_valid=bool(judgement.validated)
+        or bool(previous and (previous.get("had_valid") or previous.get("validated_key"))),
     )
     state.put_ledger(row.as_item())
     logger.info(
