@@ -367,13 +367,7 @@ SELECT
     CASE WHEN urls.has_utm THEN urls.u2 ELSE cutm.c2 END AS utm_campaign,
     CASE WHEN urls.has_utm THEN urls.u3 ELSE cutm.c3 END AS utm_term,
     CASE WHEN urls.has_utm THEN urls.u4 ELSE cutm.c4 END AS utm_content,
-    ev.first_item.t.product_id->>'$' AS product_id,
-    nonempty(ev.first_item.t.name) AS product_name,
-    nonempty(ev.first_item.t.category) AS category,
-    CASE WHEN NOT is_null(ev.first_item.t.price) THEN try_cast(ev.first_item.t.price AS DOUBLE) END AS price,
-    CASE WHEN ev.first_item IS NULL THEN NULL
-         WHEN list_contains(ev.first_item.k, 'quantity') THEN try_cast(ev.first_item.t.quantity AS INTEGER)
-         ELSE 1 END AS quantity,
+    ev.product_id, ev.product_name, ev.category, ev.price, ev.quantity,
     ev.value, ev.currency, ev.transaction_id,
     ev.items_text AS items,
     CASE WHEN ev.props_text <> '{}' THEN ev.props_text END AS properties,

@@ -45,6 +45,17 @@ ASCII_URL_PATTERN = r'^[hH][tT][tT][pP][sS]?://[!"$-.0->@-~]+([/?#][!-~]*)?$'
 # whole). Numbers out of a double's range are caught where they matter, value by value (``is_num``, ``prop_ok``).
 SUSPECT_TOKENS = (b"NaN", b"Infinity")
 TRAILING_COMMA_PATTERN = rb",[ \t\r]*[\]}]"
+# The payload's fields in the canonical text (sorted; event_id and client_session_id are not payload).
+CANONICAL_FIELDS = (
+    "currency",
+    "event_type",
+    "items",
+    "occurred_at",
+    "page",
+    "properties",
+    "transaction_id",
+    "value",
+)
 ITEM_FIELDS = ("brand", "category", "name", "price", "product_id", "quantity")
 PAGE_FIELDS = ("referrer", "title", "url")
 
@@ -93,6 +104,7 @@ CREATE OR REPLACE MACRO scalar_text(x) AS (CASE json_type(x) WHEN 'DOUBLE' THEN 
     ELSE x::VARCHAR END);
 CREATE OR REPLACE MACRO part(keys, name, text) AS (CASE WHEN list_contains(keys, name)
     THEN '"' || name || '":' || text END);
+CREATE OR REPLACE MACRO part_if(present, name, text) AS (CASE WHEN present THEN '"' || name || '":' || text END);
 CREATE OR REPLACE MACRO utc_iso(ts) AS (CASE WHEN epoch_us(ts) % 1000000 = 0
     THEN strftime(make_timestamp(epoch_us(ts)), '%Y-%m-%dT%H:%M:%S+00:00')
     ELSE strftime(make_timestamp(epoch_us(ts)), '%Y-%m-%dT%H:%M:%S.%f+00:00') END);
@@ -222,7 +234,9 @@ page_d AS (
         '{{' || concat_ws(',',
              part(pkeys, 'referrer', coalesce((pg.referrer)::VARCHAR, 'null')),
              part(pkeys, 'title', coalesce((pg.title)::VARCHAR, 'null')),
-             part(pkeys, 'url', coalesce((pg.url)::VARCHAR, 'null'))) || '}}' AS page_canon
+             part(pkeys, 'url', coalesce((pg.url)::VARCHAR, 'null'))) || '}}' AS page_canon,
+        sval(pg.url) AS page_url, nonempty(pg.referrer) AS page_referrer, nonempty(pg.title) AS page_title,
+        is_null(pg.referrer) AS no_referrer, is_null(pg.title) AS no_title
     FROM (SELECT text, json_keys(text) AS pkeys, json_transform(text, {_lit(PAGE_SHAPE)}) AS pg
           FROM (SELECT DISTINCT (ef.page)::VARCHAR AS text FROM f WHERE is_obj(ef.page)))
 ),
@@ -230,7 +244,14 @@ items_d AS (
     SELECT text, its,
         coalesce(len(its) <= {MAX_ITEMS} AND list_bool_and(list_transform(its, {item_ok})) IS NOT false, false)
             AS items_valid,
-        '[' || array_to_string(list_transform(its, {item_text}), ',') || ']' AS items_canon
+        '[' || array_to_string(list_transform(its, {item_text}), ',') || ']' AS items_canon,
+        len(its) AS n_items,
+        its[1].t.product_id->>'$' AS product_id, nonempty(its[1].t.name) AS product_name,
+        nonempty(its[1].t.category) AS category,
+        CASE WHEN NOT is_null(its[1].t.price) THEN try_cast(its[1].t.price AS DOUBLE) END AS price,
+        CASE WHEN len(its) = 0 THEN NULL
+             WHEN list_contains(its[1].k, 'quantity') THEN try_cast(its[1].t.quantity AS INTEGER)
+             ELSE 1 END AS quantity
     FROM (SELECT text, list_transform(json_extract(text, '$[*]'),
              lambda it: {{'j': it, 'k': json_keys(it),
                          't': CASE WHEN is_obj(it) THEN json_transform(it, {_lit(ITEM_SHAPE)}) END}}) AS its
@@ -245,11 +266,26 @@ props_d AS (
     FROM (SELECT text, list_sort(list_zip(json_keys(text), json_extract(text, '$.*'))) AS pp
           FROM (SELECT DISTINCT (ef.properties)::VARCHAR AS text FROM f WHERE is_obj(ef.properties)))
 ),
+keys_d AS (
+    SELECT keys, keys_ok(keys, {_keys_pattern(KNOWN_EVENT_FIELDS)}) AS keys_valid,
+        {", ".join(f"list_contains(keys, '{name}') AS has_{name}" for name in CANONICAL_FIELDS)}
+    FROM (SELECT DISTINCT keys FROM f)
+),
+type_d AS (
+    SELECT text, sval(text) AS event_type,
+        coalesce(str_le(text, {MAX_ID}) AND regexp_full_match(sval(text), {_lit(EVENT_TYPE_PATTERN)}), false)
+            AS type_valid,
+        list_contains({items_required}, sval(text)) AS needs_items,
+        list_contains({money_required}, sval(text)) AS needs_money,
+        list_contains({page_required}, sval(text)) AS needs_page
+    FROM (SELECT DISTINCT (ef.event_type)::VARCHAR AS text FROM f)
+),
 g AS (
-    SELECT f.*, page_d.pkeys, page_d.pg, page_d.page_valid, page_d.page_canon,
-        items_d.its, items_d.items_valid, items_d.items_canon,
-        props_d.props_valid, props_d.props_canon
+    SELECT f.*, keys_d.* EXCLUDE (keys), type_d.* EXCLUDE (text), page_d.* EXCLUDE (text),
+        items_d.* EXCLUDE (text), props_d.* EXCLUDE (text)
     FROM f
+    LEFT JOIN keys_d ON keys_d.keys = f.keys
+    LEFT JOIN type_d ON type_d.text = (f.ef.event_type)::VARCHAR
     LEFT JOIN page_d ON page_d.text = (f.ef.page)::VARCHAR
     LEFT JOIN items_d ON items_d.text = (f.ef.items)::VARCHAR
     LEFT JOIN props_d ON props_d.text = (f.ef.properties)::VARCHAR
@@ -257,13 +293,11 @@ g AS (
 checked AS (
     SELECT g.*, rec.received_at, rec.sent_at, rctx.cp_url, rctx.cp_referrer, rctx.cp_title,
         rctx.cp_nonempty, rctx.ctx_session, rctx.utm_key,
-        sval(ef.event_type) AS event_type,
         CASE WHEN ts_ok(ef.occurred_at) THEN try_cast(sval(ef.occurred_at) AS TIMESTAMPTZ) END AS occurred_at,
-        is_obj(e) AND keys_ok(keys, {_keys_pattern(KNOWN_EVENT_FIELDS)})
+        is_obj(e) AND coalesce(keys_valid, false)
         AND strlen(etext) <= {plain_event_bytes(max_event_bytes)} AND NOT contains(etext, '\\u')
         AND str_le(ef.event_id, 36) AND regexp_full_match(sval(ef.event_id), {_lit(UUID_PATTERN)})
-        AND str_le(ef.event_type, {MAX_ID})
-        AND regexp_full_match(sval(ef.event_type), {_lit(EVENT_TYPE_PATTERN)})
+        AND coalesce(type_valid, false)
         AND ts_ok(ef.occurred_at)
         AND (is_null(ef.page) OR coalesce(page_valid, false))
         AND (is_null(ef.properties) OR coalesce(props_valid, false))
@@ -273,8 +307,8 @@ checked AS (
              AND regexp_full_match(sval(ef.currency), {_lit(CURRENCY_PATTERN)})))
         AND opt_id_ok(ef.transaction_id) AND opt_id_ok(ef.client_session_id)
         AND (is_null(ef.value) OR NOT is_null(ef.currency))
-        AND (NOT list_contains({items_required}, sval(ef.event_type)) OR len(its) >= 1)
-        AND (NOT list_contains({money_required}, sval(ef.event_type))
+        AND (NOT needs_items OR n_items >= 1)
+        AND (NOT needs_money
              OR (NOT is_null(ef.value) AND NOT is_null(ef.currency) AND NOT is_null(ef.transaction_id)))
         AS schema_ok
     FROM g JOIN rec USING (idx) JOIN rctx USING (idx)
@@ -284,9 +318,9 @@ timed AS (
         epoch_us(sent_at) - epoch_us(occurred_at) AS offset_us,
         -- a page view needs a page; without its own page an event takes the context's, whose URL must be http(s)
         NOT is_null(ef.page) OR (
-            CASE WHEN is_null(cp_url) THEN NOT list_contains({page_required}, event_type)
+            CASE WHEN is_null(cp_url) THEN NOT needs_page
                  ELSE is_str(cp_url) AND regexp_matches(lower(sval(cp_url)), '^https?://')
-                      AND (NOT list_contains({page_required}, event_type) OR sval(cp_url) <> '') END
+                      AND (NOT needs_page OR sval(cp_url) <> '') END
         ) AS page_ok
     FROM checked
 )
@@ -298,27 +332,31 @@ SELECT idx, position,
     offset_us < 0 AS ts_clamped,
     nonempty(ef.client_session_id) AS event_session,
     CASE WHEN is_null(ef.page) THEN (CASE WHEN is_str(cp_url) THEN sval(cp_url) END)
-         ELSE sval(pg.url) END AS url,
+         ELSE page_url END AS url,
     CASE WHEN is_null(ef.page) THEN nonempty(cp_referrer)
-         WHEN is_null(pg.referrer) AND cp_nonempty THEN nonempty(cp_referrer)
-         ELSE nonempty(pg.referrer) END AS referrer,
+         WHEN no_referrer AND cp_nonempty THEN nonempty(cp_referrer)
+         ELSE page_referrer END AS referrer,
     CASE WHEN is_null(ef.page) THEN nonempty(cp_title)
-         WHEN is_null(pg.title) AND cp_nonempty THEN nonempty(cp_title)
-         ELSE nonempty(pg.title) END AS title,
-    CASE WHEN len(its) > 0 THEN its[1] END AS first_item,
-    CASE WHEN len(its) > 0 THEN items_canon END AS items_text,
+         WHEN no_title AND cp_nonempty THEN nonempty(cp_title)
+         ELSE page_title END AS title,
+    CASE WHEN n_items > 0 THEN product_id END AS product_id,
+    CASE WHEN n_items > 0 THEN product_name END AS product_name,
+    CASE WHEN n_items > 0 THEN category END AS category,
+    CASE WHEN n_items > 0 THEN price END AS price,
+    CASE WHEN n_items > 0 THEN quantity END AS quantity,
+    CASE WHEN n_items > 0 THEN items_canon END AS items_text,
     props_canon AS props_text,
     CASE WHEN is_num(ef.value) THEN try_cast(ef.value AS DOUBLE) END AS value,
     sval(ef.currency) AS currency, sval(ef.transaction_id) AS transaction_id,
     '{{' || concat_ws(',',
-        part(keys, 'currency', coalesce((ef.currency)::VARCHAR, 'null')),
-        part(keys, 'event_type', coalesce((ef.event_type)::VARCHAR, 'null')),
-        part(keys, 'items', coalesce(items_canon, 'null')),
-        part(keys, 'occurred_at', '"' || utc_iso(occurred_at) || '"'),
-        part(keys, 'page', CASE WHEN pg IS NULL THEN 'null' ELSE page_canon END),
-        part(keys, 'properties', coalesce(props_canon, 'null')),
-        part(keys, 'transaction_id', coalesce((ef.transaction_id)::VARCHAR, 'null')),
-        part(keys, 'value', num_text(ef.value))
+        part_if(has_currency, 'currency', coalesce((ef.currency)::VARCHAR, 'null')),
+        part_if(has_event_type, 'event_type', coalesce((ef.event_type)::VARCHAR, 'null')),
+        part_if(has_items, 'items', coalesce(items_canon, 'null')),
+        part_if(has_occurred_at, 'occurred_at', '"' || utc_iso(occurred_at) || '"'),
+        part_if(has_page, 'page', CASE WHEN pg IS NULL THEN 'null' ELSE page_canon END),
+        part_if(has_properties, 'properties', coalesce(props_canon, 'null')),
+        part_if(has_transaction_id, 'transaction_id', coalesce((ef.transaction_id)::VARCHAR, 'null')),
+        part_if(has_value, 'value', num_text(ef.value))
     ) || '}}' AS canonical,
     ctx_session, utm_key
 FROM timed
