@@ -280,7 +280,8 @@ class Engine:
         names = [n for n, _ in VALIDATED_COLUMNS]
         self._python_rows()
         con.execute(
-            "CREATE TEMP TABLE cand AS "
+            # a view: the window below reads its few narrow columns, the output all of them, once
+            "CREATE TEMP VIEW cand AS "
             f"SELECT {', '.join(names)}, position FROM plain_rows p LEFT JOIN channels c "
             "ON p.utm_source IS NOT DISTINCT FROM c.k0 AND p.utm_medium IS NOT DISTINCT FROM c.k1 "
             "AND p.utm_campaign IS NOT DISTINCT FROM c.k2 AND p.ref_host IS NOT DISTINCT FROM c.k3 "
@@ -344,8 +345,9 @@ class Engine:
     @property
     def out_sql(self) -> str:
         names = ", ".join(n for n, _ in VALIDATED_COLUMNS)
+        # the later copies of an event are few: leave them out (anti join on a small table), keep record order
         return (
-            f"SELECT {names} FROM cand SEMI JOIN (SELECT source_line, position FROM ranked WHERE rn = 1) w "
+            f"SELECT {names} FROM cand ANTI JOIN (SELECT source_line, position FROM ranked WHERE rn > 1) d "
             "USING (source_line, position) ORDER BY source_line, position"
         )
 
