@@ -40,7 +40,6 @@ from clickstream.validate.judge import (
 )
 from clickstream.validate.reader import decode_object, read_records
 from clickstream.validate.sql import (
-    CONTEXT,
     SUSPECT_TOKENS,
     TRAILING_COMMA_PATTERN,
     events_sql,
@@ -152,7 +151,6 @@ class Engine:
                 "UPDATE rec SET ordinal = rec.idx + s.shift FROM (SELECT r.idx, max(shifts.shift) AS shift "
                 "FROM rec r JOIN shifts ON shifts.idx < r.idx GROUP BY r.idx) s WHERE rec.idx = s.idx"
             )
-        con.execute(CONTEXT)
         # the judge's size limit read now, not at import, so the two paths always share it
         lookback_us = int(self.options.lookback.total_seconds() * 1_000_000)
         con.execute(events_sql(lookback_us, judge_module.MAX_EVENT_BYTES))
@@ -252,8 +250,7 @@ class Engine:
             {"title": "VARCHAR", "clean": "VARCHAR"},
         )
         keys = [
-            r[0]
-            for r in con.execute("SELECT DISTINCT utm_key FROM rctx WHERE utm_key IS NOT NULL").fetchall()
+            r[0] for r in con.execute("SELECT DISTINCT utm_key FROM rec WHERE utm_key IS NOT NULL").fetchall()
         ]
         ctx_utm = [context_utm(json.loads(k)) for k in keys]
         self._table(

@@ -122,15 +122,17 @@ def records_sql(path: str) -> str:
     """lines file -> rec: the records whose envelope is plain, with their events (a list of JSON texts).
 
     Records are numbered in file order (``idx``, 1-based): the engine runs DuckDB on one thread, so the scan order
-    is the file's. A line the caller keeps for Python is written as ``{}`` and is never plain."""
+    is the file's. A line the caller keeps for Python is written as ``{}`` and is never plain. Each record also
+    carries what its events take from its context (``CONTEXT_COLUMNS``), derived once per record."""
     return f"""
 CREATE TEMP TABLE rec AS
 WITH parsed AS (
     SELECT row_number() OVER () AS idx, *
     FROM read_json({_lit(path)}, format = 'newline_delimited', records = true, columns = {READ_COLUMNS},
                    maximum_object_size = 33554432)
-)
-SELECT idx, events, context,
+),
+kept AS MATERIALIZED (
+SELECT idx, events, context, context->'$.page' AS cp, json_keys(context) AS ckeys,
        sval(app_id) AS app_id, sval(anonymous_id) AS anonymous_id, nonempty(user_id) AS user_id,
        nonempty(user_agent) AS user_agent, sval(ip) AS ip,
        coalesce(internal::VARCHAR = 'true', false) AS internal,
@@ -144,6 +146,16 @@ WHERE events IS NOT NULL
   AND (is_null(internal) OR is_bool(internal))
   AND (is_null(context) OR is_obj(context))
   AND id_ok(app_id) AND id_ok(anonymous_id) AND ts_ok(received_at) AND ts_ok(sent_at)
+),
+ctx AS (
+    SELECT * EXCLUDE (cp, ckeys), {CONTEXT_COLUMNS} FROM kept
+)
+SELECT * EXCLUDE (cp_url, cp_referrer, cp_title),
+    is_null(cp_url) AS ctx_no_url,
+    CASE WHEN is_str(cp_url) THEN sval(cp_url) END AS ctx_url,
+    is_str(cp_url) AND regexp_matches(lower(sval(cp_url)), '^https?://') AS ctx_http,
+    nonempty(cp_referrer) AS ctx_referrer, nonempty(cp_title) AS ctx_title
+FROM ctx
 """
 
 
@@ -153,13 +165,9 @@ EVENT_SHAPE = (
 )
 
 
-# Per-record context: page (object or URL string, plus context.referrer), client session id, UTM key.
-CONTEXT = """
-CREATE TEMP TABLE rctx AS
-WITH c AS MATERIALIZED (
-    SELECT idx, context, context->'$.page' AS cp, json_keys(context) AS ckeys FROM rec
-)
-SELECT idx,
+# Per-record context: page (object or URL string, plus context.referrer), client session id, UTM key; over the
+# record's ``context``, its page ``cp`` and its keys ``ckeys``.
+CONTEXT_COLUMNS = """
     CASE jt(cp) WHEN 'OBJECT' THEN cp->'$.url' WHEN 'VARCHAR' THEN cp END AS cp_url,
     CASE WHEN jt(cp) = 'OBJECT' AND list_contains(json_keys(cp), 'referrer') THEN cp->'$.referrer'
          ELSE context->'$.referrer' END AS cp_referrer,
@@ -172,7 +180,6 @@ SELECT idx,
         'utm', context->'$.utm', 'campaign', context->'$.campaign', 'utm_source', context->'$.utm_source',
         'utm_medium', context->'$.utm_medium', 'utm_campaign', context->'$.utm_campaign',
         'utm_term', context->'$.utm_term', 'utm_content', context->'$.utm_content')::VARCHAR END AS utm_key
-FROM c
 """
 
 
@@ -291,8 +298,8 @@ g AS (
     LEFT JOIN props_d ON props_d.text = (f.ef.properties)::VARCHAR
 ),
 checked AS (
-    SELECT g.*, rec.received_at, rec.sent_at, rctx.cp_url, rctx.cp_referrer, rctx.cp_title,
-        rctx.cp_nonempty, rctx.ctx_session, rctx.utm_key,
+    SELECT g.*, rec.received_at, rec.sent_at, rec.ctx_no_url, rec.ctx_url, rec.ctx_http, rec.ctx_referrer,
+        rec.ctx_title, rec.cp_nonempty, rec.ctx_session, rec.utm_key,
         CASE WHEN ts_ok(ef.occurred_at) THEN try_cast(sval(ef.occurred_at) AS TIMESTAMPTZ) END AS occurred_at,
         is_obj(e) AND coalesce(keys_valid, false)
         AND strlen(etext) <= {plain_event_bytes(max_event_bytes)} AND NOT contains(etext, '\\u')
@@ -311,16 +318,15 @@ checked AS (
         AND (NOT needs_money
              OR (NOT is_null(ef.value) AND NOT is_null(ef.currency) AND NOT is_null(ef.transaction_id)))
         AS schema_ok
-    FROM g JOIN rec USING (idx) JOIN rctx USING (idx)
+    FROM g JOIN rec USING (idx)
 ),
 timed AS (
     SELECT *,
         epoch_us(sent_at) - epoch_us(occurred_at) AS offset_us,
         -- a page view needs a page; without its own page an event takes the context's, whose URL must be http(s)
         NOT is_null(ef.page) OR (
-            CASE WHEN is_null(cp_url) THEN NOT needs_page
-                 ELSE is_str(cp_url) AND regexp_matches(lower(sval(cp_url)), '^https?://')
-                      AND (NOT needs_page OR sval(cp_url) <> '') END
+            CASE WHEN ctx_no_url THEN NOT needs_page
+                 ELSE ctx_http AND (NOT needs_page OR ctx_url <> '') END
         ) AS page_ok
     FROM checked
 )
@@ -331,13 +337,12 @@ SELECT idx, position,
     CASE WHEN offset_us < 0 THEN received_at ELSE received_at - to_microseconds(offset_us) END AS event_ts,
     offset_us < 0 AS ts_clamped,
     nonempty(ef.client_session_id) AS event_session,
-    CASE WHEN is_null(ef.page) THEN (CASE WHEN is_str(cp_url) THEN sval(cp_url) END)
-         ELSE page_url END AS url,
-    CASE WHEN is_null(ef.page) THEN nonempty(cp_referrer)
-         WHEN no_referrer AND cp_nonempty THEN nonempty(cp_referrer)
+    CASE WHEN is_null(ef.page) THEN ctx_url ELSE page_url END AS url,
+    CASE WHEN is_null(ef.page) THEN ctx_referrer
+         WHEN no_referrer AND cp_nonempty THEN ctx_referrer
          ELSE page_referrer END AS referrer,
-    CASE WHEN is_null(ef.page) THEN nonempty(cp_title)
-         WHEN no_title AND cp_nonempty THEN nonempty(cp_title)
+    CASE WHEN is_null(ef.page) THEN ctx_title
+         WHEN no_title AND cp_nonempty THEN ctx_title
          ELSE page_title END AS title,
     CASE WHEN n_items > 0 THEN product_id END AS product_id,
     CASE WHEN n_items > 0 THEN product_name END AS product_name,
