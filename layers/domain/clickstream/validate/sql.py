@@ -227,8 +227,10 @@ WITH raw AS (
     SELECT idx, unnest(events) AS e, generate_subscripts(events, 1) - 1 AS position FROM rec
 ),
 f AS MATERIALIZED (
-    SELECT idx, position, e, json_keys(e) AS keys, json_transform(e, {_lit(EVENT_SHAPE)}) AS ef,
-           e::VARCHAR AS etext
+    -- the event's text itself is not kept: only what the checks need from it
+    SELECT idx, position, json_keys(e) AS keys, json_transform(e, {_lit(EVENT_SHAPE)}) AS ef,
+           is_obj(e) AND strlen(e::VARCHAR) <= {plain_event_bytes(max_event_bytes)}
+           AND NOT contains(e::VARCHAR, '\\u') AS text_ok
     FROM raw
 ),
 -- A page, an items list or a properties object is parsed, checked and printed once per distinct text: events
@@ -301,8 +303,7 @@ checked AS (
     SELECT g.*, rec.received_at, rec.sent_at, rec.ctx_no_url, rec.ctx_url, rec.ctx_http, rec.ctx_referrer,
         rec.ctx_title, rec.cp_nonempty, rec.ctx_session, rec.utm_key,
         CASE WHEN ts_ok(ef.occurred_at) THEN try_cast(sval(ef.occurred_at) AS TIMESTAMPTZ) END AS occurred_at,
-        is_obj(e) AND coalesce(keys_valid, false)
-        AND strlen(etext) <= {plain_event_bytes(max_event_bytes)} AND NOT contains(etext, '\\u')
+        text_ok AND coalesce(keys_valid, false)
         AND str_le(ef.event_id, 36) AND regexp_full_match(sval(ef.event_id), {_lit(UUID_PATTERN)})
         AND coalesce(type_valid, false)
         AND ts_ok(ef.occurred_at)
