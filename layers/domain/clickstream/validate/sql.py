@@ -131,7 +131,7 @@ WITH parsed AS (
     FROM read_json({_lit(path)}, format = 'newline_delimited', records = true, columns = {READ_COLUMNS},
                    maximum_object_size = 33554432)
 ),
-kept AS MATERIALIZED (
+kept AS (
 SELECT idx, events, context, context->'$.page' AS cp, json_keys(context) AS ckeys,
        sval(app_id) AS app_id, sval(anonymous_id) AS anonymous_id, nonempty(user_id) AS user_id,
        nonempty(user_agent) AS user_agent, sval(ip) AS ip,
