@@ -354,40 +354,45 @@ class Engine:
         self.con.close()
 
 
-# The plain events as rows (channel joined later): VALIDATED_COLUMNS plus the channel's inputs.
+# The plain events as rows (channel joined later): VALIDATED_COLUMNS plus the channel's inputs. What comes from
+# the record (user agent, address, context UTM) is joined once per record, the rest once per event.
 PLAIN_ROWS = """
 CREATE TEMP TABLE plain_rows AS
+WITH rec AS (
+    SELECT rec.idx, rec.app_id, rec.anonymous_id, rec.user_id, rec.user_agent, rec.ordinal,
+        coalesce(ua.device_type, 'other') AS device_type, coalesce(ua.browser, 'Other') AS browser,
+        coalesce(ua.os, 'Other') AS os, coalesce(ua.is_bot, false) AS is_bot,
+        rec.internal OR coalesce(ips.internal, false) AS is_internal, ips.prefix AS ip_prefix,
+        cutm.c0, cutm.c1, cutm.c2, cutm.c3, cutm.c4
+    FROM rec
+    LEFT JOIN ua ON ua.user_agent IS NOT DISTINCT FROM rec.user_agent
+    LEFT JOIN ips ON ips.ip = rec.ip
+    LEFT JOIN cutm ON cutm.utm_key = rec.utm_key
+)
 SELECT
     rec.app_id, ev.event_id, rec.anonymous_id, rec.user_id,
     coalesce(ev.event_session, ev.ctx_session) AS client_session_id,
     ev.event_type, ev.event_ts, ev.received_at, ev.occurred_at,
     urls.clean AS page_url, urls.path AS page_path,
     refs.clean AS page_referrer, coalesce(titles.clean, ev.title) AS page_title,
-    CASE WHEN urls.has_utm THEN urls.u0 ELSE cutm.c0 END AS utm_source,
-    CASE WHEN urls.has_utm THEN urls.u1 ELSE cutm.c1 END AS utm_medium,
-    CASE WHEN urls.has_utm THEN urls.u2 ELSE cutm.c2 END AS utm_campaign,
-    CASE WHEN urls.has_utm THEN urls.u3 ELSE cutm.c3 END AS utm_term,
-    CASE WHEN urls.has_utm THEN urls.u4 ELSE cutm.c4 END AS utm_content,
+    CASE WHEN urls.has_utm THEN urls.u0 ELSE rec.c0 END AS utm_source,
+    CASE WHEN urls.has_utm THEN urls.u1 ELSE rec.c1 END AS utm_medium,
+    CASE WHEN urls.has_utm THEN urls.u2 ELSE rec.c2 END AS utm_campaign,
+    CASE WHEN urls.has_utm THEN urls.u3 ELSE rec.c3 END AS utm_term,
+    CASE WHEN urls.has_utm THEN urls.u4 ELSE rec.c4 END AS utm_content,
     ev.product_id, ev.product_name, ev.category, ev.price, ev.quantity,
     ev.value, ev.currency, ev.transaction_id,
     ev.items_text AS items,
     CASE WHEN ev.props_text <> '{}' THEN ev.props_text END AS properties,
-    rec.user_agent,
-    coalesce(ua.device_type, 'other') AS device_type, coalesce(ua.browser, 'Other') AS browser,
-    coalesce(ua.os, 'Other') AS os, coalesce(ua.is_bot, false) AS is_bot,
-    rec.internal OR coalesce(ips.internal, false) AS is_internal,
-    ips.prefix AS ip_prefix,
+    rec.user_agent, rec.device_type, rec.browser, rec.os, rec.is_bot, rec.is_internal, rec.ip_prefix,
     ev.ts_clamped, sha256(ev.canonical) AS payload_hash,
     $source AS source_object, rec.ordinal::INTEGER AS source_line, ev.position::INTEGER AS position,
     refs.host AS ref_host, urls.host AS page_host
 FROM ev
 JOIN rec USING (idx)
-LEFT JOIN ua ON ua.user_agent IS NOT DISTINCT FROM rec.user_agent
-LEFT JOIN ips ON ips.ip = rec.ip
 LEFT JOIN urls ON urls.url = ev.url
 LEFT JOIN refs ON refs.referrer = ev.referrer
 LEFT JOIN titles ON titles.title = ev.title
-LEFT JOIN cutm ON cutm.utm_key = ev.utm_key
 WHERE ev.plain
 """
 
