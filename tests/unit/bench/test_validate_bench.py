@@ -1,0 +1,38 @@
+"""The validation benchmark's harness: every contender runs on a small input and writes what it claims."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from bench.validate import run
+
+
+def test_a_small_run_reports_every_contender_and_the_floors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a small generated input in two gzip objects
+    # When the benchmark runs every contender once
+    assert run.main(["--events", "3000", "--objects", "2", "--keep", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    # Then every contender and both floors are reported with a rate, and the engine's ratios are printed
+    for name in run.CONTENDERS:
+        assert f"{name}:" in out
+    assert "engine / peer:" in out and "floors (no validation" in out
+    # And the engine wrote validated Parquet for each object, the parse floor counted every event it read
+    n_events = int(out.split("input: ", 1)[1].split(" events", 1)[0])
+    engine_files = sorted((tmp_path / "engine").glob("*.parquet"))
+    assert len(engine_files) == 2
+    con = duckdb.connect()
+    validated = sum(
+        con.execute(f"SELECT count(*) FROM read_parquet('{f}')").fetchone()[0] for f in engine_files
+    )
+    assert 0 < validated <= n_events
+    assert int((tmp_path / "parse-only" / "events.txt").read_text()) == n_events
+    copied = sum(
+        con.execute(f"SELECT count(*) FROM read_parquet('{f}')").fetchone()[0]
+        for f in (tmp_path / "duckdb-copy").glob("*.parquet")
+    )
+    assert copied == n_events
