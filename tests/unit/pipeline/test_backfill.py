@@ -60,7 +60,7 @@ def test_committing_a_backfill_leaves_the_watermark(aws, state):
     plan = _backfill(aws.settings, "backfill-3", "2026-03-01", "2026-03-02")
     # When it is committed (twice)
     for _ in range(2):
-        result = commit_run(CommitInput(execution_id="x", plan=plan), aws.settings, state=state)
+        result = commit_run(CommitInput(execution_id=plan.execution_id, plan=plan), aws.settings, state=state)
     # Then the watermark stays, and the run is recorded as a back-fill that did not move it
     assert state.get_watermark() == T0 + timedelta(hours=5)
     assert result.watermark == iso(T0 + timedelta(hours=5))

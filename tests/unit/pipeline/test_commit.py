@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from clickstream.adapters.state import iso
+import pytest
+
+from clickstream.adapters.state import DynamoStateStore, iso
 from clickstream.pipeline.commit import commit_run, get_run
 from clickstream.pipeline.contracts import CommitInput, CommitResult, PlanResult
+from clickstream.pipeline.lease import LeaseLost, acquire_pipeline_lease
 from tests.conftest import load_event
 from tests.unit.pipeline.conftest import T0
 
 
-def _commit(settings, run_id: str, watermark_from, watermark_to, n_objects: int = 3) -> CommitResult:
-    plan = PlanResult(
+def _plan(run_id: str, watermark_from, watermark_to, n_objects: int = 3) -> PlanResult:
+    return PlanResult(
         run_id=run_id,
         execution_id=f"arn:aws:states:us-east-1:123456789012:execution:p:{run_id}",
         watermark_from=iso(watermark_from) if watermark_from else None,
@@ -22,6 +25,15 @@ def _commit(settings, run_id: str, watermark_from, watermark_to, n_objects: int 
         manifest_key=f"runs/{run_id}/manifest.json",
         buckets=[0, 1, 2, 3] if n_objects else [],
     )
+
+
+def _commit(settings, run_id: str, watermark_from, watermark_to, n_objects: int = 3) -> CommitResult:
+    """Commit a run whose execution holds the pipeline lease, as Plan left it (a second commit of a committed run
+    finds the lease given back, which it may)."""
+    plan = _plan(run_id, watermark_from, watermark_to, n_objects)
+    state = DynamoStateStore(settings.state_table)
+    if (state.get_item(f"run#{run_id}", "run") or {}).get("status") != "SUCCEEDED":
+        acquire_pipeline_lease(state, plan.execution_id, 120, manual=False)
     return commit_run(CommitInput(execution_id=plan.execution_id, plan=plan), settings)
 
 
@@ -34,7 +46,9 @@ def test_commit_moves_the_watermark_to_the_end_of_the_window(aws, state, sim_clo
     # Then the watermark is at T0 + 1h, set by that run
     assert state.get_watermark() == T0 + timedelta(hours=1)
     assert state.get_item("watermark", "pipeline")["run_id"] == "run-1"
-    assert result == CommitResult(run_id="run-1", watermark=iso(T0 + timedelta(hours=1)), n_objects=3)
+    assert result == CommitResult(
+        run_id="run-1", watermark=iso(T0 + timedelta(hours=1)), n_objects=3, lease_released=True
+    )
 
 
 def test_commit_records_the_run_with_its_window_counts_and_time(aws, state, sim_clock):
@@ -87,8 +101,10 @@ def test_committing_the_same_run_twice_has_the_effect_of_once(aws, state, sim_cl
     # When Commit is retried later
     sim_clock.advance(3600)
     second = _commit(aws.settings, "run-1", T0, T0 + timedelta(hours=1))
-    # Then the answer, the watermark and the run record are unchanged
-    assert second == first
+    # Then the answer (but for the lease, which the first commit gave back), the watermark and the record are
+    # unchanged
+    assert first.lease_released and not second.lease_released
+    assert second.model_copy(update={"lease_released": True}) == first
     assert state.get_watermark() == T0 + timedelta(hours=1)
     assert get_run("run-1", aws.settings) == record
 
@@ -105,6 +121,7 @@ def test_commit_handler_answers_the_commit_result(aws, state):
 
     event = load_event("commit.json")
     state.set_watermark(T0, "run-0")
+    acquire_pipeline_lease(state, event["execution_id"], 120, manual=False)  # as Plan left it
     handler = load_handler("commit")
     # When the handler runs
     answer = handler(
@@ -118,3 +135,32 @@ def test_commit_handler_answers_the_commit_result(aws, state):
     assert CommitResult.model_validate(answer).watermark == event["plan"]["watermark_to"]
     assert iso(state.get_watermark()) == event["plan"]["watermark_to"]
     assert get_run(event["plan"]["run_id"], aws.settings)["status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("holder", ["arn:aws:states:us-east-1:123456789012:execution:p:other", None])
+def test_an_execution_that_lost_the_lease_moves_nothing(aws, state, sim_clock, holder):
+    # Given a watermark at T0, and the pipeline lease held by another execution (or by nobody: it was given back)
+    state.set_watermark(T0, "run-0")
+    if holder:
+        acquire_pipeline_lease(state, holder, 120, manual=False)
+    plan = _plan("run-1", T0, T0 + timedelta(hours=1))
+    # When run-1's execution commits
+    with pytest.raises(LeaseLost) as refused:
+        commit_run(CommitInput(execution_id=plan.execution_id, plan=plan), aws.settings)
+    # Then it is refused by name, the watermark and the lease stay, and no run is recorded
+    assert plan.execution_id in str(refused.value)
+    assert state.get_watermark() == T0
+    assert (state.get_lease("pipeline") or {}).get("owner") == holder
+    assert get_run("run-1", aws.settings) is None
+
+
+def test_an_expired_lease_nobody_took_still_lets_its_execution_commit(aws, state, sim_clock):
+    # Given run-1's execution took the lease at T0 for 1 minute, and nobody took it since
+    sim_clock.set(T0)
+    plan = _plan("run-1", None, T0 + timedelta(hours=1))
+    acquire_pipeline_lease(state, plan.execution_id, 1, manual=False)
+    sim_clock.set(T0 + timedelta(hours=3))
+    # When the execution commits long after the lease expired
+    result = commit_run(CommitInput(execution_id=plan.execution_id, plan=plan), aws.settings)
+    # Then the watermark moves: no other execution can have run
+    assert result.watermark == iso(T0 + timedelta(hours=1))

@@ -6,7 +6,8 @@ The watermark never moves backwards: committing an older window (a replayed exec
 back-fill (which re-reads arrival days, not a window after the watermark) never moves it at all.
 Committing the same run twice has the same effect as once.
 
-Commit then gives the pipeline lease back (``pipeline.lease``), so the next execution may start; the state
+Commit first checks that its execution still holds the pipeline lease (fencing: an execution whose lease expired
+and was taken by another moves nothing), then gives the lease back (``pipeline.lease``), so the next execution may start; the state
 machine's failure path calls :func:`release_run` through the same function to give it back after a failure.
 """
 
@@ -25,7 +26,7 @@ from clickstream.pipeline.contracts import (
     ReleaseInput,
     ReleaseResult,
 )
-from clickstream.pipeline.lease import release_pipeline_lease
+from clickstream.pipeline.lease import hold_pipeline_lease, release_pipeline_lease
 from clickstream.pipeline.plan import parse_instant
 
 RUN_SK = "run"
@@ -41,6 +42,10 @@ def commit_run(payload: CommitInput, settings: Settings, *, state: StateStore | 
     """Advance the watermark to ``plan.watermark_to`` (forward only) and record the run as succeeded."""
     state = state if state is not None else _default_state(settings)
     plan = payload.plan
+    previous = state.get_item(run_pk(plan.run_id), RUN_SK)
+    committed = bool(previous and previous.get("status") == SUCCEEDED)
+    if not committed:  # a retry of a Commit that succeeded has given the lease back itself
+        hold_pipeline_lease(state, payload.execution_id)
     target = parse_instant(plan.watermark_to)
     current = state.get_watermark()
     moved = plan.kind != BACKFILL and (current is None or target > current)
@@ -48,11 +53,8 @@ def commit_run(payload: CommitInput, settings: Settings, *, state: StateStore | 
         state.set_watermark(target, plan.run_id)
     watermark = target if moved or current is None else current
 
-    previous = state.get_item(run_pk(plan.run_id), RUN_SK)
     committed_at = (
-        previous["committed_at"]
-        if previous and previous.get("status") == SUCCEEDED and previous.get("committed_at")
-        else iso(clock.now())
+        previous["committed_at"] if committed and previous.get("committed_at") else iso(clock.now())
     )
     record: dict[str, Any] = {
         "run_id": plan.run_id,

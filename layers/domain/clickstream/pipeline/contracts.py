@@ -96,6 +96,9 @@ class PlanResult(_Model):
 class SessionizeInput(_Model):
     run_id: str
     bucket: int
+    # The execution that runs the step (the state machine passes Plan's): when given, the step checks that it still
+    # holds the pipeline lease before it writes the bucket state (``pipeline.lease.hold_pipeline_lease``).
+    execution_id: str | None = None
 
 
 class SessionizeResult(_Model):

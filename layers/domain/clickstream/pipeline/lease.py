@@ -6,6 +6,11 @@ for its execution (owner = the execution id) before it reads or writes anything;
 watermark moved, and the state machine's failure path gives it back before it notifies. The lease expires after
 ``Settings.pipeline_lease_minutes``, the safety net for an execution that ended without either (aborted, timed out).
 
+Fencing: an execution whose lease expired may find that another took it. Before it writes the bucket state
+(Sessionize) or moves the watermark (Commit), a step of the execution checks that the execution still holds the lease
+(:func:`hold_pipeline_lease`) and fails with :class:`LeaseLost` otherwise, writing nothing. An expired lease nobody
+took is still held: no other execution can have run.
+
 An execution that finds the lease held by another:
 * a scheduled (incremental) run raises :class:`PipelineBusy`; the state machine ends it as ``Skipped`` — a
   success, no failure notice, the watermark untouched — and the next scheduled run takes the window;
@@ -40,6 +45,24 @@ class RunRefused(PipelineBusy):
     """A back-fill or full rebuild found the pipeline lease held by another execution: it fails, not waits."""
 
     code = "run_refused"
+
+
+class LeaseLost(DomainError):
+    """This execution no longer holds the pipeline lease (it expired and another took it, or it was given back):
+    the step writes nothing and the execution fails through the usual failure notice."""
+
+    code = "lease_lost"
+
+
+def hold_pipeline_lease(state: StateStore, owner: str) -> None:
+    """Raise :class:`LeaseLost` unless ``owner`` still holds the pipeline lease (expired or not)."""
+    held = state.get_lease(PIPELINE_LEASE) or {}
+    if held.get("owner") != owner:
+        raise LeaseLost(
+            f"execution {owner} no longer holds the pipeline lease"
+            + (f" (held by {held.get('owner')} until {held.get('until')})" if held else " (nobody holds it)")
+            + "; nothing was written: run the window again"
+        )
 
 
 def acquire_pipeline_lease(

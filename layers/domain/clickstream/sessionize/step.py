@@ -37,18 +37,21 @@ import hashlib
 import re
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from clickstream.adapters.state import StateStore
 from clickstream.adapters.storage import ObjectStore
 from clickstream.core.buckets import bucket_sql
 from clickstream.core.config import Settings
 from clickstream.core.keys import bucket_prefix, run_prefix, sessions_bucket_prefix
 from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS, VALIDATED_COLUMNS
 from clickstream.pipeline.contracts import Manifest, SessionizeInput, SessionizeResult
+from clickstream.pipeline.lease import hold_pipeline_lease
 from clickstream.pipeline.plan import manifest_key
 from clickstream.sessionize.engine import DuckDBOptions, Sessionizer, SessionRules, connect, literal, quote
 from clickstream.sessionize.files import cast_expr
@@ -172,14 +175,16 @@ def sessionize_bucket(
     rules: SessionRules | None = None,
     memory_limit: str | None = None,
     workdir: Path | None = None,
+    fence: Callable[[], None] | None = None,
 ) -> SessionizeResult:
-    """Sessionize the bucket's share of the run's window and update the touched slices of its state (idempotent)."""
+    """Sessionize the bucket's share of the run's window and update the touched slices of its state (idempotent).
+    ``fence`` is called just before the first write and raises to stop it (``pipeline.lease.hold_pipeline_lease``)."""
     manifest = Manifest.model_validate_json(lake.get_bytes(manifest_key(request.run_id)))
     keys = sorted({o.validated_key for o in manifest.objects if o.validated_key})
     result = SessionizeResult(run_id=request.run_id, bucket=request.bucket)
     if manifest.objects:  # an object with no valid event left may still have rows in the state to remove
         rules = rules or SessionRules(timeout_minutes=timeout_minutes, max_session_hours=max_session_hours)
-        result = _sessionize(request, manifest, keys, lake, rules, memory_limit, workdir)
+        result = _sessionize(request, manifest, keys, lake, rules, memory_limit, workdir, fence)
     lake.put_bytes(
         run_result_key(request.run_id, request.bucket),
         result.model_dump_json().encode("utf-8"),
@@ -196,6 +201,7 @@ def _sessionize(
     rules: SessionRules,
     memory_limit: str | None,
     workdir: Path | None,
+    fence: Callable[[], None] | None = None,
 ) -> SessionizeResult:
     bucket, n_buckets = request.bucket, manifest.n_buckets
     out_prefix = run_bucket_prefix(request.run_id, bucket)
@@ -422,6 +428,8 @@ def _sessionize(
 
         # Outputs first, then the slices (an emptied slice's files removed), the index last: until it is written
         # the old index still names every slice a retry must read, and the retry takes this attempt's visitors.
+        if fence is not None:
+            fence()  # the execution still holds the pipeline lease, or nothing is written
         list(
             transfers.map(
                 lambda name: _store(lake, out / name, out_prefix + name),
@@ -517,14 +525,31 @@ def run_sessionize(
     *,
     lake: ObjectStore | None = None,
     function_memory_mb: int | None = None,
+    state: StateStore | None = None,
 ) -> SessionizeResult:
-    """The step as the handler calls it: the lake bucket and the session rules from the settings."""
+    """The step as the handler calls it: the lake bucket and the session rules from the settings, and, when the
+    request names its execution, the pipeline lease checked before the state is written."""
     if lake is None:
         from clickstream.adapters.storage import S3ObjectStore
 
         lake = S3ObjectStore(settings.lake_bucket)
+    fence = None
+    if request.execution_id is not None:
+        if state is None:
+            from clickstream.adapters.state import DynamoStateStore
+
+            state = DynamoStateStore(settings.state_table)
+        held_by, lease_state = request.execution_id, state
+
+        def fence() -> None:
+            hold_pipeline_lease(lease_state, held_by)
+
     return sessionize_bucket(
-        request, lake, rules=session_rules(settings), memory_limit=duckdb_memory_limit(function_memory_mb)
+        request,
+        lake,
+        rules=session_rules(settings),
+        memory_limit=duckdb_memory_limit(function_memory_mb),
+        fence=fence,
     )
 
 
