@@ -24,9 +24,12 @@ demo: setup
 serve: setup
 	$(VENV)/bin/clickstream serve $(SERVE_ARGS)
 
+# Coverage is measured over the unit and integration tests; the end-to-end tests (whole simulated weeks through
+# moto) run after them without the line tracer, which slows their pure-Python paths about eightfold.
 test: setup
 	bash scripts/ensure-chromium.sh
-	$(PY) -m pytest --cov=clickstream --cov-report=term:skip-covered --cov-fail-under=80 $(PYTEST_ARGS)
+	$(PY) -m pytest --cov=clickstream --cov-report=term:skip-covered --cov-fail-under=80 --ignore=tests/e2e $(PYTEST_ARGS)
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 $(TOOLS)/sam/.stamp:
 	@test -x $(PY312_BIN)/python3.12 || { echo "need python3.12 (pyenv install 3.12) for the SAM tools"; exit 1; }
