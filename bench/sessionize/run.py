@@ -18,10 +18,10 @@ its own address space; ``ru_maxrss`` of a forked child would include the parent'
          session_id column (md5 per event). No session logic: its ratio to the floor bounds what "within 1.5x of
          the floor" can mean here.
 
-All three write Parquet with the same settings as the sessionizer's outputs (``files.PARQUET``: zstd level 1,
+All four write Parquet with the same settings as the sessionizer's outputs (``files.PARQUET``: zstd level 1,
 DuckDB's default row groups) and run with DuckDB's default threads and no progress bar. With ``--repeat N`` the
 contenders take turns N times and each one's fastest run is reported (the machine is shared: the minimum is the
-least disturbed measurement); ``--memory-limit 3GB`` gives all three the same DuckDB memory limit.
+least disturbed measurement); ``--memory-limit 3GB`` gives all four the same DuckDB memory limit.
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--memory-limit",
         default="",
-        help="DuckDB memory_limit for all three contenders, e.g. 3GB (spilling to the work directory)",
+        help="DuckDB memory_limit for all four contenders, e.g. 3GB (spilling to the work directory)",
     )
     args = parser.parse_args(argv)
     sizes = args.events or [1_000_000]

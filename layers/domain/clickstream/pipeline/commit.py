@@ -7,8 +7,9 @@ back-fill (which re-reads arrival days, not a window after the watermark) never 
 Committing the same run twice has the same effect as once.
 
 Commit first checks that its execution still holds the pipeline lease (fencing: an execution whose lease expired
-and was taken by another moves nothing), then gives the lease back (``pipeline.lease``), so the next execution may start; the state
-machine's failure path calls :func:`release_run` through the same function to give it back after a failure.
+and was taken by another moves nothing), then gives the lease back (``pipeline.lease``), so the next execution may
+start; the state machine's failure path calls :func:`release_run` through the same function to give it back after
+a failure.
 """
 
 from __future__ import annotations

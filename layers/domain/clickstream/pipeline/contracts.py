@@ -74,15 +74,19 @@ class Manifest(_Model):
     objects: list[ManifestObject]
     kind: str = INCREMENTAL  # incremental | full | backfill
 
+    @property
+    def n_to_sessionize(self) -> int:
+        """How many of its objects the run must sessionize (``ManifestObject.to_sessionize``)."""
+        return sum(1 for o in self.objects if o.to_sessionize)
+
 
 class PlanResult(_Model):
     run_id: str
     execution_id: str
     watermark_from: str | None
     watermark_to: str
-    n_objects: (
-        int  # objects whose rows this run sessionizes (valid rows now, or rows that must leave the state)
-    )
+    # The objects whose rows this run sessionizes (valid rows now, or rows that must leave the state).
+    n_objects: int
     n_buckets: int
     manifest_key: str
     buckets: list[int]  # the inline Map's items (empty on the back-fill path)
@@ -165,6 +169,5 @@ class ReleaseInput(_Model):
 
 class ReleaseResult(_Model):
     execution_id: str
-    released: (
-        bool  # False when this execution did not hold the lease (never took it, or already gave it back)
-    )
+    # False when this execution did not hold the lease (never took it, or already gave it back).
+    released: bool

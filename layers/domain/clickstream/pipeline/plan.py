@@ -110,7 +110,7 @@ def plan_run(
         )
         store.put_bytes(key, manifest_bytes(manifest), content_type="application/json")
 
-    n_objects = sum(1 for o in manifest.objects if o.to_sessionize)
+    n_objects = manifest.n_to_sessionize
     result = PlanResult(
         run_id=run_id,
         execution_id=payload.execution_id,
@@ -221,7 +221,7 @@ def _plan_backfill(
     store.put_bytes(manifest_key(run_id), manifest_bytes(manifest), content_type="application/json")
     items = [{"bucket": b} for b in range(manifest.n_buckets)]
     store.put_bytes(items_key(run_id), json.dumps(items).encode("utf-8"), content_type="application/json")
-    n_objects = sum(1 for o in manifest.objects if o.to_sessionize)
+    n_objects = manifest.n_to_sessionize
     logger.info(
         "planned back-fill",
         extra={"run_id": run_id, "from": str(days.start), "to": str(days.end), "n_objects": n_objects},

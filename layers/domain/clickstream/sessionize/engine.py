@@ -308,7 +308,7 @@ class Sessionizer:
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {overcap} AS
-            SELECT anonymous_id, _start AS _seg FROM {self.assign} GROUP BY anonymous_id, _start
+            SELECT anonymous_id, _start FROM {self.assign} GROUP BY anonymous_id, _start
             HAVING max(_t) - _start > {rules.max_length_us}
             """
         )
@@ -317,19 +317,18 @@ class Sessionizer:
             return
         seq = f"{self.prefix}_seq"
         self.con.execute(f"ALTER TABLE {self.assign} RENAME TO {seq}")
-        self.con.execute(f"ALTER TABLE {seq} RENAME COLUMN _start TO _seg")
         self._cut_overcap_segments(seq, overcap, cuts)
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {self.assign} AS
-            SELECT s._rid, s.anonymous_id, s._t, s._ord, s._seg AS _start, s._srid, s._pvc, s._slot
-            FROM {seq} s ANTI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._seg = o._seg
+            SELECT s._rid, s.anonymous_id, s._t, s._ord, s._start, s._srid, s._pvc, s._slot
+            FROM {seq} s ANTI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._start = o._start
             UNION ALL
             SELECT s._rid, s.anonymous_id, s._t, s._ord, c._start,
                    first_value(s._rid) OVER (PARTITION BY s.anonymous_id, c._start ORDER BY s._ord) AS _srid,
                    s._pvc, s._slot
             FROM (SELECT * FROM {seq} s
-                  SEMI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._seg = o._seg) s
+                  SEMI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._start = o._start) s
             ASOF JOIN {cuts} c ON s.anonymous_id = c.anonymous_id AND s._t >= c._start
             """
         )
@@ -339,8 +338,8 @@ class Sessionizer:
         segments = self.con.execute(
             f"""
             SELECT s.anonymous_id, list(s._t ORDER BY s._t) AS ts
-            FROM {seq} s SEMI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._seg = o._seg
-            GROUP BY s.anonymous_id, s._seg
+            FROM {seq} s SEMI JOIN {overcap} o ON s.anonymous_id = o.anonymous_id AND s._start = o._start
+            GROUP BY s.anonymous_id, s._start
             """
         ).fetchall()
         visitors: list[str] = []

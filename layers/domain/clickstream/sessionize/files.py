@@ -4,8 +4,8 @@ Input files are combined by column name (a column missing in one file is null th
 (``core.schema.VALIDATED_COLUMNS``) are cast to their declared types: timestamps become UTC ``TIMESTAMPTZ`` with
 microseconds (naive means UTC; nanoseconds are truncated), other columns pass through unchanged. The output
 directory holds ``events.parquet`` (every kept event, all its input columns, plus ``session_id``) and
-``sessions.parquet`` (``core.schema.SESSION_COLUMNS``), in no particular row order, and replaces any previous directory
-only once complete.
+``sessions.parquet`` (``core.schema.SESSION_COLUMNS``), in no particular row order, and replaces any previous
+directory only once complete.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ visitors' kept events, all their sessions and their ids, so the warehouse replac
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import tempfile
@@ -539,11 +540,7 @@ def run_sessionize(
             from clickstream.adapters.state import DynamoStateStore
 
             state = DynamoStateStore(settings.state_table)
-        held_by, lease_state = request.execution_id, state
-
-        def fence() -> None:
-            hold_pipeline_lease(lease_state, held_by)
-
+        fence = functools.partial(hold_pipeline_lease, state, request.execution_id)
     return sessionize_bucket(
         request,
         lake,
