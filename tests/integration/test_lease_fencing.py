@@ -4,11 +4,12 @@ no bucket state, moves no watermark, and fails through the failure notice."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from clickstream.adapters.state import iso
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.local import bridge
+from clickstream.pipeline.lease import PIPELINE_LEASE
 from tests.integration.test_state_machine import T0, _notifications, sfn  # noqa: F401  (the stack fixture)
 from tests.unit.sessionize.data import Stream, write_parquet
 
@@ -33,7 +34,8 @@ def test_a_run_whose_lease_was_taken_over_writes_no_state_and_fails(sfn, tmp_pat
     real_sessionize = bridge.load_handler("sessionize")
 
     def sessionize_after_a_takeover(event, context):
-        state.put_item("lease#pipeline", "lease", {"owner": OTHER, "until": iso(T0 + timedelta(days=1))})
+        later = datetime.now(UTC) + timedelta(days=1)  # past the expiry of the lease Plan took
+        assert state.acquire_lease(PIPELINE_LEASE, OTHER, later + timedelta(hours=2), now=later)
         return real_sessionize(event, context)
 
     arn = bridge.create_pipeline_state_machine(sfn["stack"], {"sessionize": sessionize_after_a_takeover})

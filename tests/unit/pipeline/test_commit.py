@@ -31,9 +31,8 @@ def _commit(settings, run_id: str, watermark_from, watermark_to, n_objects: int 
     """Commit a run whose execution holds the pipeline lease, as Plan left it (a second commit of a committed run
     finds the lease given back, which it may)."""
     plan = _plan(run_id, watermark_from, watermark_to, n_objects)
-    state = DynamoStateStore(settings.state_table)
-    if (state.get_item(f"run#{run_id}", "run") or {}).get("status") != "SUCCEEDED":
-        acquire_pipeline_lease(state, plan.execution_id, 120, manual=False)
+    if get_run(run_id, settings) is None:
+        acquire_pipeline_lease(DynamoStateStore(settings.state_table), plan.execution_id, 120, manual=False)
     return commit_run(CommitInput(execution_id=plan.execution_id, plan=plan), settings)
 
 

@@ -81,6 +81,17 @@ def _visitors_in_distinct_slices(n: int) -> list[str]:
     return list(chosen.values())
 
 
+def _sessionized_object_of_two_slices(lake: S3ObjectStore, tmp: Path) -> tuple[str, str, dict]:
+    """raw/a with one row of x and one of y (visitors of distinct slices), sessionized by run-1: (x, y, x's row)."""
+    x, y = _visitors_in_distinct_slices(2)
+    a = Stream("raw/a")
+    x_row = a.add(x, T0)
+    a.add(y, T0)
+    deliver(lake, tmp, "run-1", {"raw/a": a.rows})
+    run(lake, "run-1")
+    return x, y, x_row
+
+
 def test_an_object_delivered_again_with_fewer_rows_leaves_exactly_its_new_rows(lake, tmp_path: Path) -> None:
     # Given visitors X, Y, Z in three different slices: object raw/a has rows of all three (Z only in raw/a, and
     # Y only in raw/a), raw/b has more rows of X
@@ -159,12 +170,7 @@ def test_an_exact_redelivery_rewrites_nothing_but_the_touched_slices_and_changes
 
 def test_a_state_without_an_index_is_indexed_from_its_slices(lake, tmp_path: Path) -> None:
     # Given a state written before the bucket had an object index
-    x, y = _visitors_in_distinct_slices(2)
-    a = Stream("raw/a")
-    x_row = a.add(x, T0)
-    a.add(y, T0)
-    deliver(lake, tmp_path, "run-1", {"raw/a": a.rows})
-    run(lake, "run-1")
+    x, y, x_row = _sessionized_object_of_two_slices(lake, tmp_path)
     lake.delete(index_key(0))
     # When raw/a comes again without y's row
     deliver(lake, tmp_path, "run-2", {"raw/a": [x_row]})
@@ -179,12 +185,7 @@ def test_a_retry_after_a_partial_state_write_still_names_the_visitors_who_lost_r
     lake, tmp_path: Path
 ) -> None:
     # Given raw/a with rows of x and y (two slices), sessionized
-    x, y = _visitors_in_distinct_slices(2)
-    a = Stream("raw/a")
-    x_row = a.add(x, T0)
-    a.add(y, T0)
-    deliver(lake, tmp_path, "run-1", {"raw/a": a.rows})
-    run(lake, "run-1")
+    x, y, x_row = _sessionized_object_of_two_slices(lake, tmp_path)
     old_index = lake.get_bytes(index_key(0))
     # When a run bringing raw/a without y's row writes its slices but dies before the index, and is retried
     deliver(lake, tmp_path, "run-2", {"raw/a": [x_row]})
