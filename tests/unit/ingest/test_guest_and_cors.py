@@ -125,6 +125,8 @@ def test_every_answer_to_an_allowed_origin_carries_cors_headers(sink, event, sta
     assert answer.status == status
     assert answer.headers["Access-Control-Allow-Origin"] == [SHOP]
     assert answer.headers["Vary"] == ["Origin"]
+    # and allows credentials: trackers that fetch with credentials: 'include' are not refused by the browser
+    assert answer.headers["Access-Control-Allow-Credentials"] == ["true"]
 
 
 def test_a_foreign_origin_gets_no_cors_headers(sink):
@@ -136,9 +138,12 @@ def test_a_foreign_origin_gets_no_cors_headers(sink):
 def test_wildcard_configuration_answers_star_and_patterns_match_subdomains(sink):
     star = call(api_event(envelope(), headers={"Origin": SHOP}), sink, Settings(allowed_origins="*"))
     assert star.headers["Access-Control-Allow-Origin"] == ["*"]
+    # a browser never accepts * together with credentials: none are offered
+    assert "Access-Control-Allow-Credentials" not in star.headers
     pattern = Settings(allowed_origins="https://*.example.com")
     sub = call(api_event(envelope(), headers={"Origin": "https://m.example.com"}), sink, pattern)
     assert sub.headers["Access-Control-Allow-Origin"] == ["https://m.example.com"]
+    assert sub.headers["Access-Control-Allow-Credentials"] == ["true"]
     other = call(api_event(envelope(), headers={"Origin": "https://example.com.evil.net"}), sink, pattern)
     assert "Access-Control-Allow-Origin" not in other.headers
 

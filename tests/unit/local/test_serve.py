@@ -194,6 +194,8 @@ def test_preflight_from_an_allowed_origin_is_answered(served):
     # Then the origin is echoed with the methods, headers and max-age of the stack's API
     assert answer.status == 204
     assert answer.headers["access-control-allow-origin"] == ALLOWED
+    # with credentials allowed, as trackers that fetch with credentials: 'include' need
+    assert answer.headers["access-control-allow-credentials"] == "true"
     assert answer.headers["access-control-allow-methods"] == "OPTIONS,POST"
     allowed = {h.lower() for h in answer.headers["access-control-allow-headers"].split(",")}
     assert {"authorization", "content-type", "content-encoding"} <= allowed

@@ -4,7 +4,8 @@ Routes: the native contract and the Snowplow tracker protocol (tp2), each behind
 and, for signed-out visitors, as a guest sibling behind IAM authorization (SigV4 with Cognito identity pool
 credentials). Every answer is JSON. Errors are ``{"error": {"code", "message", "field"?}}``; client input can only
 ever produce a 4xx. The only 5xx is a 503 when the record sink fails after its retries, and then nothing is
-reported accepted. Every answer to an allowed ``Origin`` carries CORS headers (preflight is API Gateway's).
+reported accepted. Every answer to an allowed ``Origin`` carries CORS headers, with credentials allowed for an origin named or
+matched by a pattern (preflight is API Gateway's).
 """
 
 from __future__ import annotations
@@ -67,14 +68,26 @@ def origin_allowed(origin: str, allowed_origins: str) -> bool:
     return False
 
 
+def allows_every_origin(allowed_origins: str) -> bool:
+    """The configuration is ``*`` alone: any origin, and then never with credentials."""
+    return [p.strip() for p in allowed_origins.split(",") if p.strip()] == ["*"]
+
+
 def cors_headers(origin: str | None, allowed_origins: str) -> dict[str, str]:
-    """CORS headers for an answer to ``origin``: the origin echoed when allowed (``*`` when every origin is),
-    nothing for a request without ``Origin`` or from a foreign one (the browser then withholds the answer)."""
+    """CORS headers for an answer to ``origin``: the origin echoed when allowed, nothing for a request without
+    ``Origin`` or from a foreign one (the browser then withholds the answer).
+
+    An origin allowed by name or pattern also gets ``Access-Control-Allow-Credentials: true``: trackers as they
+    ship (the Snowplow browser tracker's ``fetch`` uses ``credentials: 'include'``) are refused by the browser
+    without it. Browsers never accept ``*`` together with credentials, so a ``*`` configuration answers ``*``
+    without them (a development setting: such trackers then need ``credentials: 'omit'``)."""
     if not origin or not origin_allowed(origin, allowed_origins):
         return {}
-    every = [p.strip() for p in allowed_origins.split(",") if p.strip()] == ["*"]
+    if allows_every_origin(allowed_origins):
+        return {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": CORS_EXPOSED_HEADERS}
     return {
-        "Access-Control-Allow-Origin": "*" if every else origin,
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
         "Access-Control-Expose-Headers": CORS_EXPOSED_HEADERS,
         "Vary": "Origin",
     }

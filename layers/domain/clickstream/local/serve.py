@@ -315,10 +315,16 @@ class LocalEndpoint:
 
         if not origin or not origin_allowed(origin, self.allowed_origins):
             return HttpAnswer.error(403, "forbidden", "origin not allowed")
+        from clickstream.ingest.api import allows_every_origin
+
+        credentials = (
+            {} if allows_every_origin(self.allowed_origins) else {"Access-Control-Allow-Credentials": "true"}
+        )
         return HttpAnswer(
             204,
             {
                 "Access-Control-Allow-Origin": origin,
+                **credentials,
                 "Access-Control-Allow-Methods": self.gateway.allow_methods,
                 "Access-Control-Allow-Headers": self.gateway.allow_headers,
                 "Access-Control-Max-Age": self.gateway.max_age,
