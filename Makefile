@@ -7,7 +7,7 @@ TOOLS := .tools
 PY312_BIN := $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12.*/bin) /usr/bin)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint build bench check-build clean tools serve
+.PHONY: setup demo test lint build bench check-build clean tools serve web
 
 $(VENV)/.stamp: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -18,16 +18,27 @@ $(VENV)/.stamp: pyproject.toml
 
 setup: $(VENV)/.stamp
 
+# The browser half (web/): the tracker and the store, one npm project (web/package-lock.json), built with esbuild
+# to web/tracker/dist/ and web/store/dist/. npm ci runs again only when the lock file changes.
+web/node_modules/.stamp: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "need node 20+ and npm on PATH for web/"; exit 1; }
+	npm ci --prefix web --no-audit --no-fund
+	touch $@
+
+web: web/node_modules/.stamp
+	npm run build --prefix web
+
 demo: setup
 	$(VENV)/bin/clickstream demo $(DEMO_ARGS)
 
-serve: setup
+serve: setup web
 	$(VENV)/bin/clickstream serve $(SERVE_ARGS)
 
 # Coverage is measured over the unit and integration tests; the end-to-end tests (whole simulated weeks through
 # moto) run after them without the line tracer, which slows their pure-Python paths about eightfold.
-test: setup
+test: setup web
 	bash scripts/ensure-chromium.sh
+	npm test --prefix web
 	$(PY) -m pytest --cov=clickstream --cov-report=term:skip-covered --cov-fail-under=80 --ignore=tests/e2e $(PYTEST_ARGS)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
@@ -70,4 +81,4 @@ bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf .aws-sam demo-output serve-output .pytest_cache .coverage
+	rm -rf .aws-sam demo-output serve-output .pytest_cache .coverage web/tracker/dist web/store/dist
