@@ -5,11 +5,11 @@ import { fileURLToPath } from "node:url";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
-export async function build() {
-  for (const minify of [false, true]) {
+export async function build({ outdir = join(HERE, "dist"), only } = {}) {
+  for (const minify of only == "min" ? [true] : [false, true]) {
     await esbuild({
       entryPoints: [join(HERE, "src/index.js")],
-      outfile: join(HERE, "dist", minify ? "clickstream.min.js" : "clickstream.js"),
+      outfile: join(outdir, minify ? "clickstream.min.js" : "clickstream.js"),
       bundle: true,
       format: "esm",
       target: "es2020",

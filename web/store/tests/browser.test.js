@@ -3,13 +3,14 @@
 // network to the collector is cut for part of the visit; one who declines consent. Skips without Chromium unless
 // CI=true (then it fails).
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { constants, gzipSync } from "node:zlib";
 
 import { startFakeServer } from "../../test-support/fake-server.mjs";
+import { build as buildTracker } from "../../tracker/build.mjs";
 import { build } from "../build.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
@@ -268,6 +269,41 @@ test("keyboard only: skip link, search, a product, add to cart", { skip }, async
     await page.keyboard.press("Enter");
     await page.getByText(/Added 1 to your cart/).waitFor();
     assert.equal(await page.getByTestId("cart-count").textContent(), "1");
+    assert.deepEqual(problems, []);
+  } finally {
+    await server.close();
+  }
+});
+
+test("the published tracker file on a plain page: window.clickstream, a page view, guest batches that verify", { skip }, async () => {
+  const site = join(tmp, "plain");
+  mkdirSync(site, { recursive: true });
+  await buildTracker({ outdir: site, only: "min" });
+  writeFileSync(
+    join(site, "index.html"),
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Plain page</title>
+<script type="module">
+  import "/clickstream.min.js";
+  const config = await (await fetch("/config.json")).json();
+  window.clickstream.init({ appId: "plain-site", region: config.region, identityPoolId: config.identityPoolId,
+    identityEndpoint: config.identityEndpoint, batchSize: 2 });
+  window.clickstream.track("newsletter_signup", { list: "weekly" });
+</script></head><body><p>Hello</p></body></html>`,
+  );
+  const server = await startFakeServer({ dist: site });
+  try {
+    const { page, problems } = await session(server);
+    await page.waitForFunction(() => window.clickstream && window.clickstream.stats().sent == 2);
+    const [batch] = server.state.received;
+    assert.equal(batch.route, "guest");
+    assert.equal(batch.envelope.app_id, "plain-site");
+    assert.deepEqual(
+      batch.envelope.events.map((e) => [e.event_type, e.page.title]),
+      [
+        ["page_view", "Plain page"],
+        ["custom:newsletter_signup", "Plain page"],
+      ],
+    );
     assert.deepEqual(problems, []);
   } finally {
     await server.close();

@@ -13,7 +13,6 @@ export class IdentityError extends Error {}
 
 // store: {get(k), set(k, v), del(k)}; keys: {id, creds}.
 export function guestCredentials(w, cfg, store, keys, now) {
-  let creds = null;
   const endpoint = cfg.identityEndpoint || `https://cognito-identity.${cfg.region}.amazonaws.com/`;
 
   async function call(op, body) {
@@ -34,12 +33,12 @@ export function guestCredentials(w, cfg, store, keys, now) {
     return doc;
   }
 
+  // Read from storage each time: reset() and a refused consent forget them there.
   return async function get(force) {
-    if (!creds) {
-      try {
-        creds = JSON.parse(store.get(keys.creds));
-      } catch {}
-    }
+    let creds = null;
+    try {
+      creds = JSON.parse(store.get(keys.creds));
+    } catch {}
     if (!force && creds && creds.x - now() > EARLY_MS) return creds;
     let id = store.get(keys.id);
     for (let i = 0; ; i++) {
@@ -50,7 +49,7 @@ export function guestCredentials(w, cfg, store, keys, now) {
       try {
         const c = (await call("GetCredentialsForIdentity", { IdentityId: id })).Credentials;
         const x = c.Expiration;
-        creds = {
+        const creds = {
           k: c.AccessKeyId,
           s: c.SecretKey,
           t: c.SessionToken,

@@ -367,6 +367,28 @@ test("guest credentials are renewed before they expire, and a pool that forgot t
   );
 });
 
+test("after reset() a signed-out visitor is a new guest identity too", async () => {
+  const clock = new FakeClock();
+  const api = guestApi(clock);
+  const w = fakeWindow({ clock, handle: api.handle });
+  const t = tracker(w, guestConfig);
+  t.track("view_cart");
+  await until(() => t.stats().sent == 1);
+  await t.reset();
+  t.track("view_cart");
+  await until(() => t.stats().sent == 2);
+  const posts = api.log.filter(([what]) => what.startsWith("POST"));
+  assert.deepEqual(
+    posts.map(([, check]) => check.accessKeyId),
+    ["ASIA1", "ASIA2"],
+  );
+  assert.deepEqual(
+    api.log.filter(([what]) => what.endsWith("GetId")).length,
+    2,
+  );
+  assert.equal(w.localStorage.getItem("_cs_iid"), "us-east-1:id-2");
+});
+
 test("a 403 on the guest route gets one more try with new credentials", async () => {
   const clock = new FakeClock();
   let n = 0;
