@@ -275,6 +275,50 @@ test("keyboard only: skip link, search, a product, add to cart", { skip }, async
   }
 });
 
+// WCAG 2 contrast of each visible text element against the first opaque background behind it.
+function lowContrast() {
+  const rgb = (c) => c.match(/[\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0.9) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const el of document.querySelectorAll("a, button, input, select, label, p, h1, h2, dt, dd, span, li")) {
+    const text = el.tagName == "INPUT" || el.tagName == "SELECT" ? "x" : [...el.childNodes].filter((n) => n.nodeType == 3).map((n) => n.textContent).join("").trim();
+    const box = el.getBoundingClientRect();
+    if (!text || !box.width || el.closest(".visually-hidden")) continue;
+    const [a, b] = [lum(rgb(getComputedStyle(el).color).slice(0, 3)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) out.push(`${el.tagName}.${el.className} "${text.slice(0, 30)}": ${ratio.toFixed(2)}`);
+  }
+  return out;
+}
+
+test("text contrast is at least 4.5:1 on the pages and the consent banner, wide and narrow", { skip }, async () => {
+  const server = await startFakeServer({ dist, requireConsent: true });
+  try {
+    for (const mobile of [false, true]) {
+      const { page, context } = await session(server, { mobile });
+      for (const path of ["/", "/p/MOU-0001/x", "/cart", "/account"]) {
+        await page.goto(server.origin + path);
+        await page.locator("main h1").waitFor();
+        await page.getByTestId("search-input").fill("typed text");
+        assert.deepEqual(await page.evaluate(lowContrast), [], `${path} (${mobile ? "phone" : "desktop"})`);
+      }
+      await context.close();
+    }
+  } finally {
+    await server.close();
+  }
+});
+
 test("the published tracker file on a plain page: window.clickstream, a page view, guest batches that verify", { skip }, async () => {
   const site = join(tmp, "plain");
   mkdirSync(site, { recursive: true });
