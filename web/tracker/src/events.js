@@ -30,9 +30,13 @@ const VALUED = ["view_item", "add_to_cart", "remove_from_cart", "view_cart", "be
 
 export const money = (x) => Math.round(x * 100) / 100;
 
+// A GA4 name as is; anything else as custom:<name> with the characters the pipeline accepts there
+// ([A-Za-z0-9_] first, then also . : / -; at most 120), others replaced by "_".
 export function eventType(type) {
   type = String(type);
-  return NAMES.includes(type) || type.startsWith("custom:") ? type : "custom:" + type;
+  if (NAMES.includes(type)) return type;
+  const name = type.replace(/^custom:/, "").replace(/[^\w.:/-]/g, "_").slice(0, 120);
+  return "custom:" + (/^\w/.test(name) ? name : ("_" + name).slice(0, 120));
 }
 
 // An item in the contract's names; GA4's own names (item_id, item_name, item_category, item_brand) are accepted.

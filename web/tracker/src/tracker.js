@@ -416,10 +416,13 @@ export function createTracker(w = globalThis) {
       if (!cfg || state == "denied") return null;
       type = eventType(type);
       const e = { event_id: uuid(), event_type: type, occurred_at: iso(), page: page() };
-      Object.assign(e, fields(type, params, cfg.currency));
-      const n = bytes(JSON.stringify(e));
+      let n = Infinity;
+      try {
+        Object.assign(e, fields(type, params, cfg.currency));
+        n = bytes(JSON.stringify(e));
+      } catch {} // parameters JSON cannot hold (a cycle, a BigInt): the event is dropped, the page goes on
       if (n > MAX_BYTES - 4096) {
-        stats.dropped++; // can never fit a request
+        stats.dropped++; // or it can never fit a request
         return null;
       }
       enqueue({ a: anonymousId(), n, e });

@@ -216,6 +216,19 @@ test("identify(): a login event, and the queue goes at once with the signed-in t
   );
 });
 
+test("parameters JSON cannot hold, or an event too big for any request: dropped and counted, never thrown", () => {
+  const w = fakeWindow();
+  const t = tracker(w, { batchSize: 1000 });
+  const cycle = {};
+  cycle.self = cycle;
+  assert.equal(t.track("custom:x", { cycle }), null);
+  assert.equal(t.track("custom:x", { n: 10n }), null);
+  assert.equal(t.track("custom:x", { blob: "b".repeat(1048576) }), null);
+  assert.equal(t.stats().dropped, 3);
+  assert.equal(t.stats().queued, 0);
+  assert.match(t.track("custom:x", { ok: true }), /^[0-9a-f-]{36}$/);
+});
+
 test("before init nothing is recorded and nothing throws", async () => {
   const t = createTracker(fakeWindow());
   assert.equal(t.track("view_cart"), null);
