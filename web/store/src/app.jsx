@@ -546,7 +546,8 @@ export function App({ config, auth }) {
   // within a second and a half: a batch still in flight when a page unloads is sent again by the next page.
   const flushed = () => Promise.race([clickstream.flush(), new Promise((r) => setTimeout(r, 1500))]);
   const signIn = async () => {
-    const url = await auth.signInUrl(location.pathname + location.search);
+    const here = route.name == "callback" ? "/" : location.pathname + location.search;
+    const url = await auth.signInUrl(here);
     await flushed();
     location.assign(url);
   };
