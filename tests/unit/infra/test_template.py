@@ -385,7 +385,26 @@ def test_failure_email_subscription_is_optional(template, resources):
     sub = resources["PipelineFailureEmail"]
     assert sub["Condition"] == "HasAlarmEmail"
     assert template["Parameters"]["AlarmEmail"]["Default"] == ""
-    assert _props(resources, "PipelineFailureTopic")["KmsMasterKeyId"] == "alias/aws/sns"
+    # encrypted with the stack's own key, which CloudWatch alarms may use (not with alias/aws/sns, which they may not)
+    assert _props(resources, "PipelineFailureTopic")["KmsMasterKeyId"] == {"Ref": "NotificationKey"}
+    key_policy = _props(resources, "NotificationKey")["KeyPolicy"]["Statement"]
+    alarms = next(s for s in key_policy if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"})
+    assert set(alarms["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    topic_policy = _props(resources, "PipelineFailureTopicPolicy")["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        for s in topic_policy
+    )
+    # and the state machine, which publishes the failure notice, may use the key
+    policies = _props(resources, "PipelineStateMachine")["Policies"]
+    kms = [
+        s
+        for p in policies
+        if "Statement" in p
+        for s in p["Statement"]
+        if "kms:GenerateDataKey*" in s["Action"]
+    ]
+    assert [s["Resource"] for s in kms] == [GetAtt("NotificationKey", "Arn")]
 
 
 # ---------------------------------------------------------------------------------------------- ingest API
@@ -407,8 +426,13 @@ def test_gateway_responses_are_json_errors_with_cors(resources, response_type, s
     # Then it keeps its status, carries CORS headers, and its body is {"error": {"code", "message"}}
     assert response["StatusCode"] == status
     headers = response["ResponseParameters"]["Headers"]
-    assert headers["Access-Control-Allow-Origin"] == {"Fn::Sub": "'${AllowedOrigin}'"}
-    assert "Authorization" in headers["Access-Control-Allow-Headers"]
+    # (what the CORS headers resolve to per AllowedOrigin: tests/unit/ingest/test_stack.py)
+    assert headers["Access-Control-Allow-Origin"] == {
+        "Fn::If": ["AllowsEveryOrigin", "'*'", "method.request.header.Origin"]
+    }
+    assert headers["Access-Control-Allow-Credentials"] == {
+        "Fn::If": ["AllowsEveryOrigin", {"Ref": "AWS::NoValue"}, "'true'"]
+    }
     body = response["ResponseTemplates"]["application/json"]
     rendered = json.loads(body.replace("$context.error.messageString", json.dumps("Unauthorized")))
     assert set(rendered["error"]) == {"code", "message"}
