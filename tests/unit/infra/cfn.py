@@ -53,6 +53,9 @@ def resolve(node: Any, template: dict[str, Any], params: dict[str, Any]) -> Any:
             return all(resolve(a, template, params) for a in arg)
         if fn == "Fn::Or":
             return any(resolve(a, template, params) for a in arg)
+        if fn == "Fn::Contains":  # Rules only: a string in a list of strings
+            items, value = (resolve(a, template, params) for a in arg)
+            return value in items
         if fn == "Fn::Equals":
             left, right = (resolve(a, template, params) for a in arg)
             return str(left) == str(right) if not isinstance(left, list | tuple) else left == right
