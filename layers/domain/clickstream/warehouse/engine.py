@@ -11,15 +11,15 @@ SQL is written once with ``?`` placeholders; the PostgreSQL connection rewrites 
 with the session time zone UTC, so timestamps go in and come out as aware UTC datetimes.
 
 Parquet files reach the warehouse through DuckDB SQL over ``read_parquet`` (:func:`parquet_source`): the DuckDB
-warehouse runs it itself (``INSERT … SELECT``); PostgreSQL gets its rows by ``COPY … FROM STDIN``, streamed from an
-in-memory DuckDB writing CSV into an OS pipe while the rows are sent (both sides in C, concurrently, no temp file).
+warehouse runs it itself (``INSERT … SELECT``); PostgreSQL gets its rows by binary ``COPY … FROM STDIN``: an in-memory
+DuckDB encodes each row as a binary COPY tuple in SQL (no Python per value) while the rows are sent, so the server
+parses no text (see :func:`binary_copy_select`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import queue
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,8 +34,6 @@ from clickstream.core.errors import DomainError
 
 Dialect = Literal["duckdb", "postgresql"]
 Columns = Sequence[tuple[str, str]]
-
-_COPY_CHUNK = 1 << 20
 
 # TLS modes from weakest to strongest (libpq's sslmode); a secret's DSN never weakens the configured one.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -219,8 +217,9 @@ class DuckDBConnection(Connection):
 class PostgresConnection(Connection):
     """psycopg 3 in autocommit mode; :meth:`transaction` opens explicit transactions.
 
-    Parquet reaches PostgreSQL through COPY: an in-memory DuckDB reads the file and writes CSV (all in C), and the
-    bytes are streamed into ``COPY … FROM STDIN``. That keeps Python out of the per-row path.
+    Parquet reaches PostgreSQL through binary COPY: an in-memory DuckDB reads the file and encodes every row as a
+    binary COPY tuple (all in C), and the bytes are streamed into ``COPY … FROM STDIN (FORMAT binary)``. That keeps
+    Python out of the per-value path and text parsing out of the server.
     """
 
     dialect: Dialect = "postgresql"
@@ -296,36 +295,24 @@ class PostgresConnection(Connection):
         return self._reader().execute(select).fetchall()
 
     def load_select(self, table: str, columns: Columns, select: str) -> None:
-        """DuckDB writes the rows as CSV (its own thread) while this thread COPYs them in (see :class:`_Spool`)."""
+        """DuckDB encodes the rows as binary COPY tuples (its own thread) while this thread sends them (see
+        :class:`_BinaryCopy`): the server decodes no text, not even timestamps or numbers."""
         import psycopg
 
         duck = self._reader().cursor()  # a cursor of its own: usable from the producer thread
-        with tempfile.TemporaryDirectory(prefix="clickstream-copy-") as tmp:
-            spool = _Spool(Path(tmp) / f"{table}.csv")
-            producer = threading.Thread(
-                target=spool.produce,
-                args=(
-                    lambda target: duck.execute(
-                        f"COPY ({select}) TO {sql_literal(target)} (FORMAT csv, HEADER false)"
-                    ),
-                ),
-                name=f"copy-{table}",
-                daemon=True,
-            )
-            producer.start()
-            try:
-                with (
-                    self._conn.cursor() as cur,
-                    cur.copy(f"COPY {table} ({column_list(columns)}) FROM STDIN (FORMAT csv)") as copy,
-                ):
-                    for chunk in spool.chunks():
-                        copy.write(chunk)
-            except psycopg.errors.UniqueViolation as exc:
-                raise KeyConflict(str(exc).splitlines()[0]) from exc
-            finally:
-                spool.cancel()
-                producer.join()
-                duck.close()
+        stream = _BinaryCopy(duck, binary_copy_select(columns, select))
+        try:
+            with (
+                self._conn.cursor() as cur,
+                cur.copy(f"COPY {table} ({column_list(columns)}) FROM STDIN (FORMAT binary)") as copy,
+            ):
+                for chunk in stream.chunks():
+                    copy.write(chunk)
+        except psycopg.errors.UniqueViolation as exc:
+            raise KeyConflict(str(exc).splitlines()[0]) from exc
+        finally:
+            stream.close()
+            duck.close()
 
     def _missing_event_days(self, days: Sequence[date]) -> list[date] | None:
         """The days among ``days`` that have no partition of ``events`` yet; None when ``events`` is one table."""
@@ -418,85 +405,129 @@ class PostgresConnection(Connection):
         self._conn.close()
 
 
-class _Spool:
-    """CSV from DuckDB, streamed to the COPY as it is written, without ever making DuckDB wait.
+class _BinaryCopy:
+    """PostgreSQL binary COPY data from a DuckDB query, produced by a thread while the caller sends it.
 
-    DuckDB writes into an OS pipe; a pump thread moves the bytes into a temp file and tells the reader how far the
-    file is complete; the reader (the COPY) follows it. A writer blocked on a full pipe costs DuckDB CPU (it keeps
-    polling), so the pipe is drained at once and the file absorbs the difference in speed. Every way out ends all
-    threads: a DuckDB error is raised to the reader at the end of the data; ``cancel()`` (the reader failed) closes
-    the pipe, so DuckDB's next write fails and its statement ends.
+    The producer fetches the encoded tuples (one BLOB per row, see :func:`binary_copy_select`) a chunk at a time,
+    joins each chunk into one buffer and hands it over through a small bounded queue, so memory stays flat in the
+    number of rows and DuckDB encodes the next chunk while the server takes the last one. A DuckDB error is raised
+    to the reader at the end of the data; ``close()`` (the reader failed or finished) stops the producer.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._cond = threading.Condition()
-        self._size = 0
-        self._done = False
-        self._cancelled = False
+    _END = object()
+
+    def __init__(self, duck: Any, sql: str) -> None:
+        self._duck = duck
+        self._sql = sql
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=_COPY_QUEUE)
+        self._closed = threading.Event()
         self._failure: BaseException | None = None
-        path.touch()
+        self._thread = threading.Thread(target=self._produce, name="copy-encode", daemon=True)
+        self._thread.start()
 
-    def produce(self, write_to: Any) -> None:
-        """Run ``write_to('/dev/fd/N')`` (DuckDB's COPY … TO) and pump what it writes into the file."""
-        read_fd, write_fd = os.pipe()
-        _widen_pipe(write_fd)
-        pump = threading.Thread(target=self._pump, args=(read_fd,), name="copy-pump", daemon=True)
-        pump.start()
+    def _put(self, item: Any) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
         try:
-            write_to(f"/dev/fd/{write_fd}")
+            if not self._put(_BINARY_SIGNATURE):
+                return
+            result = self._duck.execute(self._sql)
+            while rows := result.fetchmany(_COPY_ROWS):
+                if not self._put(b"".join([row[0] for row in rows])):
+                    return
+            self._put(_BINARY_TRAILER)
         except BaseException as exc:  # handed to the reader
-            with self._cond:
-                if not self._cancelled:
-                    self._failure = exc
+            self._failure = exc
         finally:
-            os.close(write_fd)
-            pump.join()
-
-    def _pump(self, read_fd: int) -> None:
-        try:
-            with os.fdopen(read_fd, "rb", buffering=0) as src, open(self._path, "ab", buffering=0) as out:
-                while not self._cancelled and (chunk := src.read(_COPY_CHUNK)):
-                    out.write(chunk)
-                    with self._cond:
-                        self._size += len(chunk)
-                        self._cond.notify_all()
-        finally:
-            with self._cond:
-                self._done = True
-                self._cond.notify_all()
+            self._put(self._END)
 
     def chunks(self) -> Iterator[bytes]:
-        """The bytes in order, as they become available; raises DuckDB's error, if any, at the end."""
-        pos = 0
-        with open(self._path, "rb", buffering=0) as fh:
-            while True:
-                with self._cond:
-                    while self._size <= pos and not self._done:
-                        self._cond.wait()
-                    size, done, failure = self._size, self._done, self._failure
-                if size > pos:
-                    data = fh.read(min(size - pos, _COPY_CHUNK))
-                    pos += len(data)
-                    yield data
-                elif done:
-                    if failure is not None:
-                        raise failure
-                    return
+        """The COPY data in order (signature, tuples, trailer); raises DuckDB's error, if any, at the end."""
+        while (item := self._queue.get()) is not self._END:
+            yield item
+        if self._failure is not None:
+            raise self._failure
 
-    def cancel(self) -> None:
-        with self._cond:
-            self._cancelled = True
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread.is_alive():
+            self._duck.interrupt()
+        self._thread.join()
 
 
-def _widen_pipe(fd: int) -> None:
-    """A 1 MiB pipe buffer (Linux; the default 64 KiB means many small reads and COPY messages)."""
-    try:
-        import fcntl
+# PostgreSQL's binary COPY format: a signature, flags and header extension, then per row a field count and each
+# field as a length (-1: NULL) and its bytes in the type's binary form, then -1 as the trailer.
+_BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_BINARY_TRAILER = b"\xff\xff"
+_COPY_ROWS = 1024  # rows per chunk (an event row is at most a few tens of KiB)
+_COPY_QUEUE = 4  # chunks encoded ahead of the sender
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 00:00 UTC, PostgreSQL's epoch, in Unix microseconds
 
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _COPY_CHUNK)
-    except (ImportError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size: keep the default
-        pass
+
+def _blob(data: bytes) -> str:
+    """A DuckDB BLOB literal."""
+    return "'" + "".join(f"\\x{b:02X}" for b in data) + "'::BLOB"
+
+
+def _be(expr: str, duck_type: str) -> str:
+    """The big-endian bytes of an integer or double (DuckDB's BIT cast is the value's bits, high bit first)."""
+    return f"CAST(CAST(CAST({expr} AS {duck_type}) AS BIT) AS BLOB)"
+
+
+_NULL_FIELD = _blob(b"\xff\xff\xff\xff")
+_LEN_4, _LEN_8 = _blob((4).to_bytes(4, "big")), _blob((8).to_bytes(4, "big"))
+_TRUE_FIELD, _FALSE_FIELD = _blob(b"\x00\x00\x00\x01\x01"), _blob(b"\x00\x00\x00\x01\x00")
+
+
+def _binary_field(value: str, typ: str) -> str:
+    """A DuckDB expression: one field of a binary COPY tuple (its length, then its bytes; -1 alone for NULL)."""
+    base = typ.upper().split("(")[0].strip()
+    if base in ("VARCHAR", "TEXT"):
+        # PostgreSQL text cannot hold U+0000 (the only character it refuses): it becomes U+FFFD there.
+        text = f"replace(CAST({value} AS VARCHAR), chr(0), chr(65533))"
+        field = f"{_be(f'strlen({text})', 'INTEGER')} || encode({text})"
+    elif base == "TIMESTAMPTZ":
+        micros = f"epoch_us(CAST({value} AS TIMESTAMPTZ)) - {_PG_EPOCH_US}"
+        field = f"{_LEN_8} || {_be(micros, 'BIGINT')}"
+    elif base in ("DOUBLE", "DOUBLE PRECISION", "FLOAT8"):
+        field = f"{_LEN_8} || {_be(value, 'DOUBLE')}"
+    elif base in ("INTEGER", "INT", "INT4"):
+        field = f"{_LEN_4} || {_be(value, 'INTEGER')}"
+    elif base in ("BIGINT", "INT8"):
+        field = f"{_LEN_8} || {_be(value, 'BIGINT')}"
+    elif base == "DATE":
+        days = f"CAST({value} AS DATE) - DATE '2000-01-01'"
+        field = f"{_LEN_4} || {_be(days, 'INTEGER')}"
+    elif base == "BOOLEAN":
+        flag = f"CAST({value} AS BOOLEAN)"
+        field = f"CASE WHEN {flag} THEN {_TRUE_FIELD} WHEN NOT {flag} THEN {_FALSE_FIELD} END"
+    else:
+        raise WarehouseError(f"no binary COPY encoding for column type {typ!r}")
+    return f"coalesce({field}, {_NULL_FIELD})"
+
+
+def binary_copy_select(columns: Columns, select: str) -> str:
+    """DuckDB SELECT of one BLOB per row of ``select``: the row as a PostgreSQL binary COPY tuple of ``columns``.
+
+    The select's columns are taken by position and cast to the ``columns`` types (the target table's). The tuple
+    is concatenated as a balanced tree, so no row is copied more than a few times.
+    """
+    parts = [_blob(len(columns).to_bytes(2, "big"))]
+    parts += [_binary_field(f"c{i}", typ) for i, (_, typ) in enumerate(columns)]
+    while len(parts) > 1:
+        parts = [
+            " || ".join(parts[i : i + 2]) if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)
+        ]
+        parts = [f"({p})" for p in parts]
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    return f"SELECT {parts[0]} FROM ({select}) AS src({aliases})"
 
 
 _LOADING = "events_loading"  # the loader's private, index-free parent of new days' tables (never committed)
