@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS
+from clickstream.core.schema import SESSION_COLUMNS, WAREHOUSE_EVENT_COLUMNS
 from clickstream.warehouse.migrate import applied, discover, migrate
 
 _TYPES = {
@@ -52,7 +52,7 @@ def test_both_engines_get_the_same_tables_and_views(warehouse):
             )
             return [(n, _TYPES[t.lower()]) for n, t in rows]
 
-        assert columns("events") == list(EVENT_COLUMNS)
+        assert columns("events") == list(WAREHOUSE_EVENT_COLUMNS)
         assert columns("sessions") == [*SESSION_COLUMNS, ("session_date", "DATE")]
         views = {r[0] for r in conn.query("SELECT table_name FROM information_schema.views")}
         assert views >= VIEWS

@@ -22,7 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from clickstream.core import clock
-from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
+from clickstream.core.schema import SESSION_COLUMNS, USER_COLUMNS, WAREHOUSE_EVENT_COLUMNS
 from clickstream.warehouse.engine import Connection, KeyConflict, parquet_source
 
 VISITOR_COLUMNS = (("anonymous_id", "VARCHAR"),)
@@ -67,7 +67,7 @@ class _Source:
 
 
 def _source(conn: Connection, files: RunFiles, site_timezone: str) -> _Source:
-    events = parquet_source(conn, EVENT_COLUMNS, files.events)
+    events = parquet_source(conn, WAREHOUSE_EVENT_COLUMNS, files.events)
     sessions = parquet_source(conn, SESSION_COLUMNS, files.sessions)
     visitors = parquet_source(conn, VISITOR_COLUMNS, files.visitors)
     tz = "'" + site_timezone.replace("'", "''") + "'"
@@ -134,7 +134,7 @@ def load_run(
 
 
 def _insert(conn: Connection, src: _Source) -> None:
-    conn.load_events(EVENT_COLUMNS, src.events)
+    conn.load_events(WAREHOUSE_EVENT_COLUMNS, src.events)
     conn.load_select("sessions", SESSION_TABLE_COLUMNS, src.sessions)
     conn.load_select("users", USER_COLUMNS, src.users)
 
