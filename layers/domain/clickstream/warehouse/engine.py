@@ -344,7 +344,8 @@ class PostgresConnection(Connection):
         return created
 
     def load_events(self, columns: Columns, select: str) -> list[date]:
-        """COPY the rows into ``events``; a day without a partition gets one built for this load's rows.
+        """COPY the rows into ``events``; a day without a partition, or one this load mostly rewrites, gets its
+        partition built from scratch.
 
         A new day's rows are COPYed into a table of the partition's name that has no index yet, which is then
         attached to ``events``: PostgreSQL builds its key and visitor indexes in one sorted pass instead of
@@ -352,51 +353,123 @@ class PostgresConnection(Connection):
         ``events_loading`` during the COPY (one COPY routes every new day's rows), each with a CHECK of its day's
         bounds that spares the attach a validation scan (dropped afterwards); they are then detached from it and
         attached to ``events``, and ``events_loading`` is dropped. Attaching locks ``events`` only against schema
-        changes (SHARE UPDATE EXCLUSIVE), so readers go on; a rollback undoes it all. Rows of days that already
-        have a partition go through ``events`` in a second COPY. A key repeated among the new rows raises
-        :class:`KeyConflict`, as a COPY would.
+        changes (SHARE UPDATE EXCLUSIVE), so readers go on; a rollback undoes it all.
+
+        An existing day is rebuilt the same way when this load brings at least :data:`REWRITE_MIN_ROWS` rows for
+        it and the partition keeps fewer than :data:`REWRITE_RATIO` times as many (a recomputation or back-fill, not
+        an hourly top-up): its remaining rows (the caller deleted the replaced ones) are copied next to the new
+        ones into a fresh table, which gets the parent's indexes in sorted builds and then takes the old
+        partition's place (:meth:`_swap_partition`). Rows of the other existing days go through ``events`` in a
+        second COPY. A repeated key raises :class:`KeyConflict`, as a COPY would.
         """
         import psycopg
 
-        days = [d for (d,) in self.scan(f"SELECT DISTINCT CAST(event_ts AS DATE) FROM ({select})")]
-        new = self._missing_event_days(days)
-        if not new:
+        counts = {
+            day: n
+            for day, n in self.scan(
+                f"SELECT CAST(event_ts AS DATE) AS d, count(*) FROM ({select}) GROUP BY d"
+            )
+        }
+        new = self._missing_event_days(list(counts))
+        if new is None:  # events is one table
             self.load_select("events", columns, select)
             return []
-        listed = ", ".join(f"DATE '{day.isoformat()}'" for day in new)
+        rewrite = self._days_to_rewrite({day: n for day, n in counts.items() if day not in new})
+        built = sorted([*new, *rewrite])
+        if not built:
+            self.load_select("events", columns, select)
+            return []
+        listed = ", ".join(f"DATE '{day.isoformat()}'" for day in built)
         self.execute(
             f"CREATE TABLE {_LOADING} (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (event_ts)"
         )
-        for day in new:
-            name, (low, high) = partition_name(day), _day_bounds(day)
+        for day in built:
+            name, (low, high) = _building_name(day, day in rewrite), _day_bounds(day)
             self.execute(
                 f"CREATE TABLE {name} PARTITION OF {_LOADING}"
                 f" (CONSTRAINT {name}_bounds CHECK (event_ts >= '{low}' AND event_ts < '{high}'))"
                 f" FOR VALUES FROM ('{low}') TO ('{high}')"
             )
-        everything_new = len(new) == len(days)
+        everything_built = len(built) == len(counts)
         rows = (
             select
-            if everything_new
+            if everything_built
             else f"SELECT * FROM ({select}) WHERE CAST(event_ts AS DATE) IN ({listed})"
         )
         self.load_select(_LOADING, columns, rows)
-        for day in new:
-            name, (low, high) = partition_name(day), _day_bounds(day)
-            self.execute(f"ALTER TABLE {_LOADING} DETACH PARTITION {name}")
-            try:
+        for day in built:
+            self.execute(f"ALTER TABLE {_LOADING} DETACH PARTITION {_building_name(day, day in rewrite)}")
+        self.execute(f"DROP TABLE {_LOADING}")
+        try:
+            for day in new:
+                name, (low, high) = partition_name(day), _day_bounds(day)
+                # the key index is built here
                 self.execute(
                     f"ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{low}') TO ('{high}')"
                 )
-            except psycopg.errors.UniqueViolation as exc:  # the key index is built here
-                raise KeyConflict(str(exc).splitlines()[0]) from exc
-            self.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds")
-        self.execute(f"DROP TABLE {_LOADING}")
-        if not everything_new:
+                self.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds")
+            for day in rewrite:
+                self._build_rewritten_day(day)
+        except psycopg.errors.UniqueViolation as exc:
+            raise KeyConflict(str(exc).splitlines()[0]) from exc
+        if not everything_built:
             self.load_select(
                 "events", columns, f"SELECT * FROM ({select}) WHERE CAST(event_ts AS DATE) NOT IN ({listed})"
             )
+        for day in rewrite:
+            self._swap_partition(day)
         return new
+
+    def _days_to_rewrite(self, incoming: dict[date, int]) -> list[date]:
+        """Existing days whose partition this load should rebuild (see :meth:`load_events`)."""
+        out = []
+        for day, n in sorted(incoming.items()):
+            if n >= REWRITE_MIN_ROWS and self.count(partition_name(day)) < REWRITE_RATIO * n:
+                out.append(day)
+        return out
+
+    def _build_rewritten_day(self, day: date) -> None:
+        """Copy the day's remaining rows into its new table, then give it the parent's indexes (sorted builds)."""
+        name, table = partition_name(day), _building_name(day, True)
+        self.execute(f"INSERT INTO {table} SELECT * FROM {name}")
+        for (definition,) in self.query(
+            "SELECT CASE WHEN c.oid IS NOT NULL THEN 'ALTER TABLE {t} ADD ' || pg_get_constraintdef(c.oid)"
+            " ELSE regexp_replace(pg_get_indexdef(i.indexrelid), ' INDEX \\S+ ON ONLY \\S+ ', ' INDEX ON {t} ') END"
+            " FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid"
+            " WHERE i.indrelid = to_regclass('events') ORDER BY i.indexrelid"
+        ):
+            self.execute(definition.replace("{t}", table))
+
+    def _swap_partition(self, day: date) -> None:
+        """Put the day's rebuilt table in place of its partition, keeping the partition's name.
+
+        Detaching takes ACCESS EXCLUSIVE on ``events`` until the commit, so this runs last (the loader writes
+        events after everything else) and waits at most :data:`SWAP_LOCK_TIMEOUT` for readers in flight: a load
+        that cannot get the lock fails as transient (and is retried) instead of queueing every reader behind it.
+        The new table's indexes match the parent's, so attaching them builds nothing, and the bounds CHECK spares
+        the attach its scan.
+        """
+        import psycopg
+
+        from clickstream.core.errors import TransientError
+
+        name, table, (low, high) = partition_name(day), _building_name(day, True), _day_bounds(day)
+        self.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+        try:
+            self.execute(f"ALTER TABLE events DETACH PARTITION {name}")
+        except psycopg.errors.LockNotAvailable as exc:
+            raise TransientError(f"readers held events for over {SWAP_LOCK_TIMEOUT}: {exc}") from exc
+        self.execute("SET LOCAL lock_timeout = 0")
+        self.execute(f"DROP TABLE {name}")
+        self.execute(f"ALTER TABLE events ATTACH PARTITION {table} FOR VALUES FROM ('{low}') TO ('{high}')")
+        self.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_bounds")
+        self.execute(f"ALTER TABLE {table} RENAME TO {name}")
+        for (index,) in self.query(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = to_regclass(?) AND c.relname LIKE ?",
+            [name, f"{table}%"],
+        ):
+            self.execute(f"ALTER INDEX {index} RENAME TO {name}{index[len(table) :]}")
 
     def close(self) -> None:
         if self._duck is not None:
@@ -531,6 +604,17 @@ def binary_copy_select(columns: Columns, select: str) -> str:
 
 
 _LOADING = "events_loading"  # the loader's private, index-free parent of new days' tables (never committed)
+# An existing day's partition is rebuilt when a load brings at least this many rows for it and the partition keeps
+# (after the replaced visitors' rows are deleted) fewer than REWRITE_RATIO times as many: copying a kept row and
+# building the indexes over it costs about half of inserting a row into live indexes (bench/load, reload case).
+REWRITE_MIN_ROWS = 10_000
+REWRITE_RATIO = 2
+SWAP_LOCK_TIMEOUT = "10s"  # the longest a rebuilt day's swap waits for readers of events
+
+
+def _building_name(day: date, rewrite: bool) -> str:
+    """The table a day's rows are built in: the partition's own name for a new day, a private one for a rewrite."""
+    return f"{partition_name(day)}_rw" if rewrite else partition_name(day)
 
 
 def partition_name(day: date) -> str:
