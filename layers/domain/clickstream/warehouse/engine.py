@@ -563,8 +563,10 @@ def _binary_field(value: str, typ: str) -> str:
     """A DuckDB expression: one field of a binary COPY tuple (its length, then its bytes; -1 alone for NULL)."""
     base = typ.upper().split("(")[0].strip()
     if base in ("VARCHAR", "TEXT"):
-        # PostgreSQL text cannot hold U+0000 (the only character it refuses): it becomes U+FFFD there.
-        text = f"replace(CAST({value} AS VARCHAR), chr(0), chr(65533))"
+        # PostgreSQL text cannot hold U+0000 (the only character it refuses): it becomes U+FFFD there. The guard
+        # costs a memchr per value, the replace a copy (2.5x the CPU when applied to every value).
+        raw = f"CAST({value} AS VARCHAR)"
+        text = f"CASE WHEN contains({raw}, chr(0)) THEN replace({raw}, chr(0), chr(65533)) ELSE {raw} END"
         field = f"{_be(f'strlen({text})', 'INTEGER')} || encode({text})"
     elif base == "TIMESTAMPTZ":
         micros = f"epoch_us(CAST({value} AS TIMESTAMPTZ)) - {_PG_EPOCH_US}"

@@ -2,10 +2,11 @@
 
 The sessionizer recomputes every activity chain the new events touch and hands over, per user bucket, all kept
 events and all sessions of the affected visitors (plus their ids). Loading them means: delete those visitors'
-events, sessions and user links, write the new rows straight into the tables (DuckDB reads the Parquet itself;
-PostgreSQL gets it by COPY streamed from DuckDB, no staging copy), write their ``users`` rows, record the run,
-commit. Same input twice → the same tables (idempotent); any failure before the commit → the previous state
-(atomic).
+events (only on the UTC days their old sessions span), sessions and user links, write the new rows straight into
+the tables (DuckDB reads the Parquet itself; PostgreSQL gets them by binary COPY encoded by DuckDB, no staging
+copy, and rebuilds a day's partition that the load mostly rewrites), write their ``users`` rows, record the run,
+commit. Only ``WAREHOUSE_EVENT_COLUMNS`` of each event reach the warehouse; the rest stays in the lake. Same input
+twice → the same tables (idempotent); any failure before the commit → the previous state (atomic).
 
 What is read from the Parquet files (the affected visitors, the days, the counts, the ``users`` rows, the
 ``session_date`` of each session) is computed by DuckDB over the files, so only the small set of affected visitors
