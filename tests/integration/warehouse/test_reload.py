@@ -10,7 +10,6 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from clickstream.core.errors import TransientError
 from clickstream.warehouse import engine
 from clickstream.warehouse.engine import open_warehouse
 from clickstream.warehouse.loader import RunRecord, _day_ranges, load_run
@@ -156,23 +155,43 @@ def test_a_rewrite_that_fails_before_commit_leaves_the_old_partition(pg, tmp_pat
         assert _partitions(conn) == ["events_p20260301", "events_p20260302"]
 
 
-def test_a_rewrite_waits_for_readers_only_so_long_then_fails_as_transient(pg, tmp_path, monkeypatch):
+def test_a_rewrite_blocked_by_readers_tops_the_day_up_instead(pg, other_pg, tmp_path, monkeypatch):
     # Given a reader inside a transaction that has read events (it holds its lock until it ends)
     run1, run2 = _runs(tmp_path)
-    with pg.connect() as conn:
-        load_run(conn, run1, RunRecord("r1"))
-        before = warehouse_digest(conn)
-    monkeypatch.setattr(engine, "REWRITE_MIN_ROWS", 1)
+    for wh in (pg, other_pg):
+        with wh.connect() as conn:
+            load_run(conn, run1, RunRecord("r1"))
     monkeypatch.setattr(engine, "SWAP_LOCK_TIMEOUT", "300ms")
     with pg.connect() as reader, reader.transaction():
         assert reader.count("events") == 15
-        # When a load that rebuilds a day reaches its swap
-        with pg.connect() as conn, pytest.raises(TransientError, match="readers held events"):
+        # When a load that rebuilds a day reaches its swap while the reader is still there
+        monkeypatch.setattr(engine, "REWRITE_MIN_ROWS", 1)
+        with pg.connect() as conn:
+            conn.execute("SET lock_timeout = '20s'")
             load_run(conn, run2, RunRecord("r2"))
-    # Then it failed as transient (the pipeline retries it) and left nothing behind
+            # Then the load went on without the swap (the connection's own lock timeout is back)
+            assert conn.query("SHOW lock_timeout") == [("20s",)]
+        # And the reader still reads, and saw nothing of the load
+        assert reader.count("events") == 15
+    # And the result is the incremental reload's, with the same partitions and nothing left over
+    monkeypatch.setattr(engine, "REWRITE_MIN_ROWS", 10**9)
+    with other_pg.connect() as conn:
+        load_run(conn, run2, RunRecord("r2"))
+    with pg.connect() as topped_up, other_pg.connect() as incremental:
+        for table in ("events", "sessions", "users"):
+            assert table_digest(topped_up, table) == table_digest(incremental, table), table
+        assert _partitions(topped_up) == _partitions(incremental)
+        assert topped_up.query("SELECT count(*) FROM pg_class WHERE relname LIKE '%\\_rw%'") == [(0,)]
+
+
+def test_a_swap_restores_the_connections_lock_timeout(pg, tmp_path, monkeypatch):
+    run1, run2 = _runs(tmp_path)
+    monkeypatch.setattr(engine, "REWRITE_MIN_ROWS", 1)
     with pg.connect() as conn:
-        assert warehouse_digest(conn) == before
-        assert load_run(conn, run2, RunRecord("r2")).visitors_replaced == 2
+        load_run(conn, run1, RunRecord("r1"))
+        conn.execute("SET lock_timeout = '7s'")
+        load_run(conn, run2, RunRecord("r2"))
+        assert conn.query("SHOW lock_timeout") == [("7s",)]
 
 
 def test_a_key_held_by_another_visitor_in_a_rewritten_day_is_still_replaced(pg, tmp_path, monkeypatch):

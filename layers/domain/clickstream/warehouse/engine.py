@@ -444,22 +444,28 @@ class PostgresConnection(Connection):
         """Put the day's rebuilt table in place of its partition, keeping the partition's name.
 
         Detaching takes ACCESS EXCLUSIVE on ``events`` until the commit, so this runs last (the loader writes
-        events after everything else) and waits at most :data:`SWAP_LOCK_TIMEOUT` for readers in flight: a load
-        that cannot get the lock fails as transient (and is retried) instead of queueing every reader behind it.
-        The new table's indexes match the parent's, so attaching them builds nothing, and the bounds CHECK spares
-        the attach its scan.
+        events after everything else) and waits at most :data:`SWAP_LOCK_TIMEOUT` for readers in flight rather
+        than queueing every new reader behind it. When readers hold ``events`` longer, the swap is given up (its
+        savepoint rolled back) and the day is topped up instead: the rebuilt table's rows that the partition lacks
+        (the new ones) are inserted into it, as an incremental load would. The new table's indexes match the
+        parent's, so attaching them builds nothing, and the bounds CHECK spares the attach its scan.
         """
         import psycopg
 
-        from clickstream.core.errors import TransientError
-
         name, table, (low, high) = partition_name(day), _building_name(day, True), _day_bounds(day)
-        self.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+        ((previous,),) = self.query("SELECT current_setting('lock_timeout')")
         try:
-            self.execute(f"ALTER TABLE events DETACH PARTITION {name}")
-        except psycopg.errors.LockNotAvailable as exc:
-            raise TransientError(f"readers held events for over {SWAP_LOCK_TIMEOUT}: {exc}") from exc
-        self.execute("SET LOCAL lock_timeout = 0")
+            with self.savepoint():
+                self.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+                self.execute(f"ALTER TABLE events DETACH PARTITION {name}")
+        except psycopg.errors.LockNotAvailable:
+            self.execute(
+                f"INSERT INTO {name} SELECT * FROM {table} t WHERE NOT EXISTS"
+                f" (SELECT 1 FROM {name} o WHERE o.event_id = t.event_id AND o.event_ts = t.event_ts)"
+            )
+            self.execute(f"DROP TABLE {table}")
+            return
+        self.execute("SELECT set_config('lock_timeout', ?, true)", [previous])
         self.execute(f"DROP TABLE {name}")
         self.execute(f"ALTER TABLE events ATTACH PARTITION {table} FOR VALUES FROM ('{low}') TO ('{high}')")
         self.execute(f"ALTER TABLE {table} DROP CONSTRAINT {table}_bounds")
@@ -611,7 +617,7 @@ _LOADING = "events_loading"  # the loader's private, index-free parent of new da
 # building the indexes over it costs about half of inserting a row into live indexes (bench/load, reload case).
 REWRITE_MIN_ROWS = 10_000
 REWRITE_RATIO = 2
-SWAP_LOCK_TIMEOUT = "10s"  # the longest a rebuilt day's swap waits for readers of events
+SWAP_LOCK_TIMEOUT = "5s"  # the longest a rebuilt day's swap waits for readers of events (then: top-up)
 
 
 def _building_name(day: date, rewrite: bool) -> str:
