@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -204,8 +205,11 @@ def polars_missing() -> str | None:
     return None
 
 
-def measure(kind: str, src: Path, out: Path, sql: str = "", memory_limit: str = "") -> tuple[float, float]:
-    """Wall seconds and peak resident memory (MB) of one contender in its own process."""
+def measure(
+    kind: str, src: Path, out: Path, sql: str = "", memory_limit: str = ""
+) -> tuple[float, float, float]:
+    """Wall seconds, peak resident memory (MB) and CPU seconds (all threads) of one contender in its own process."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, kind, str(src), str(out), sql, memory_limit, str(REPO_ROOT)],
@@ -216,7 +220,9 @@ def measure(kind: str, src: Path, out: Path, sql: str = "", memory_limit: str = 
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{proc.stderr}")
-    return elapsed, int(proc.stderr.strip().splitlines()[-1]) / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    return elapsed, int(proc.stderr.strip().splitlines()[-1]) / 1024, cpu
 
 
 def load_average() -> str:
@@ -264,6 +270,8 @@ def bench(n: int, work: Path, repeat: int = 1, memory_limit: str = "") -> dict:
         "peer_peak_mb": round(max(r[1] for r in runs["peer"])),
         "polars_peak_mb": round(max(r[1] for r in runs["polars"])) if polars else None,
         "floor_peak_mb": round(max(r[1] for r in runs["floor"])),
+        # CPU seconds of each contender's fastest run (all its threads): steadier than wall time on a busy machine
+        "cpu_s": {k: round(min(runs[k])[2], 2) for k in runs if runs[k]},
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }
@@ -302,7 +310,8 @@ def main(argv: list[str]) -> int:
                 f"(ours/floor {result['ours_over_floor']}x; goal <= 1.5x), bound {result['bound_s']} s "
                 f"(bound/floor {result['bound_over_floor']}x, ours/bound {result['ours_over_bound']}x), "
                 f"peak {result['ours_peak_mb']} MB "
-                f"(goal < 4096 MB); load average {result['load_average_before']} -> {result['load_average_after']}"
+                f"(goal < 4096 MB); CPU s {result['cpu_s']}; load average {result['load_average_before']} -> "
+                f"{result['load_average_after']}"
             )
     return 0
 

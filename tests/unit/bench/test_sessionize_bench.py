@@ -22,6 +22,7 @@ def test_a_small_run_reports_every_contender(tmp_path: Path, capsys: pytest.Capt
     # (the Polars peer runs wherever the bench extra is installed, and says why not otherwise)
     assert (result["polars_s"] is None) == (run.polars_missing() is not None)
     assert result["polars_skipped"] == run.polars_missing()
+    assert set(result["cpu_s"]) >= {"ours", "peer", "floor", "bound"} and min(result["cpu_s"].values()) > 0
     assert result["peer_over_ours"] == pytest.approx(result["peer_s"] / result["ours_s"], rel=0.05)
     assert result["bound_over_floor"] == pytest.approx(result["bound_s"] / result["floor_s"], rel=0.05)
     # And every contender wrote its files, with the rows the input has (less duplicates where it dedupes)
