@@ -84,7 +84,12 @@ build: tools
 check-build: build
 	$(TOOLS)/sam/bin/python scripts/check_build.py .aws-sam/build --python $(PY312_BIN)/python3.12 --runtime-from $(TOOLS)/sam
 
-bench: setup
+# The benchmarks' peers (Polars) come from the optional `bench` extra, installed here only.
+$(VENV)/.bench-stamp: $(VENV)/.stamp pyproject.toml
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-stamp
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
