@@ -863,6 +863,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._answered = True
         if self.server.stopping:
             self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # what http.server assumes of an unparsable request line
+            self.request_version, self.close_connection = "HTTP/1.0", True  # answer with a status line
         try:
             self.connection.settimeout(WRITE_TIMEOUT_SECONDS)
         except OSError:
