@@ -26,7 +26,14 @@ serve: setup
 
 # Coverage is measured over the unit and integration tests; the end-to-end tests (whole simulated weeks through
 # moto) run after them without the line tracer, which slows their pure-Python paths about eightfold.
-test: setup
+# The Snowplow tracker, esbuild and playwright-core for the tracker's browser test (npm ci, again when the lock changes).
+SNOWPLOW_JS := web/snowplow-capture
+$(SNOWPLOW_JS)/node_modules/.installed: $(SNOWPLOW_JS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix $(SNOWPLOW_JS) --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the Snowplow tracker browser test will not run" >&2; fi
+
+test: setup $(SNOWPLOW_JS)/node_modules/.installed
 	bash scripts/ensure-chromium.sh
 	$(PY) -m pytest --cov=clickstream --cov-report=term:skip-covered --cov-fail-under=80 --ignore=tests/e2e $(PYTEST_ARGS)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)

@@ -194,3 +194,17 @@ def test_a_batch_that_failed_whole_is_described_by_its_records_error():
         process_partial_response(event=event, record_handler=handler, processor=BatchProcessor(EventType.SQS))
     # Then the description is the record's own error, not Powertools' wrapper
     assert _describe_error(caught.value) == "ValueError: Not a gzipped file (b'\\x1f\\x8b')"
+
+
+def test_the_command_line_takes_host_names_and_a_read_timeout(capsys):
+    from clickstream.cli import build_parser
+
+    args = build_parser().parse_args(["serve"])
+    assert args.allow_hosts is None and args.read_timeout == 30.0
+    args = build_parser().parse_args(
+        ["serve", "--allow-host", "shop.test", "--allow-host", "10.0.0.5", "--read-timeout", "2.5"]
+    )
+    assert args.allow_hosts == ["shop.test", "10.0.0.5"] and args.read_timeout == 2.5
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--read-timeout", "0"])
+    assert "must be positive" in capsys.readouterr().err
