@@ -208,3 +208,37 @@ def test_the_command_line_takes_host_names_and_a_read_timeout(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--read-timeout", "0"])
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_a_request_spooled_but_not_put_to_firehose_is_accepted_and_delivered_later(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    posted = batch(3)
+    s = Served(out)
+    try:
+        # Given Firehose refusing every put
+        endpoint = s.server.endpoint
+
+        def refuse(records: list[bytes]) -> None:
+            raise ConnectionError("Firehose is unreachable")
+
+        monkeypatch.setattr(endpoint.firehose, "put_records", refuse)
+        # When a request arrives: it is accepted, since its records are in the spool
+        assert s.post(posted, "alice")[0] == 202
+        # And a pipeline run says why it cannot deliver them, in JSON
+        status, answer = s.request("POST", "/local/run-pipeline")
+        assert status == 500 and "Firehose is unreachable" in answer["error"]["message"]
+        # And the stop's last pass fails too, and says the spool keeps them
+        s.stop()
+        assert "last pipeline pass FAILED" in closing_line(endpoint)
+    finally:
+        s.stop()
+    monkeypatch.undo()
+    # Then the next start delivers them, and a run loads them
+    s = Served(out)
+    try:
+        status, run = s.request("POST", "/local/run-pipeline")
+        assert status == 200 and run["requests_since_previous_run"] == 1
+    finally:
+        s.stop()
+    rows = _warehouse(out, "SELECT event_id FROM events")
+    assert sorted(r[0] for r in rows) == sorted(e["event_id"] for e in posted["events"])

@@ -282,6 +282,7 @@ class LocalEndpoint:
         self._unprocessed_requests = 0  # accepted (or replayed, never loaded) since the last pipeline run
         self._unforwarded: list[SpoolEntry] = []  # spooled, not yet in Firehose (its put failed)
         self._forwarded_upto = 0  # the highest spool sequence handed to Firehose
+        self.final_error: str | None = None  # why the last pipeline pass at close failed
         self._lock = threading.RLock()
         self._exit = ExitStack()
         self._open = False
@@ -367,7 +368,8 @@ class LocalEndpoint:
             self._forwarded_upto = entry.sequence
 
     def close(self) -> dict[str, Any] | None:
-        """Run a last pipeline pass if anything arrived since the previous one, then tear the stack down."""
+        """Run a last pipeline pass if anything arrived since the previous one, then tear the stack down. A last
+        pass that fails is recorded in ``final_error`` (what it would have loaded stays in the spool)."""
         with self._lock:
             if not self._open:
                 return None
@@ -375,6 +377,8 @@ class LocalEndpoint:
             try:
                 if self.pending():
                     final = self.run_pipeline()
+            except Exception as exc:
+                self.final_error = f"{type(exc).__name__}: {exc}"[:500]
             finally:
                 self._open = False
                 from clickstream.adapters.aws import reset_clients
@@ -997,7 +1001,7 @@ def serve(options: ServeOptions, *, out: Any = None, log: Callable[[str], None] 
             signal.signal(sig, handler)
     print(closing_line(endpoint), file=out, flush=True)
     failed = [r for r in endpoint.runs if r["status"] != "SUCCEEDED"]
-    return 1 if failed or endpoint.failed_objects else 0
+    return 1 if failed or endpoint.failed_objects or endpoint.final_error else 0
 
 
 def closing_line(endpoint: LocalEndpoint) -> str:
@@ -1012,5 +1016,10 @@ def closing_line(endpoint: LocalEndpoint) -> str:
         line += (
             f"; {len(failed)} raw object(s) FAILED validation, their events are not in the warehouse (kept in "
             f"{endpoint.spool.dir}, retried at the next start): {names}"
+        )
+    if endpoint.final_error:
+        line += (
+            f"; the last pipeline pass FAILED ({endpoint.final_error}): what it would have loaded stays in "
+            f"{endpoint.spool.dir} for the next start"
         )
     return line + f"; warehouse {endpoint.warehouse_url}"
