@@ -106,7 +106,8 @@ class ServeProcess:
             _, err = self.proc.communicate(timeout=60)
             raise AssertionError(f"serve did not start: {first!r}\n{err}")
         self.lines.append(first)
-        self.lines.append(self.proc.stdout.readline())  # the issuer line
+        self.lines.append(self.proc.stdout.readline())  # the issuer
+        self.lines.append(self.proc.stdout.readline())  # what the spool held at start
         self.port = int(first.rsplit(":", 1)[1])
         return self
 

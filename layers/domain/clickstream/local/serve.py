@@ -987,13 +987,12 @@ def serve(options: ServeOptions, *, out: Any = None, log: Callable[[str], None] 
                 file=out,
                 flush=True,
             )
-            if endpoint.replayed_requests:
-                print(
-                    f"Spool {endpoint.spool.dir}: {endpoint.replayed_requests} requests put through Firehose again "
-                    f"({endpoint.unprocessed_requests} never reached a pipeline run)",
-                    file=out,
-                    flush=True,
-                )
+            print(
+                f"Spool {endpoint.spool.dir}: {endpoint.replayed_requests} requests put through Firehose again "
+                f"({endpoint.unprocessed_requests} never reached a pipeline run)",
+                file=out,
+                flush=True,
+            )
             if not stopping.is_set():
                 server.serve_forever(poll_interval=0.2)
     finally:
