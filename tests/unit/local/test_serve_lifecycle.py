@@ -242,3 +242,23 @@ def test_a_request_spooled_but_not_put_to_firehose_is_accepted_and_delivered_lat
         s.stop()
     rows = _warehouse(out, "SELECT event_id FROM events")
     assert sorted(r[0] for r in rows) == sorted(e["event_id"] for e in posted["events"])
+
+
+def test_a_spool_that_cannot_write_answers_503_and_accepts_nothing(tmp_path, monkeypatch):
+    s = Served(tmp_path / "out")
+    try:
+        endpoint = s.server.endpoint
+
+        def disk_full(records: list[bytes]) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(endpoint.spool, "append", disk_full)
+        # When the request's records cannot be made durable
+        status, answer = s.post(batch(2), "alice")
+        # Then the client is told to retry (the API's 503), and nothing is counted or queued for a run
+        assert status == 503 and answer["error"]["code"]
+        assert endpoint.accepted_requests == 0 and endpoint.unprocessed_requests == 0
+        monkeypatch.undo()
+        assert endpoint.spool.entries() == []
+    finally:
+        s.stop()

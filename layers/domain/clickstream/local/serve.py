@@ -249,14 +249,14 @@ class _SpoolSink:
 
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
-        self.written: SpoolEntry | None = None
+        self.written: list[SpoolEntry] = []
 
     def put_records(self, records: list[bytes]) -> None:
-        self.written = self.spool.append(records)
+        self.written.append(self.spool.append(records))
 
-    def take(self) -> SpoolEntry | None:
-        entry, self.written = self.written, None
-        return entry
+    def take(self) -> list[SpoolEntry]:
+        entries, self.written = self.written, []
+        return entries
 
 
 class LocalEndpoint:
@@ -464,9 +464,9 @@ class LocalEndpoint:
             answer = self.ingest(event, self.ingest_context())
             # Whatever reached the spool goes on to Firehose, whatever the answer: the spool is what a restart
             # replays, and the moto stack should hold the same.
-            entry = self._sink.take()
-            if entry is not None:
-                self._unforwarded.append(entry)
+            written = self._sink.take()
+            if written:
+                self._unforwarded.extend(written)
                 self._forward_spooled(strict=False)
             status = int(answer.get("statusCode", 500))
             if status == 202:
@@ -688,6 +688,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.rfile.close()  # the plain stream setup() made: requests are read against deadlines instead
         self.rfile = io.BufferedReader(_DeadlineSocketIO(self.connection, self))
         self._answered = False
 
