@@ -34,9 +34,17 @@ demo: setup
 serve: setup web
 	$(VENV)/bin/clickstream serve $(SERVE_ARGS)
 
+# The real Snowplow tracker, esbuild and playwright-core for tests/e2e/test_snowplow_tracker_browser.py; npm ci runs
+# again only when the lock file changes.
+SNOWPLOW_JS := web/snowplow-capture
+$(SNOWPLOW_JS)/node_modules/.stamp: $(SNOWPLOW_JS)/package.json $(SNOWPLOW_JS)/package-lock.json
+	@command -v npm >/dev/null || { echo "need node 20+ and npm on PATH for $(SNOWPLOW_JS)"; exit 1; }
+	npm ci --prefix $(SNOWPLOW_JS) --no-audit --no-fund
+	touch $@
+
 # Coverage is measured over the unit and integration tests; the end-to-end tests (whole simulated weeks through
 # moto) run after them without the line tracer, which slows their pure-Python paths about eightfold.
-test: setup web
+test: setup web $(SNOWPLOW_JS)/node_modules/.stamp
 	bash scripts/ensure-chromium.sh
 	npm test --prefix web
 	$(PY) -m pytest --cov=clickstream --cov-report=term:skip-covered --cov-fail-under=80 --ignore=tests/e2e $(PYTEST_ARGS)
