@@ -28,7 +28,7 @@ serve: setup
 # moto) run after them without the line tracer, which slows their pure-Python paths about eightfold.
 test: setup
 	bash scripts/ensure-chromium.sh
-	$(PY) -m pytest --cov=clickstream --cov-report=term:skip-covered --cov-fail-under=80 --ignore=tests/e2e $(PYTEST_ARGS)
+	$(PY) -m pytest --cov=clickstream --cov=clickstream_cli --cov=clickstream_local --cov-report=term:skip-covered --cov-fail-under=80 --ignore=tests/e2e $(PYTEST_ARGS)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 $(TOOLS)/sam/.stamp:

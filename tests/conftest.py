@@ -39,7 +39,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):
 
     from clickstream.adapters.aws import reset_clients
     from clickstream.core.config import get_settings
-    from clickstream.local.resources import create_resources, local_settings
+    from clickstream_local.stack import create_resources, local_settings
 
     with mock_aws():
         settings = local_settings()

@@ -164,7 +164,7 @@ def fresh_database(dsn: str) -> Iterator[str]:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from clickstream.warehouse.engine import open_warehouse
+    from clickstream.adapters.warehouse import open_warehouse
     from clickstream.warehouse.migrate import migrate
 
     name = f"bench_{uuid.uuid4().hex[:10]}"
@@ -215,7 +215,7 @@ def process_cpu() -> float:
 
 def run_ours(db: str, files, *, reload: bool) -> tuple[float, float | None]:
     """Seconds for ``load_run`` through commit (after one untimed load when ``reload``), and the backend's CPU."""
-    from clickstream.warehouse.engine import open_warehouse
+    from clickstream.adapters.warehouse import open_warehouse
     from clickstream.warehouse.loader import RunRecord, load_run
 
     run = RunRecord(
@@ -263,7 +263,7 @@ def run_peer(db: str, files) -> tuple[float, float | None]:
     ]
     con.close()
     # The same tables as the loader writes, daily partitions included (created before the clock starts).
-    from clickstream.warehouse.engine import open_warehouse
+    from clickstream.adapters.warehouse import open_warehouse
 
     with open_warehouse(db).connect() as wh, wh.transaction():
         wh.prepare_event_days(days)

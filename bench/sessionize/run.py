@@ -122,7 +122,7 @@ kind, src, out, sql, memory_limit = sys.argv[1:6]
 Path(out).mkdir(parents=True, exist_ok=True)
 settings = f"SET memory_limit = '{memory_limit}'; SET temp_directory = '{out}/spill';" if memory_limit else ""
 if kind == "ours":
-    from clickstream.sessionize.engine import DuckDBOptions
+    from clickstream.sessionize.rule import DuckDBOptions
     from clickstream.sessionize.files import sessionize_files
     options = DuckDBOptions(memory_limit=memory_limit, temp_directory=f"{out}/spill") if memory_limit else None
     sessionize_files([Path(src)], Path(out) / "result", options=options)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from clickstream.core.config import get_settings
 from clickstream.core.observability import logger, metrics
 from clickstream.pipeline.commit import commit_run, release_run
-from clickstream.pipeline.contracts import CommitInput, ReleaseInput
+from clickstream.pipeline.manifest import CommitInput, ReleaseInput
 
 
 @logger.inject_lambda_context

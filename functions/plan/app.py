@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.core.config import get_settings
 from clickstream.core.observability import logger, metrics
-from clickstream.pipeline.contracts import PlanInput
+from clickstream.pipeline.manifest import PlanInput
 from clickstream.pipeline.plan import plan_run
 
 

@@ -15,10 +15,8 @@ import pytest
 
 from clickstream.adapters.state import DynamoStateStore, iso
 from clickstream.core.errors import TransientError
-from clickstream.local import bridge
-from clickstream.local.template import ASL_PATH, load_template
 from clickstream.pipeline.commit import get_run
-from clickstream.pipeline.contracts import (
+from clickstream.pipeline.manifest import (
     AggregateInput,
     AggregateResult,
     CommitResult,
@@ -27,6 +25,8 @@ from clickstream.pipeline.contracts import (
     SessionizeInput,
     SessionizeResult,
 )
+from clickstream_local import bridge
+from clickstream_local.template import ASL_PATH, load_template
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ASL = json.loads(ASL_PATH.read_text(encoding="utf-8"))
@@ -39,7 +39,7 @@ def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
 
     from clickstream.adapters.aws import client, reset_clients
     from clickstream.core.config import get_settings
-    from clickstream.local.resources import create_resources, local_settings
+    from clickstream_local.stack import create_resources, local_settings
 
     with mock_aws(config=bridge.MOTO_CONFIG):
         settings = local_settings()
@@ -342,7 +342,7 @@ def test_the_bridge_refuses_a_moto_that_does_not_execute_state_machines():
     from moto import mock_aws
 
     from clickstream.adapters.aws import reset_clients
-    from clickstream.local.resources import create_resources, local_settings
+    from clickstream_local.stack import create_resources, local_settings
 
     with mock_aws():
         stack = create_resources(local_settings(), with_cognito=False)

@@ -19,13 +19,13 @@ from clickstream.adapters.state import DynamoStateStore, id_hash
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core import clock
 from clickstream.core.config import get_settings
-from clickstream.pipeline.contracts import LoadInput, PlanInput, SessionizeInput
-from clickstream.pipeline.load_step import run_load
+from clickstream.operations.erasure import LAKE_PARQUET_PREFIXES, Person, forget
+from clickstream.pipeline.load import run_load
+from clickstream.pipeline.manifest import LoadInput, PlanInput, SessionizeInput
 from clickstream.pipeline.plan import plan_run
-from clickstream.sessionize.step import sessionize_bucket
-from clickstream.validate import service
-from clickstream.validate.service import validate_object
-from clickstream.warehouse.erasure import LAKE_PARQUET_PREFIXES, Person, forget
+from clickstream.pipeline.sessionize import sessionize_bucket
+from clickstream.validate import step as service
+from clickstream.validate.step import validate_object
 from clickstream.warehouse.kpis import all_days, recompute_daily_kpis
 from clickstream.warehouse.snapshot import table_digest
 from tests.unit.validate.helpers import event, load_validate_handler, record, s3_notification, sqs_event
@@ -268,10 +268,10 @@ def test_a_late_event_of_a_forgotten_visitor_is_quarantined_as_erased(stores, wa
 
 
 def test_forget_cli_on_a_warehouse_only(tmp_path, capsys):
-    from clickstream.cli import main
-    from clickstream.warehouse.engine import open_warehouse
+    from clickstream.adapters.warehouse import open_warehouse
     from clickstream.warehouse.loader import RunRecord, load_run
     from clickstream.warehouse.migrate import migrate
+    from clickstream_cli.main import main
     from tests.unit.warehouse.factory import store_day, write_run
 
     # Given a local warehouse holding the store day

@@ -12,13 +12,13 @@ import pytest
 
 from clickstream.adapters.aws import client
 from clickstream.adapters.storage import S3ObjectStore
+from clickstream.adapters.warehouse import open_warehouse, warehouse_from_settings
 from clickstream.core.config import get_settings
-from clickstream.local.template import FUNCTIONS_DIR
-from clickstream.pipeline.aggregate_step import run_aggregate
-from clickstream.pipeline.contracts import AggregateInput, LoadInput
-from clickstream.pipeline.load_step import run_load
-from clickstream.warehouse.engine import open_warehouse, warehouse_from_settings
+from clickstream.pipeline.aggregate import run_aggregate
+from clickstream.pipeline.load import run_load
+from clickstream.pipeline.manifest import AggregateInput, LoadInput
 from clickstream.warehouse.snapshot import warehouse_digest
+from clickstream_local.template import FUNCTIONS_DIR
 from tests.conftest import load_event
 from tests.unit.warehouse.factory import STORE_DAY_KPIS, store_day, write_run
 

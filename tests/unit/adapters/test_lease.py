@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from clickstream.adapters.state import DynamoStateStore, iso
-from tests.unit.pipeline.fakes import MemoryStateStore
+from tests.fakes.state import MemoryStateStore
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from clickstream.local.template import ASL_PATH, load_template
+from clickstream_local.template import ASL_PATH, load_template
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from clickstream.local.template import REPO_ROOT
+from clickstream_local.template import REPO_ROOT
 
 
 def _script(name: str) -> ModuleType:

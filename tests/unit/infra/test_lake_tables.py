@@ -19,11 +19,11 @@ from clickstream.adapters.state import DynamoStateStore
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core import clock
 from clickstream.core.schema import SESSION_COLUMNS, VALIDATED_COLUMNS
-from clickstream.local.template import load_template
-from clickstream.pipeline.contracts import PlanInput, SessionizeInput
+from clickstream.pipeline.manifest import PlanInput, SessionizeInput
 from clickstream.pipeline.plan import plan_run
-from clickstream.sessionize.step import STATE_SLICES, run_sessionize
-from clickstream.validate.service import validate_object
+from clickstream.pipeline.sessionize import STATE_SLICES, run_sessionize
+from clickstream.validate.step import validate_object
+from clickstream_local.template import load_template
 from tests.unit.validate.helpers import T0, event, raw_object, record
 
 # DuckDB's type names (as DESCRIBE reports them for a Parquet file) -> the Hive types Athena reads them as.

@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from clickstream.core.config import Settings
-from clickstream.local.template import ASL_PATH, REPO_ROOT, load_template
+from clickstream_local.template import ASL_PATH, REPO_ROOT, load_template
 
 FUNCTIONS = (
     "IngestFunction",

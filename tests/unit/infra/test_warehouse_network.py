@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.local.template import load_template
+from clickstream_local.template import load_template
 
 WAREHOUSE_CLIENTS = ("LoadFunction", "AggregateFunction")
 
@@ -155,7 +155,7 @@ def test_warehouse_clients_may_read_the_dsn_secret_and_nothing_else_can(template
 def test_the_dsn_comes_from_secrets_manager_with_tls_required(aws):
     # Given an RDS-style secret in Secrets Manager (moto), named by the settings
     from clickstream.adapters.aws import client
-    from clickstream.warehouse.engine import warehouse_from_settings
+    from clickstream.adapters.warehouse import warehouse_from_settings
 
     secret = {"engine": "postgres", "host": "db.internal", "port": 5432, "username": "app", "password": "p w"}
     arn = client("secretsmanager").create_secret(Name="warehouse", SecretString=json.dumps(secret))["ARN"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.adapters.firehose import MemorySink
+from clickstream.adapters.sink import MemorySink
 from clickstream.core.config import Settings
 from clickstream.ingest.api import app
 from tests.conftest import REPO_ROOT, load_event

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from clickstream.adapters.aws import client
-from clickstream.adapters.firehose import MemorySink
+from clickstream.adapters.sink import MemorySink
 from clickstream.core.config import get_settings
 from clickstream.core.observability import metrics
 from clickstream.ingest.sink import get_sink, set_sink

@@ -12,7 +12,7 @@ import hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clickstream.adapters.firehose import MemorySink
+from clickstream.adapters.sink import MemorySink
 from clickstream.core.config import Settings
 from clickstream.validate.judge import JudgeOptions, judge_object
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clickstream.adapters.firehose import MemorySink
+from clickstream.adapters.sink import MemorySink
 from clickstream.core.config import Settings
 from clickstream.ingest.snowplow import custom_type, decode_base64url, map_batch, map_event
 from clickstream.validate.enrich import row_as_dict

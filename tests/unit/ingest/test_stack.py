@@ -6,7 +6,7 @@ import pytest
 
 from clickstream.ingest.api import GUEST_NATIVE_PATH, GUEST_SNOWPLOW_PATH, ROUTES
 from clickstream.ingest.body import GZIP_MEDIA_TYPES
-from clickstream.local.template import load_template
+from clickstream_local.template import load_template
 
 GUEST_PATHS = {GUEST_NATIVE_PATH, GUEST_SNOWPLOW_PATH}
 

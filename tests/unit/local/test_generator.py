@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from clickstream.core.schema import GA4_EVENT_TYPES
-from clickstream.local.generator import (
+from clickstream_local.generator.traffic import (
     DEFAULT_START,
     INTERNAL_HEADER,
     INTERNAL_NETWORK,

@@ -14,15 +14,15 @@ import pytest
 from clickstream.adapters.state import DynamoStateStore, iso
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core import clock
-from clickstream.local.summary import LedgerTotals, build_summary, failed_checks, read_warehouse
+from clickstream.operations.quarantine import plan_redrive, run_redrive, summarize
 from clickstream.pipeline.commit import commit_run
-from clickstream.pipeline.contracts import CommitInput, LoadInput, PlanInput, SessionizeInput
-from clickstream.pipeline.load_step import run_load
+from clickstream.pipeline.load import run_load
+from clickstream.pipeline.manifest import CommitInput, LoadInput, PlanInput, SessionizeInput
 from clickstream.pipeline.plan import plan_run
-from clickstream.sessionize.step import bucket_state_totals, sessionize_bucket
-from clickstream.validate import service
-from clickstream.validate.quarantine import plan_redrive, run_redrive, summarize
-from clickstream.validate.service import validate_object
+from clickstream.pipeline.sessionize import bucket_state_totals, sessionize_bucket
+from clickstream.validate import step as service
+from clickstream.validate.step import validate_object
+from clickstream_local.summary import LedgerTotals, build_summary, failed_checks, read_warehouse
 from tests.unit.validate.helpers import T0, event, raw_object, record
 
 KEY_A = "raw/dt=2026-03-02/hr=10/clickstream-events-1-2026-03-02-10-05-00-aaa"

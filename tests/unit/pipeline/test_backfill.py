@@ -10,10 +10,10 @@ import pytest
 from clickstream.adapters.state import iso
 from clickstream.core.errors import InputError
 from clickstream.pipeline.commit import commit_run, get_run
-from clickstream.pipeline.contracts import CommitInput, LoadInput, PlanInput, SessionizeResult
-from clickstream.pipeline.load_step import bucket_results
+from clickstream.pipeline.load import bucket_results
+from clickstream.pipeline.manifest import CommitInput, LoadInput, PlanInput, SessionizeResult
 from clickstream.pipeline.plan import arrival_day, plan_run, read_manifest
-from clickstream.sessionize.step import run_result_key
+from clickstream.pipeline.sessionize import run_result_key
 from tests.unit.pipeline.conftest import T0
 from tests.unit.pipeline.test_plan import _ledger
 

@@ -8,8 +8,8 @@ import pytest
 
 from clickstream.adapters.state import DynamoStateStore, iso
 from clickstream.pipeline.commit import commit_run, get_run
-from clickstream.pipeline.contracts import CommitInput, CommitResult, PlanResult
 from clickstream.pipeline.lease import LeaseLost, acquire_pipeline_lease
+from clickstream.pipeline.manifest import CommitInput, CommitResult, PlanResult
 from tests.conftest import load_event
 from tests.unit.pipeline.conftest import T0
 
@@ -116,7 +116,7 @@ def test_an_uncommitted_run_has_no_record(aws):
 
 def test_commit_handler_answers_the_commit_result(aws, state):
     # Given the sample event sam local invoke uses, and the watermark at its window's start
-    from clickstream.local.bridge import FakeLambdaContext, load_handler
+    from clickstream_local.bridge import FakeLambdaContext, load_handler
 
     event = load_event("commit.json")
     state.set_watermark(T0, "run-0")

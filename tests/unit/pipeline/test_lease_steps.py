@@ -8,8 +8,8 @@ import pytest
 
 from clickstream.adapters.state import iso
 from clickstream.pipeline.commit import commit_run, release_run
-from clickstream.pipeline.contracts import CommitInput, PlanInput, ReleaseInput
 from clickstream.pipeline.lease import PIPELINE_LEASE, PipelineBusy, RunRefused
+from clickstream.pipeline.manifest import CommitInput, PlanInput, ReleaseInput
 from clickstream.pipeline.plan import manifest_key, plan_run
 from tests.conftest import load_event
 from tests.unit.pipeline.conftest import T0
@@ -113,7 +113,7 @@ def test_the_failure_release_frees_only_its_own_lease(aws, state, lake, sim_cloc
 
 def test_the_commit_handler_releases_on_the_failure_path(aws, state, lake, sim_clock):
     # Given run-1 holds the lease
-    from clickstream.local.bridge import FakeLambdaContext, load_handler
+    from clickstream_local.bridge import FakeLambdaContext, load_handler
 
     event = load_event("commit_release.json")  # the failure path's payload, as the ASL sends it
     name = event["execution_id"].rsplit(":", 1)[1]

@@ -9,7 +9,7 @@ import pytest
 
 from clickstream.adapters.state import iso
 from clickstream.core.errors import InputError
-from clickstream.pipeline.contracts import Manifest, PlanInput, PlanResult
+from clickstream.pipeline.manifest import Manifest, PlanInput, PlanResult
 from clickstream.pipeline.plan import manifest_key, parse_instant, plan_run, read_manifest
 from tests.conftest import load_event
 from tests.unit.pipeline.conftest import T0
@@ -243,7 +243,7 @@ def test_parse_instant_reads_z_offsets_and_naive_utc():
 
 def test_plan_handler_answers_the_plan_result(aws, state):
     # Given the sample event sam local invoke uses and an object in its window
-    from clickstream.local.bridge import FakeLambdaContext, load_handler
+    from clickstream_local.bridge import FakeLambdaContext, load_handler
 
     _ledger(state, "raw/a", T0 + timedelta(minutes=30))
     event = load_event("plan.json")

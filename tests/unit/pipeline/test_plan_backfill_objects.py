@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from clickstream.adapters.state import iso
-from clickstream.pipeline.contracts import BackfillRange
+from clickstream.pipeline.manifest import BackfillRange
 from clickstream.pipeline.plan import build_backfill_manifest, ledger_arrival_day
 from tests.unit.pipeline.conftest import T0
 

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from clickstream.adapters.state import iso
 from clickstream.core.config import Settings
 from clickstream.pipeline.commit import commit_run, release_run
-from clickstream.pipeline.contracts import CommitInput, PlanInput, ReleaseInput
+from clickstream.pipeline.manifest import CommitInput, PlanInput, ReleaseInput
 from clickstream.pipeline.plan import parse_instant, plan_run, read_manifest
+from tests.fakes.state import MemoryObjectStore, MemoryStateStore
 from tests.unit.pipeline.conftest import T0
-from tests.unit.pipeline.fakes import MemoryObjectStore, MemoryStateStore
 
 minutes = st.integers(min_value=0, max_value=600)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clickstream.warehouse.engine import open_warehouse
+from clickstream.adapters.warehouse import open_warehouse
 from clickstream.warehouse.kpis import kpi_query, kpi_totals
 from clickstream.warehouse.migrate import migrate
 from clickstream.warehouse.snapshot import table_digest, warehouse_digest

@@ -1,0 +1,673 @@
+"""``clickstream serve``: the ingest API on ``127.0.0.1`` for a browser or a tracker, the pipeline behind it.
+
+What API Gateway does in front of the ingest function is done here, then the REAL ``functions/ingest/app.py``
+handler answers:
+
+* CORS preflight (``OPTIONS``) for the allowed origins, with the methods, headers and max-age the stack's API
+  declares in ``template.yaml``; a foreign origin gets no CORS headers and a 403;
+* the Cognito User Pool authorizer on the token routes (``clickstream_local.auth``): a bad or missing token is a
+  401 in the API's error shape, a good one becomes ``requestContext.authorizer.claims``;
+* the REST proxy event: ``headers``/``multiValueHeaders``, the body base64-encoded for the binary media types
+  (gzip) or bytes that are not UTF-8, ``requestContext.requestTimeEpoch`` and ``identity.sourceIp``.
+
+The stack is moto, in this process (``create_resources``): Firehose → the raw bucket → an S3 notification in SQS.
+``POST /local/run-pipeline`` drains that queue into the real validate handler and executes the real state machine
+(``clickstream_local.bridge``) over what has arrived, then answers with the run's summary. ``GET /`` shows the
+report once a run wrote one, else a status page; ``GET /health`` answers ``{"ok": true}``; ``GET
+/.well-known/jwks.json`` publishes the local issuer's public keys.
+
+Handlers share one moto stack, so every call into it holds one lock; the HTTP server itself is threaded, and
+stopping it waits for requests in flight, runs a last pipeline pass if anything arrived since the previous one,
+and leaves ``DIR/warehouse.duckdb`` closed and readable.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from clickstream_local.auth import LocalIssuer, TokenVerifier, bearer_token
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+REPORT_FILE = "report.html"
+RUN_PIPELINE_PATH = "/local/run-pipeline"
+HEALTH_PATH = "/health"
+JWKS_PATH = "/.well-known/jwks.json"
+DEFAULT_ALLOWED_ORIGINS = ("http://localhost", "http://localhost:*", "http://127.0.0.1", "http://127.0.0.1:*")
+# What template.yaml's ``Cors`` says, used when it cannot be read.
+DEFAULT_CORS = {
+    "methods": "OPTIONS,POST",
+    "headers": "Authorization,Content-Type,Content-Encoding",
+    "max_age": "600",
+}
+DEFAULT_BINARY_TYPES = frozenset({"application/gzip", "application/x-gzip"})
+# API Gateway's own answer for a route it does not have (the stack's MISSING_AUTHENTICATION_TOKEN response).
+NO_ROUTE_MESSAGE = "No such route, or a guest route called without a SigV4 signature."
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+
+
+class ServeError(Exception):
+    """The local endpoint cannot start as asked."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    out: Path = Path("serve-output")
+    warehouse: str | None = None  # a URL; default duckdb:///<out>/warehouse.duckdb
+    allow_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @classmethod
+    def json(cls, status: int, body: Any, headers: Mapping[str, str] | None = None) -> HttpAnswer:
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        return cls(status, all_headers, json.dumps(body, separators=(",", ":"), default=str).encode("utf-8"))
+
+    @classmethod
+    def error(
+        cls, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> HttpAnswer:
+        return cls.json(status, {"error": {"code": code, "message": message}}, headers)
+
+
+# -- what API Gateway does ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GatewayShape:
+    """The API's CORS answer and binary media types, read from ``template.yaml``."""
+
+    allow_methods: str
+    allow_headers: str
+    max_age: str
+    binary_media_types: frozenset[str]
+
+    @classmethod
+    def from_template(cls) -> GatewayShape:
+        from clickstream_local.template import load_template
+
+        api: dict[str, Any] = {}
+        try:
+            resources = load_template().get("Resources", {})
+            api = next(
+                (
+                    r.get("Properties", {})
+                    for r in resources.values()
+                    if r.get("Type") == "AWS::Serverless::Api"
+                ),
+                {},
+            )
+        except FileNotFoundError:  # pragma: no cover - the template ships with the repository
+            pass
+        cors_value = api.get("Cors")
+        cors: dict[str, Any] = cors_value if isinstance(cors_value, dict) else {}
+
+        def literal(name: str, default: str) -> str:
+            value = cors.get(name)
+            return value.strip("'") if isinstance(value, str) else default
+
+        types = {t.replace("~1", "/").lower() for t in api.get("BinaryMediaTypes", []) if isinstance(t, str)}
+        return cls(
+            allow_methods=literal("AllowMethods", DEFAULT_CORS["methods"]),
+            allow_headers=literal("AllowHeaders", DEFAULT_CORS["headers"]),
+            max_age=literal("MaxAge", DEFAULT_CORS["max_age"]),
+            binary_media_types=frozenset(types) or DEFAULT_BINARY_TYPES,
+        )
+
+
+def api_gateway_event(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    claims: Mapping[str, Any] | None,
+    stage: str,
+    received_at: datetime,
+    binary_media_types: frozenset[str] = DEFAULT_BINARY_TYPES,
+) -> dict[str, Any]:
+    """The REST proxy event API Gateway would hand the ingest function for this request.
+
+    Claims are strings, as the Cognito authorizer passes them. The body is base64 when its media type is a binary
+    one, or when its bytes are not UTF-8 text (API Gateway would mangle those; here the handler judges them).
+    """
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in headers:
+        single[name] = value
+        multi.setdefault(name, []).append(value)
+    lower = {k.lower(): v for k, v in single.items()}
+    media_type = lower.get("content-type", "").split(";")[0].strip().lower()
+    encoded: str | None = None
+    is_base64 = False
+    if body:
+        if media_type in binary_media_types:
+            encoded, is_base64 = base64.b64encode(body).decode("ascii"), True
+        else:
+            try:
+                encoded = body.decode("utf-8")
+            except UnicodeDecodeError:
+                encoded, is_base64 = base64.b64encode(body).decode("ascii"), True
+    params = parse_qs(query, keep_blank_values=True)
+    request_id = str(uuid.uuid4())
+    context: dict[str, Any] = {
+        "accountId": "123456789012",
+        "apiId": "local",
+        "resourcePath": path,
+        "httpMethod": method,
+        "path": f"/{stage}{path}",
+        "stage": stage,
+        "protocol": "HTTP/1.1",
+        "domainName": lower.get("host", "127.0.0.1"),
+        "requestId": request_id,
+        "extendedRequestId": request_id[:18],
+        "requestTime": received_at.astimezone(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "requestTimeEpoch": int(received_at.timestamp() * 1000),
+        "identity": {"sourceIp": source_ip, "userAgent": lower.get("user-agent", "")},
+    }
+    if claims is not None:
+        context["authorizer"] = {"claims": {k: _claim_text(v) for k, v in claims.items()}}
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": single or None,
+        "multiValueHeaders": multi or None,
+        "queryStringParameters": {k: v[-1] for k, v in params.items()} or None,
+        "multiValueQueryStringParameters": params or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": context,
+        "body": encoded,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def _claim_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+# -- the stack behind the endpoint -------------------------------------------------------------------------------
+class LocalEndpoint:
+    """The moto stack, the real handlers and the local issuer; every call into the stack holds one lock."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        self.out = options.out.resolve()
+        self.warehouse_url = options.warehouse or (
+            f"duckdb:///{(self.out / WAREHOUSE_FILE).as_posix().lstrip('/')}"
+        )
+        self.allowed_origins = ",".join(options.allow_origins)
+        self.gateway = GatewayShape.from_template()
+        self.issuer: LocalIssuer | None = None
+        self.verifier: TokenVerifier | None = None
+        self.runs: list[dict[str, Any]] = []
+        self.accepted_requests = 0
+        self.accepted_events = 0
+        self.rejected_requests = 0
+        self._unprocessed_requests = 0  # accepted since the last pipeline run
+        self._lock = threading.RLock()
+        self._exit = ExitStack()
+        self._open = False
+
+    # lifecycle
+    def open(self) -> LocalEndpoint:
+        from moto import mock_aws
+
+        from clickstream.adapters.sink import FirehoseSink
+        from clickstream.core.clock import set_clock
+        from clickstream.core.config import get_settings
+        from clickstream.ingest.sink import set_sink
+        from clickstream_local.bridge import (
+            MOTO_CONFIG,
+            FakeLambdaContext,
+            create_pipeline_state_machine,
+            load_handler,
+        )
+        from clickstream_local.runner import RUNTIME_ENV, context_factory, environment, quiet_logs
+        from clickstream_local.stack import create_resources, local_settings
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.issuer = LocalIssuer.load_or_create(self.out)
+        self.verifier = self.issuer.verifier()
+        exit_ = self._exit
+        try:
+            exit_.enter_context(environment({**RUNTIME_ENV, "POWERTOOLS_METRICS_DISABLED": "true"}))
+            exit_.callback(quiet_logs())
+            exit_.enter_context(mock_aws(config=MOTO_CONFIG))  # type: ignore[call-overload]
+            self.settings = local_settings(
+                warehouse_url=self.warehouse_url, allowed_origins=self.allowed_origins
+            )
+            self.stack = create_resources(self.settings, with_cognito=False)
+            env: dict[str, str | None] = {k.upper(): str(v) for k, v in self.settings.as_dict().items()}
+            env["FAILURE_TOPIC_ARN"] = self.stack.topic_arn
+            exit_.enter_context(environment(env))
+            get_settings.cache_clear()
+            exit_.callback(get_settings.cache_clear)
+            set_clock(None)
+            set_sink(FirehoseSink(self.settings.delivery_stream))
+            exit_.callback(set_sink, None)
+            self.sfn_arn = create_pipeline_state_machine(self.stack)
+            self.ingest = load_handler("ingest")
+            self.validate = load_handler("validate")
+            self.ingest_context = context_factory(FakeLambdaContext, "ingest")
+            self.validate_context = context_factory(FakeLambdaContext, "validate")
+        except BaseException:
+            exit_.close()
+            raise
+        self._open = True
+        return self
+
+    def close(self) -> dict[str, Any] | None:
+        """Run a last pipeline pass if anything arrived since the previous one, then tear the stack down."""
+        with self._lock:
+            if not self._open:
+                return None
+            final = None
+            try:
+                if self.pending():
+                    final = self.run_pipeline()
+            finally:
+                self._open = False
+                from clickstream.adapters.aws import reset_clients
+
+                self._exit.close()
+                reset_clients()
+            return final
+
+    def pending(self) -> bool:
+        """Anything accepted that no pipeline run has processed yet, or a notification a run left on the queue
+        (a validation that failed and will be retried). S3's test notification at start-up does not count."""
+        from clickstream_local.runner import queue_depth
+
+        with self._lock:
+            if self._unprocessed_requests > 0:
+                return True
+            return bool(self.runs) and queue_depth(self.stack.queue_url) > 0
+
+    # requests
+    def cors_preflight(self, origin: str | None) -> HttpAnswer:
+        from clickstream.ingest.api import origin_allowed
+
+        if not origin or not origin_allowed(origin, self.allowed_origins):
+            return HttpAnswer.error(403, "forbidden", "origin not allowed")
+        from clickstream.ingest.api import allows_every_origin
+
+        credentials = (
+            {} if allows_every_origin(self.allowed_origins) else {"Access-Control-Allow-Credentials": "true"}
+        )
+        return HttpAnswer(
+            204,
+            {
+                "Access-Control-Allow-Origin": origin,
+                **credentials,
+                "Access-Control-Allow-Methods": self.gateway.allow_methods,
+                "Access-Control-Allow-Headers": self.gateway.allow_headers,
+                "Access-Control-Max-Age": self.gateway.max_age,
+                "Vary": "Origin",
+            },
+        )
+
+    def cors_headers(self, origin: str | None) -> dict[str, str]:
+        """What the stack's Gateway Responses add to API Gateway's own answers, for an allowed origin only."""
+        from clickstream.ingest.api import cors_headers
+
+        headers = cors_headers(origin, self.allowed_origins)
+        if headers:
+            headers["Access-Control-Allow-Headers"] = self.gateway.allow_headers
+        return headers
+
+    def post_events(
+        self, path: str, query: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
+    ) -> HttpAnswer:
+        """A token route: the authorizer's check, then the ingest handler with the proxy event."""
+        from clickstream.core import clock
+        from clickstream_local.runner import handler_output_muted
+
+        lower = {k.lower(): v for k, v in headers}
+        origin = lower.get("origin")
+        assert self.verifier is not None
+        try:
+            claims = self.verifier.verify(bearer_token(lower.get("authorization")))
+        except Exception as exc:  # InvalidToken, and anything a hostile token could provoke
+            message = getattr(exc, "message", None) or "Unauthorized"
+            with self._lock:
+                self.rejected_requests += 1
+            return HttpAnswer.error(
+                401, "unauthorized", message, {**self.cors_headers(origin), "WWW-Authenticate": "Bearer"}
+            )
+        event = api_gateway_event(
+            method="POST",
+            path=path,
+            query=query,
+            headers=headers,
+            body=body,
+            source_ip=source_ip,
+            claims=claims,
+            stage=self.settings.stage,
+            received_at=clock.now(),
+            binary_media_types=self.gateway.binary_media_types,
+        )
+        with self._lock, handler_output_muted():
+            answer = self.ingest(event, self.ingest_context())
+            status = int(answer.get("statusCode", 500))
+            if status == 202:
+                self.accepted_requests += 1
+                self.accepted_events += int(json.loads(answer.get("body") or "{}").get("accepted", 0))
+                self._unprocessed_requests += 1
+            else:
+                self.rejected_requests += 1
+        return _lambda_answer(answer)
+
+    def run_pipeline(self) -> dict[str, Any]:
+        """Drain the queue into validate, execute the state machine over what arrived, summarise the run."""
+        from clickstream.adapters.storage import S3ObjectStore
+        from clickstream.core import clock
+        from clickstream_local.bridge import run_pipeline
+        from clickstream_local.runner import (
+            EXECUTION_POLL_SECONDS,
+            WalkStats,
+            drain_queue,
+            handler_output_muted,
+        )
+
+        with self._lock, handler_output_muted():
+            stats = WalkStats()
+            drained = drain_queue(self.stack.queue_url, self.validate, self.validate_context, stats)
+            as_of = clock.now()  # after validation, so the run's window covers what was just validated
+            name = f"serve-{as_of:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+            result = run_pipeline(
+                self.sfn_arn, name, {"as_of": as_of.isoformat()}, poll_seconds=EXECUTION_POLL_SECONDS
+            )
+            requests, self._unprocessed_requests = self._unprocessed_requests, 0
+            lake = S3ObjectStore(self.settings.lake_bucket)
+            report = False
+            if lake.exists(self.settings.report_key):
+                (self.out / REPORT_FILE).write_bytes(lake.get_bytes(self.settings.report_key))
+                report = True
+            summary = {
+                "run": name,
+                "as_of": as_of.isoformat(),
+                "status": result["status"],
+                "failed_step": result["failed_step"],
+                "error": result["error"],
+                "requests_since_previous_run": requests,
+                "objects_validated": drained,
+                "validate_failures": stats.validate_failures,
+                "output": result["output"],
+                "warehouse": self.warehouse_counts(),
+                "report_written": report,
+            }
+            self.runs.append(summary)
+            return summary
+
+    def warehouse_counts(self) -> dict[str, int]:
+        from clickstream.adapters.warehouse import open_warehouse
+
+        with open_warehouse(self.warehouse_url).connect() as conn:
+            counts: dict[str, int] = {}
+            for table in ("events", "sessions", "pipeline_runs"):
+                try:
+                    counts[table] = int(conn.query(f"SELECT count(*) FROM {table}")[0][0] or 0)
+                except (
+                    Exception
+                ):  # not created yet: no run has loaded anything (each engine has its own error)
+                    counts[table] = 0
+            return counts
+
+    def status(self) -> dict[str, Any]:
+        assert self.issuer is not None
+        return {
+            "ok": True,
+            "issuer": self.issuer.issuer,
+            "client_id": self.issuer.client_id,
+            "warehouse": self.warehouse_url,
+            "allowed_origins": list(self.options.allow_origins),
+            "accepted_requests": self.accepted_requests,
+            "accepted_events": self.accepted_events,
+            "rejected_requests": self.rejected_requests,
+            "pipeline_runs": len(self.runs),
+            "last_run": self.runs[-1] if self.runs else None,
+        }
+
+
+def _lambda_answer(answer: Mapping[str, Any]) -> HttpAnswer:
+    """A Lambda proxy integration answer as the HTTP response API Gateway sends."""
+    headers: dict[str, str] = {}
+    for name, values in (answer.get("multiValueHeaders") or {}).items():
+        if values:
+            headers[name] = ", ".join(str(v) for v in values)
+    for name, value in (answer.get("headers") or {}).items():
+        headers[name] = str(value)
+    body = answer.get("body") or ""
+    data = base64.b64decode(body) if answer.get("isBase64Encoded") else str(body).encode("utf-8")
+    return HttpAnswer(int(answer.get("statusCode", 500)), headers, data)
+
+
+# -- HTTP -------------------------------------------------------------------------------------------------------
+class LocalServer(ThreadingHTTPServer):
+    """A threaded HTTP server whose ``server_close`` waits for the requests in flight."""
+
+    daemon_threads = False
+    block_on_close = True
+    allow_reuse_address = True
+
+    def __init__(
+        self, address: tuple[str, int], endpoint: LocalEndpoint, log: Callable[[str], None] | None
+    ) -> None:
+        self.endpoint = endpoint
+        self.log = log
+        super().__init__(address, _RequestHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        name = host.decode() if isinstance(host, bytes) else host
+        return f"http://{name}:{port}"
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: LocalServer
+    protocol_version = "HTTP/1.1"
+    server_version = "clickstream-serve"
+
+    def do_OPTIONS(self) -> None:
+        self._send(self.server.endpoint.cors_preflight(self.headers.get("Origin")))
+
+    def do_GET(self) -> None:
+        endpoint = self.server.endpoint
+        path = urlsplit(self.path).path
+        if path == HEALTH_PATH:
+            self._send(HttpAnswer.json(200, {"ok": True}))
+        elif path == JWKS_PATH:
+            assert endpoint.issuer is not None
+            self._send(HttpAnswer.json(200, endpoint.issuer.jwks()))
+        elif path in ("/", "/index.html"):
+            self._send(_home_page(endpoint))
+        elif path == "/local/status":
+            self._send(HttpAnswer.json(200, endpoint.status()))
+        else:
+            self._discard_body()
+            self._no_route()
+
+    def do_POST(self) -> None:
+        from clickstream.ingest.api import NATIVE_PATH, SNOWPLOW_PATH, origin_allowed
+
+        endpoint = self.server.endpoint
+        url = urlsplit(self.path)
+        body = self._read_body()
+        if body is None:
+            return
+        if url.path in (NATIVE_PATH, SNOWPLOW_PATH):
+            source_ip = self.client_address[0]
+            self._send(endpoint.post_events(url.path, url.query, list(self.headers.items()), body, source_ip))
+        elif url.path == RUN_PIPELINE_PATH:
+            origin = self.headers.get("Origin")
+            if origin and not origin_allowed(origin, endpoint.allowed_origins):
+                self._send(HttpAnswer.error(403, "forbidden", "origin not allowed"))
+                return
+            self._send(HttpAnswer.json(200, endpoint.run_pipeline(), endpoint.cors_headers(origin)))
+        else:
+            self._no_route()
+
+    def _other(self) -> None:
+        self._discard_body()
+        self._no_route()
+
+    do_PUT = do_PATCH = do_DELETE = do_HEAD = _other
+
+    def _no_route(self) -> None:
+        self._send(
+            HttpAnswer.error(
+                404,
+                "not_found",
+                NO_ROUTE_MESSAGE,
+                self.server.endpoint.cors_headers(self.headers.get("Origin")),
+            )
+        )
+
+    def _read_body(self) -> bytes | None:
+        length_text = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True
+            self._send(HttpAnswer.error(411, "length_required", "send the body with a Content-Length"))
+            return None
+        try:
+            length = int(length_text) if length_text else 0
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._send(HttpAnswer.error(400, "bad_request", "invalid Content-Length"))
+            return None
+        if length > MAX_REQUEST_BYTES:
+            self.close_connection = True
+            self._send(HttpAnswer.error(413, "payload_too_large", "Request Too Long"))
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _discard_body(self) -> None:
+        length_text = self.headers.get("Content-Length") or "0"
+        if length_text.isdigit() and 0 < int(length_text) <= MAX_REQUEST_BYTES:
+            self.rfile.read(int(length_text))
+        elif length_text != "0":
+            self.close_connection = True
+
+    def _send(self, answer: HttpAnswer) -> None:
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            if name.lower() not in ("content-length", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(answer.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.log is not None:
+            self.server.log(f"{self.address_string()} {format % args}")
+
+
+def _home_page(endpoint: LocalEndpoint) -> HttpAnswer:
+    """The latest report once a pipeline run wrote one, else a small status page."""
+    report = endpoint.out / REPORT_FILE
+    if report.is_file():
+        return HttpAnswer(200, {"Content-Type": "text/html; charset=utf-8"}, report.read_bytes())
+    status = endpoint.status()
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in status.items()
+        if k != "last_run"
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>clickstream serve</title></head><body>"
+        "<h1>clickstream serve</h1><p>POST events to <code>/v1/events</code> or "
+        "<code>/com.snowplowanalytics.snowplow/tp2</code> with <code>Authorization: Bearer $(clickstream token)"
+        "</code>; <code>POST /local/run-pipeline</code> runs the pipeline and this page then shows the report.</p>"
+        f"<table>{rows}</table></body></html>"
+    )
+    return HttpAnswer(200, {"Content-Type": "text/html; charset=utf-8"}, page.encode("utf-8"))
+
+
+# -- running it ------------------------------------------------------------------------------------------------
+@contextmanager
+def running(options: ServeOptions, log: Callable[[str], None] | None = None) -> Iterator[LocalServer]:
+    """The endpoint, bound and ready to ``serve_forever``; on exit, in-flight requests finish, a last pipeline
+    pass runs if anything arrived, and the stack is torn down."""
+    endpoint = LocalEndpoint(options).open()
+    try:
+        try:
+            server = LocalServer((options.host, options.port), endpoint, log)
+        except OSError as exc:
+            raise ServeError(
+                f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            yield server
+        finally:
+            server.server_close()
+    finally:
+        endpoint.close()
+
+
+def serve(options: ServeOptions, *, out: Any = None, log: Callable[[str], None] | None = None) -> int:
+    """Serve until SIGINT or SIGTERM; print the URL (first line, flushed) and, at the end, the last run."""
+    out = out or sys.stdout
+    with running(options, log) as server:
+        stopping = threading.Event()
+
+        def stop(_signum: int, _frame: Any) -> None:
+            if not stopping.is_set():
+                stopping.set()
+                # shutdown() waits for serve_forever to return: never call it on the thread that runs it.
+                threading.Thread(target=server.shutdown, daemon=True).start()
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            print(f"Listening on {server.url}", file=out, flush=True)
+            assert server.endpoint.issuer is not None
+            print(
+                f"Issuer {server.endpoint.issuer.issuer} (client {server.endpoint.issuer.client_id}); "
+                f"tokens: clickstream token --out-dir {options.out}",
+                file=out,
+                flush=True,
+            )
+            server.serve_forever(poll_interval=0.2)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        endpoint = server.endpoint
+    print(
+        f"Stopped: {endpoint.accepted_requests} requests ({endpoint.accepted_events} events) accepted, "
+        f"{endpoint.rejected_requests} refused, {len(endpoint.runs)} pipeline runs; warehouse {endpoint.warehouse_url}",
+        file=out,
+        flush=True,
+    )
+    failed = [r for r in endpoint.runs if r["status"] != "SUCCEEDED"]
+    return 1 if failed else 0
