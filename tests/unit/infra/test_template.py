@@ -133,11 +133,20 @@ def test_layers_build_for_the_function_runtime(template, resources):
     arch = template["Globals"]["Function"]["Architectures"]
     for name in ("DomainLayer", "RuntimeLayer", "DataLayer"):
         layer = resources[name]
-        # Then every layer is built with that runtime's Python and for that architecture
-        assert layer["Metadata"]["BuildMethod"] == runtime
+        # Then every layer is built for that runtime and architecture
         assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
         assert layer["Properties"]["CompatibleArchitectures"] == arch
+    for name in ("RuntimeLayer", "DataLayer"):
+        # The dependency layers install their requirements with that runtime's Python
+        layer = resources[name]
+        assert layer["Metadata"]["BuildMethod"] == runtime
         assert (REPO_ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
+    # And the domain layer is the project's own build: src/Makefile copies the product package alone
+    domain = resources["DomainLayer"]
+    assert domain["Metadata"]["BuildMethod"] == "makefile"
+    assert domain["Properties"]["ContentUri"].rstrip("/") == "src"
+    makefile = (REPO_ROOT / "src" / "Makefile").read_text(encoding="utf-8")
+    assert "build-DomainLayer:" in makefile and "cp -R clickstream " in makefile
 
 
 # ---------------------------------------------------------------------------------------------- configuration
@@ -576,11 +585,10 @@ def test_layer_requirements_match_the_package_ranges():
     for name, line in {**runtime, **data}.items():
         assert line == declared[name], name
     assert "tracer" in runtime["aws-lambda-powertools"]
-    assert _requirements("domain") == {}
 
 
 def test_no_layer_ships_boto3_pyarrow_or_pandas():
-    for layer in ("domain", "runtime", "data"):
+    for layer in ("runtime", "data"):
         assert not {"boto3", "botocore", "pyarrow", "pandas"} & set(_requirements(layer)), layer
 
 
