@@ -52,6 +52,7 @@ tools: $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
 lint: setup tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	SAM_CLI_TELEMETRY=0 PATH="$(PY312_BIN):$$PATH" $(TOOLS)/sam/bin/sam validate --lint --template template.yaml
 	$(TOOLS)/sam/bin/python scripts/translate_template.py template.yaml .aws-sam/translated.json
 	$(TOOLS)/sam/bin/cfn-lint --non-zero-exit-code error -- .aws-sam/translated.json

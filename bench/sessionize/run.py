@@ -18,7 +18,7 @@ its own address space; ``ru_maxrss`` of a forked child would include the parent'
          session_id column (md5 per event). No session logic: its ratio to the floor bounds what "within 1.5x of
          the floor" can mean here.
 
-All four write Parquet with the same settings as the sessionizer's outputs (``files.PARQUET``: zstd level 1,
+All four write Parquet with the same settings as the sessionizer's outputs (``core.sql.PARQUET``: zstd level 1,
 DuckDB's default row groups) and run with DuckDB's default threads and no progress bar. With ``--repeat N`` the
 contenders take turns N times and each one's fastest run is reported (the machine is shared: the minimum is the
 least disturbed measurement); ``--memory-limit 3GB`` gives all four the same DuckDB memory limit.
@@ -133,7 +133,7 @@ elif kind == "generate":
     con.execute(sql)
     con.close()
 else:
-    from clickstream.sessionize.files import PARQUET
+    from clickstream.core.sql import PARQUET
     con = duckdb.connect()
     con.execute(settings + sql.format(src=src, out=out, parquet=PARQUET))
     con.close()

@@ -57,12 +57,8 @@ from typing import Any
 
 from clickstream.adapters.aws import client
 from clickstream_local.stack import LocalStack
-from clickstream_local.template import ASL_PATH, FUNCTIONS_DIR, load_template
+from clickstream_local.template import asl_path, functions_dir, load_template
 
-MOTO_CONFIG: dict[str, Any] = {
-    "lambda": {"use_docker": False},
-    "stepfunctions": {"execute_state_machine": True},
-}
 MOTO_VERSION_RANGE = ((5, 1), (5, 3))  # >= 5.1, < 5.3: the range pyproject.toml pins
 
 # Function directory -> the ASL placeholder that holds its ARN.
@@ -209,7 +205,7 @@ def _check_mock_config() -> None:
     sfn = default_user_config.get("stepfunctions", {}).get("execute_state_machine", False)
     if lam is not False or sfn is not True:
         raise BridgeError(
-            "the pipeline bridge needs mock_aws(config=clickstream_local.bridge.MOTO_CONFIG): "
+            "the pipeline bridge needs mock_aws(config=clickstream_local.stack.MOTO_CONFIG): "
             f"lambda.use_docker={lam!r}, stepfunctions.execute_state_machine={sfn!r}"
         )
 
@@ -299,9 +295,9 @@ class _Route:
 
 
 # -- handlers --------------------------------------------------------------------------------------------------
-def load_handler(name: str, functions_dir: Path = FUNCTIONS_DIR) -> Handler:
+def load_handler(name: str, functions: Path | None = None) -> Handler:
     """The ``lambda_handler`` of ``functions/<name>/app.py``, imported by file path (once per process)."""
-    path = functions_dir / name / "app.py"
+    path = (functions or functions_dir()) / name / "app.py"
     if not path.is_file():
         raise BridgeError(f"no handler for the {name!r} step: {path} does not exist")
     module_name = f"clickstream_functions.{name}.app"
@@ -341,7 +337,7 @@ def create_pipeline_state_machine(
     stack: LocalStack,
     functions: Mapping[str, Handler] | None = None,
     *,
-    asl_path: Path = ASL_PATH,
+    asl: Path | None = None,
 ) -> str:
     """Create the pipeline's functions and state machine in moto; returns the state machine's ARN.
 
@@ -376,7 +372,7 @@ def create_pipeline_state_machine(
     backend = get_backend(account, region)
     backend.__dict__.setdefault(_ROUTES_ATTR, {}).update(routes)
 
-    definition = substitute(asl_path.read_text(encoding="utf-8"), substitutions)
+    definition = substitute((asl or asl_path()).read_text(encoding="utf-8"), substitutions)
     sfn = client("stepfunctions")
     sm_name = f"{prefix}-pipeline"
     existing = [
@@ -416,8 +412,6 @@ def _ensure_function(lam: Any, name: str, role_arn: str, stack: LocalStack, shap
         return lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
     except lam.exceptions.ResourceNotFoundException:
         pass
-    env = {k.upper(): str(v) for k, v in stack.settings.as_dict().items()}
-    env["FAILURE_TOPIC_ARN"] = stack.topic_arn
     return lam.create_function(
         FunctionName=name,
         Runtime="python3.12",
@@ -426,7 +420,7 @@ def _ensure_function(lam: Any, name: str, role_arn: str, stack: LocalStack, shap
         Code={"ZipFile": _placeholder_zip()},
         Timeout=shape.timeout_seconds,
         MemorySize=shape.memory_mb,
-        Environment={"Variables": env},
+        Environment={"Variables": stack.env},
     )["FunctionArn"]
 
 

@@ -24,7 +24,7 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import AbstractContextManager, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from clickstream_local.generator.traffic import (
     TrafficConfig,
     generate,
 )
+from clickstream_local.stack import environment as _environment
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 REPORT_FILE = "report.html"
@@ -114,25 +115,6 @@ class DemoResult:
 
 
 # -- environment -----------------------------------------------------------------------------------------------
-@contextmanager
-def _environment(values: dict[str, str | None]) -> Iterator[None]:
-    """Set (or, for ``None``, unset) environment variables for the duration, then restore what was there."""
-    saved = {k: os.environ.get(k) for k in values}
-    for k, v in values.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _quiet_logs() -> Callable[[], None]:
     """Keep the handlers' INFO logs off the console during the demo; returns the undo."""
     from clickstream.core.observability import logger
@@ -315,204 +297,249 @@ def _prepare_out(out: Path, warehouse: str | None) -> str:
 
 def run_demo(options: DemoOptions, console: Any = None) -> DemoResult:
     """Run the demo; returns the summary (also written to ``<out>/summary.json``)."""
-    import json
-
-    from moto import mock_aws
-
-    from clickstream.adapters.aws import client, reset_clients
-    from clickstream.adapters.sink import FirehoseSink
-    from clickstream.adapters.state import DynamoStateStore
-    from clickstream.adapters.storage import S3ObjectStore
-    from clickstream.core.clock import SimulatedClock, set_clock
+    from clickstream.adapters.aws import reset_clients
+    from clickstream.core.clock import set_clock
     from clickstream.core.config import get_settings
     from clickstream.ingest.sink import set_sink
-    from clickstream.pipeline.sessionize import bucket_state_totals
-    from clickstream_local.bridge import (
-        MOTO_CONFIG,
-        FakeLambdaContext,
-        create_pipeline_state_machine,
-        load_handler,
-        run_pipeline,
-    )
-    from clickstream_local.stack import (
-        REGION,
-        create_resources,
-        local_settings,
-        template_parameter_default,
-    )
-    from clickstream_local.summary import LedgerTotals, build_summary, read_warehouse
+    from clickstream_local.stack import local_stack
 
     out = options.out.resolve()
     warehouse_url = _prepare_out(out, options.warehouse)
-    backfill: dict[str, Any] | None = None
     step = timedelta(hours=options.step_hours)
     if step <= timedelta(0):
         raise DemoError("--step-hours must be positive")
-    stats = WalkStats()
+    demo = _Demo(options, out, warehouse_url, console)
     undo_logs = _quiet_logs()
-    ingest_ctx = _context_factory(FakeLambdaContext, "ingest")
-    validate_ctx = _context_factory(FakeLambdaContext, "validate")
     try:
-        with _environment(_RUNTIME_ENV), mock_aws(config=MOTO_CONFIG):
-            overrides: dict[str, Any] = {
-                "warehouse_url": warehouse_url,
-                "internal_ip_ranges": INTERNAL_NETWORK,
-            }
-            if options.buckets:
-                overrides["n_buckets"] = options.buckets
-            settings = local_settings(**overrides)
-            stack = create_resources(settings)
-            env: dict[str, str | None] = {
-                name.upper(): str(value) for name, value in settings.as_dict().items()
-            }
-            env["FAILURE_TOPIC_ARN"] = stack.topic_arn
-            with _environment(env):
-                get_settings.cache_clear()
-                clock = SimulatedClock(options.start)
-                set_clock(clock)
-                traffic = generate(
-                    TrafficConfig(
-                        events=options.events,
-                        days=options.days,
-                        seed=options.seed,
-                        start=options.start,
-                        stage=settings.stage,
-                        issuer=f"https://cognito-idp.{REGION}.amazonaws.com/{stack.user_pool_id}",
-                        client_id=stack.user_pool_client_id,
-                    )
+        with _environment(_RUNTIME_ENV), local_stack(demo.settings()) as stack:
+            demo.start(stack)
+            demo.walk(step)
+            if options.backfill:
+                demo.backfill = _backfill_all_days(
+                    options,
+                    demo.stack.settings,
+                    demo.stack,
+                    demo.sfn_arn,
+                    demo.clock,
+                    demo.validate,
+                    demo.validate_ctx,
+                    demo.stats,
+                    console,
+                    out,
                 )
-                sfn_arn = create_pipeline_state_machine(stack)
-                ingest = load_handler("ingest")
-                validate = load_handler("validate")
-                buffer_seconds = int(template_parameter_default("FirehoseBufferSeconds") or 300)
-                delivery = DeliveryBuffer(
-                    FirehoseSink(settings.delivery_stream), timedelta(seconds=buffer_seconds), clock
-                )
-                set_sink(delivery)
-                last = max(traffic.end - timedelta(microseconds=1), traffic.last_received_at)
-                steps = boundaries(options.start, last, step)
-
-                def pipeline_step(as_of: datetime, *, final: bool = False) -> None:
-                    clock.set(as_of)
-                    if final:
-                        delivery.flush()
-                    else:
-                        delivery.tick(as_of)
-                    with _handler_output_muted():
-                        drain_queue(stack.queue_url, validate, validate_ctx, stats)
-                        result = run_pipeline(
-                            sfn_arn,
-                            execution_name(options.seed, as_of),
-                            {"as_of": as_of.isoformat()},
-                            poll_seconds=EXECUTION_POLL_SECONDS,
-                        )
-                    stats.executions["started"] += 1
-                    if result["status"] == "SUCCEEDED":
-                        stats.executions["succeeded"] += 1
-                    else:
-                        stats.executions["failed"] += 1
-                        stats.failed_executions.append(
-                            {k: result.get(k) for k in ("status", "failed_step", "error", "cause")}
-                        )
-
-                with _progress(console, options.progress) as progress:
-                    posted = progress.add_task("requests posted", total=len(traffic.requests))
-                    runs = progress.add_task("pipeline runs", total=len(steps))
-                    next_step = 0
-                    for request in traffic.requests:
-                        while next_step < len(steps) and request.received_at >= steps[next_step]:
-                            pipeline_step(steps[next_step])
-                            next_step += 1
-                            progress.advance(runs)
-                        clock.set(request.received_at)
-                        delivery.tick(request.received_at)
-                        with _handler_output_muted():
-                            answer = ingest(request.event, ingest_ctx())
-                        status = int(answer.get("statusCode", 0))
-                        if status == 202:
-                            stats.accepted_requests += 1
-                            stats.accepted_events += json.loads(answer["body"]).get("accepted", 0)
-                        else:
-                            stats.rejected_by_status[status] += 1
-                        progress.advance(posted)
-                    while next_step < len(steps):
-                        # The last step delivers whatever Firehose still buffers: nothing is left behind.
-                        pipeline_step(steps[next_step], final=next_step == len(steps) - 1)
-                        next_step += 1
-                        progress.advance(runs)
-                    # A last drain and run if anything is still queued (a notification made visible again).
-                    if _queue_depth(stack.queue_url) or delivery.pending:
-                        pipeline_step(steps[-1] + step, final=True)
-
-                if options.backfill:
-                    backfill = _backfill_all_days(
-                        options, settings, stack, sfn_arn, clock, validate, validate_ctx, stats, console, out
-                    )
-                ledger = LedgerTotals.from_rows(DynamoStateStore(settings.state_table).all_ledger())
-                lake = S3ObjectStore(settings.lake_bucket)
-                totals = bucket_state_totals(lake, settings.n_buckets)
-                dead = int(
-                    client("sqs")
-                    .get_queue_attributes(
-                        QueueUrl=stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
-                    )["Attributes"]
-                    .get("ApproximateNumberOfMessages", 0)
-                )
-                if lake.exists(settings.report_key):
-                    (out / REPORT_FILE).write_bytes(lake.get_bytes(settings.report_key))
+            demo.collect()
     finally:
         set_sink(None)
         set_clock(None)
         get_settings.cache_clear()
         reset_clients()
         undo_logs()
+    return demo.result()
 
-    facts = read_warehouse(warehouse_url)
-    summary = build_summary(
-        generated_events=traffic.generated_events,
-        accepted_requests=stats.accepted_requests,
-        accepted_events=stats.accepted_events,
-        rejected_by_status=stats.rejected_by_status,
-        ledger=ledger,
-        cross_object_duplicates=totals.duplicates,
-        duplicate_conflicts=totals.conflicts,
-        warehouse=facts,
-        executions=dict(stats.executions),
-        dead_lettered=dead,
-    )
-    summary["report_written"] = (out / REPORT_FILE).is_file()
-    summary["checks"]["report_written"] = {
-        "ok": summary["report_written"],
-        "detail": f"{REPORT_FILE} {'written' if summary['report_written'] else 'missing'}",
-    }
-    summary["ok"] = summary["ok"] and summary["report_written"]
-    if stats.failed_executions:
-        summary["failed_executions"] = stats.failed_executions[:10]
-    summary["simulation"] = {
-        "seed": options.seed,
-        "days": options.days,
-        "start": options.start.isoformat(),
-        "step_hours": options.step_hours,
-        "buckets": settings.n_buckets,
-        "requests": len(traffic.requests),
-        "firehose_buffer_seconds": buffer_seconds,
-        "injected": traffic.counts,
-    }
-    summary["warehouse"] = _describe_warehouse(warehouse_url)
-    if backfill is not None:
-        backfill["matches"] = backfill["ok"] and _same_tables(warehouse_url, backfill["warehouse_url"])
-        summary["backfill"] = {k: v for k, v in backfill.items() if k != "ok"}
-        summary["checks"]["backfill_matches"] = {
-            "ok": backfill["matches"],
-            "detail": f"back-fill {backfill['status']}: "
-            + ("the same " if backfill["matches"] else "NOT the same ")
-            + ", ".join(COMPARED_TABLES)
-            + " as the incremental runs",
+
+class _Demo:
+    """One demo run: the simulated stack and clock, the handlers, and what the runner saw and read back."""
+
+    def __init__(self, options: DemoOptions, out: Path, warehouse_url: str, console: Any) -> None:
+        from clickstream_local.bridge import FakeLambdaContext
+
+        self.options = options
+        self.out = out
+        self.warehouse_url = warehouse_url
+        self.console = console
+        self.stats = WalkStats()
+        self.ingest_ctx = _context_factory(FakeLambdaContext, "ingest")
+        self.validate_ctx = _context_factory(FakeLambdaContext, "validate")
+        self.backfill: dict[str, Any] | None = None
+
+    def settings(self) -> Any:
+        """The laptop stack's settings for this demo (its warehouse, internal network and bucket count)."""
+        from clickstream_local.stack import local_settings
+
+        overrides: dict[str, Any] = {
+            "warehouse_url": self.warehouse_url,
+            "internal_ip_ranges": INTERNAL_NETWORK,
         }
-        summary["ok"] = summary["ok"] and backfill["matches"]
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
-    summary["daily_kpis"] = facts.kpis  # for the console table; not part of summary.json
-    return DemoResult(summary=summary, out_dir=out, warehouse_url=warehouse_url, traffic=traffic)
+        if self.options.buckets:
+            overrides["n_buckets"] = self.options.buckets
+        return local_settings(**overrides)
+
+    def start(self, stack: Any) -> None:
+        """The simulated clock, the traffic, the state machine, the handlers and Firehose's buffer."""
+        from clickstream.adapters.sink import FirehoseSink
+        from clickstream.core.clock import SimulatedClock, set_clock
+        from clickstream.ingest.sink import set_sink
+        from clickstream_local.bridge import create_pipeline_state_machine, load_handler
+        from clickstream_local.stack import REGION, template_parameter_default
+
+        options, settings = self.options, stack.settings
+        self.stack = stack
+        self.clock = SimulatedClock(options.start)
+        set_clock(self.clock)
+        self.traffic = generate(
+            TrafficConfig(
+                events=options.events,
+                days=options.days,
+                seed=options.seed,
+                start=options.start,
+                stage=settings.stage,
+                issuer=f"https://cognito-idp.{REGION}.amazonaws.com/{stack.user_pool_id}",
+                client_id=stack.user_pool_client_id,
+            )
+        )
+        self.sfn_arn = create_pipeline_state_machine(stack)
+        self.ingest = load_handler("ingest")
+        self.validate = load_handler("validate")
+        self.buffer_seconds = int(template_parameter_default("FirehoseBufferSeconds") or 300)
+        self.delivery = DeliveryBuffer(
+            FirehoseSink(settings.delivery_stream), timedelta(seconds=self.buffer_seconds), self.clock
+        )
+        set_sink(self.delivery)
+
+    def pipeline_step(self, as_of: datetime, *, final: bool = False) -> None:
+        """At a step boundary: deliver Firehose's buffer when due, drain the queue into validate, run the pipeline."""
+        from clickstream_local.bridge import run_pipeline
+
+        stats = self.stats
+        self.clock.set(as_of)
+        if final:
+            self.delivery.flush()
+        else:
+            self.delivery.tick(as_of)
+        with _handler_output_muted():
+            drain_queue(self.stack.queue_url, self.validate, self.validate_ctx, stats)
+            result = run_pipeline(
+                self.sfn_arn,
+                execution_name(self.options.seed, as_of),
+                {"as_of": as_of.isoformat()},
+                poll_seconds=EXECUTION_POLL_SECONDS,
+            )
+        stats.executions["started"] += 1
+        if result["status"] == "SUCCEEDED":
+            stats.executions["succeeded"] += 1
+        else:
+            stats.executions["failed"] += 1
+            stats.failed_executions.append(
+                {k: result.get(k) for k in ("status", "failed_step", "error", "cause")}
+            )
+
+    def post(self, request: Any) -> None:
+        """One request through the ingest handler at its simulated receive time."""
+        import json
+
+        stats = self.stats
+        self.clock.set(request.received_at)
+        self.delivery.tick(request.received_at)
+        with _handler_output_muted():
+            answer = self.ingest(request.event, self.ingest_ctx())
+        status = int(answer.get("statusCode", 0))
+        if status == 202:
+            stats.accepted_requests += 1
+            stats.accepted_events += json.loads(answer["body"]).get("accepted", 0)
+        else:
+            stats.rejected_by_status[status] += 1
+
+    def walk(self, step: timedelta) -> None:
+        """Post every request in time order, running the pipeline at each step boundary on the way."""
+        traffic, delivery = self.traffic, self.delivery
+        last = max(traffic.end - timedelta(microseconds=1), traffic.last_received_at)
+        steps = boundaries(self.options.start, last, step)
+        with _progress(self.console, self.options.progress) as progress:
+            posted = progress.add_task("requests posted", total=len(traffic.requests))
+            runs = progress.add_task("pipeline runs", total=len(steps))
+            next_step = 0
+            for request in traffic.requests:
+                while next_step < len(steps) and request.received_at >= steps[next_step]:
+                    self.pipeline_step(steps[next_step])
+                    next_step += 1
+                    progress.advance(runs)
+                self.post(request)
+                progress.advance(posted)
+            while next_step < len(steps):
+                # The last step delivers whatever Firehose still buffers: nothing is left behind.
+                self.pipeline_step(steps[next_step], final=next_step == len(steps) - 1)
+                next_step += 1
+                progress.advance(runs)
+            # A last drain and run if anything is still queued (a notification made visible again).
+            if _queue_depth(self.stack.queue_url) or delivery.pending:
+                self.pipeline_step(steps[-1] + step, final=True)
+
+    def collect(self) -> None:
+        """What the stack holds at the end: the ledger, the sessionizer's drops, the dead letters, the report."""
+        from clickstream.adapters.aws import client
+        from clickstream.adapters.state import DynamoStateStore
+        from clickstream.adapters.storage import S3ObjectStore
+        from clickstream.sessionize.state import bucket_state_totals
+        from clickstream_local.summary import LedgerTotals
+
+        settings, out = self.stack.settings, self.out
+        self.ledger = LedgerTotals.from_rows(DynamoStateStore(settings.state_table).all_ledger())
+        lake = S3ObjectStore(settings.lake_bucket)
+        self.totals = bucket_state_totals(lake, settings.n_buckets)
+        self.dead = int(
+            client("sqs")
+            .get_queue_attributes(
+                QueueUrl=self.stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            .get("ApproximateNumberOfMessages", 0)
+        )
+        if lake.exists(settings.report_key):
+            (out / REPORT_FILE).write_bytes(lake.get_bytes(settings.report_key))
+
+    def result(self) -> DemoResult:
+        """The summary (written to ``summary.json``) from what was collected and the warehouse."""
+        import json
+
+        from clickstream_local.summary import build_summary, read_warehouse
+
+        options, out, stats, traffic = self.options, self.out, self.stats, self.traffic
+        warehouse_url, backfill = self.warehouse_url, self.backfill
+        facts = read_warehouse(warehouse_url)
+        summary = build_summary(
+            generated_events=traffic.generated_events,
+            accepted_requests=stats.accepted_requests,
+            accepted_events=stats.accepted_events,
+            rejected_by_status=stats.rejected_by_status,
+            ledger=self.ledger,
+            cross_object_duplicates=self.totals.duplicates,
+            duplicate_conflicts=self.totals.conflicts,
+            warehouse=facts,
+            executions=dict(stats.executions),
+            dead_lettered=self.dead,
+        )
+        summary["report_written"] = (out / REPORT_FILE).is_file()
+        summary["checks"]["report_written"] = {
+            "ok": summary["report_written"],
+            "detail": f"{REPORT_FILE} {'written' if summary['report_written'] else 'missing'}",
+        }
+        summary["ok"] = summary["ok"] and summary["report_written"]
+        if stats.failed_executions:
+            summary["failed_executions"] = stats.failed_executions[:10]
+        summary["simulation"] = {
+            "seed": options.seed,
+            "days": options.days,
+            "start": options.start.isoformat(),
+            "step_hours": options.step_hours,
+            "buckets": self.stack.settings.n_buckets,
+            "requests": len(traffic.requests),
+            "firehose_buffer_seconds": self.buffer_seconds,
+            "injected": traffic.counts,
+        }
+        summary["warehouse"] = _describe_warehouse(warehouse_url)
+        if backfill is not None:
+            backfill["matches"] = backfill["ok"] and _same_tables(warehouse_url, backfill["warehouse_url"])
+            summary["backfill"] = {k: v for k, v in backfill.items() if k != "ok"}
+            summary["checks"]["backfill_matches"] = {
+                "ok": backfill["matches"],
+                "detail": f"back-fill {backfill['status']}: "
+                + ("the same " if backfill["matches"] else "NOT the same ")
+                + ", ".join(COMPARED_TABLES)
+                + " as the incremental runs",
+            }
+            summary["ok"] = summary["ok"] and backfill["matches"]
+        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
+        summary["daily_kpis"] = facts.kpis  # for the console table; not part of summary.json
+        return DemoResult(summary=summary, out_dir=out, warehouse_url=warehouse_url, traffic=traffic)
 
 
 def _backfill_all_days(
@@ -528,32 +555,24 @@ def _backfill_all_days(
     out: Path,
 ) -> dict[str, Any]:
     """Back-fill every simulated day into a fresh warehouse, through the same state machine (Distributed Map)."""
-    from clickstream.adapters.state import DynamoStateStore
-    from clickstream.adapters.storage import S3ObjectStore
+    from clickstream.adapters.factory import Adapters
+    from clickstream.adapters.queue import SqsQueue
     from clickstream.core.config import get_settings
     from clickstream.operations.backfill import BackfillTarget, run_backfill
-    from clickstream.pipeline.manifest import BackfillRange
+    from clickstream.pipeline.manifest import BackfillRange, arrival_day
+    from clickstream_cli.args import StageProgress
 
     folder = out / BACKFILL_DIR
     folder.mkdir(exist_ok=True)
     for name in (WAREHOUSE_FILE, WAREHOUSE_FILE + ".wal", REPORT_FILE):
         (folder / name).unlink(missing_ok=True)
     url = f"duckdb:///{(folder / WAREHOUSE_FILE).as_posix().lstrip('/')}"
-    state = DynamoStateStore(settings.state_table)
-    arrivals = [row["validated_key"] for row in state.all_ledger() if row.get("validated_key")]
-    from clickstream.pipeline.plan import arrival_day
-
+    adapters = Adapters(settings, queue=SqsQueue(stack.queue_url))
+    arrivals = [row["validated_key"] for row in adapters.state.all_ledger() if row.get("validated_key")]
     days = sorted(d for d in (arrival_day(k) for k in arrivals) if d is not None)
     if not days:
         return {"ok": False, "status": "NOTHING TO BACK-FILL", "warehouse_url": url}
-    target = BackfillTarget(
-        state_machine_arn=sfn_arn,
-        lake=S3ObjectStore(settings.lake_bucket),
-        state=state,
-        n_buckets=settings.n_buckets,
-        raw=S3ObjectStore(settings.raw_bucket),
-        queue_url=stack.queue_url,
-    )
+    target = BackfillTarget(state_machine_arn=sfn_arn, adapters=adapters)
     clock.advance(3600)
     with _environment({"WAREHOUSE_URL": url}), _progress(console, options.progress) as bar:
         get_settings.cache_clear()
@@ -563,7 +582,7 @@ def _backfill_all_days(
                     target,
                     BackfillRange.model_validate({"from": days[0], "to": days[-1]}),
                     revalidate=options.revalidate,
-                    progress=_RichBackfillProgress(bar),
+                    progress=StageProgress(bar),
                     drain=lambda: drain_queue(stack.queue_url, validate, validate_ctx, stats),
                     sleep=lambda _s: None,
                     poll_seconds=EXECUTION_POLL_SECONDS,
@@ -581,32 +600,20 @@ def _backfill_all_days(
     }
 
 
-class _RichBackfillProgress:
-    """A back-fill's stages as rich progress tasks."""
-
-    def __init__(self, bar: Any) -> None:
-        self._bar = bar
-        self._task: Any = None
-
-    def stage(self, description: str, total: int) -> None:
-        self._task = self._bar.add_task(description, total=total)
-
-    def advance(self, done: int) -> None:
-        if self._task is not None and hasattr(self._bar, "update"):
-            self._bar.update(self._task, completed=done)
-
-
 def _same_tables(left_url: str, right_url: str) -> bool:
     """Whether two DuckDB warehouses hold the same rows in ``COMPARED_TABLES`` (PostgreSQL: not compared)."""
     import duckdb
+
+    from clickstream.core.sql import literal
+    from clickstream.sessionize.rule import one_row
 
     if not (left_url.startswith("duckdb:") and right_url.startswith("duckdb:")):
         return False
     left, right = (u.split("duckdb://", 1)[1] for u in (left_url, right_url))
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{left}' AS l (READ_ONLY)")
-        con.execute(f"ATTACH '{right}' AS r (READ_ONLY)")
+        con.execute(f"ATTACH {literal(left)} AS l (READ_ONLY)")
+        con.execute(f"ATTACH {literal(right)} AS r (READ_ONLY)")
         for table in COMPARED_TABLES:
             # Ratios are floating-point sums whose last bits depend on the order DuckDB adds them in.
             columns = ", ".join(
@@ -614,10 +621,11 @@ def _same_tables(left_url: str, right_url: str) -> bool:
                 for name, typ, *_ in con.execute(f"DESCRIBE l.{table}").fetchall()
             )
             left_rows, right_rows = (f"SELECT {columns} FROM {side}.{table}" for side in ("l", "r"))
-            diff = con.execute(
+            (diff,) = one_row(
+                con,
                 f"SELECT (SELECT count(*) FROM ({left_rows} EXCEPT ALL {right_rows}))"
-                f" + (SELECT count(*) FROM ({right_rows} EXCEPT ALL {left_rows}))"
-            ).fetchone()[0]
+                f" + (SELECT count(*) FROM ({right_rows} EXCEPT ALL {left_rows}))",
+            )
             if diff:
                 return False
     finally:
@@ -641,29 +649,10 @@ def _describe_warehouse(url: str) -> str:
 
 
 # -- progress ------------------------------------------------------------------------------------------------------
-class _NoProgress:
-    def add_task(self, *_args: Any, **_kwargs: Any) -> int:
-        return 0
+def _progress(console: Any, enabled: bool) -> AbstractContextManager[Any]:
+    from clickstream_cli.args import progress_bars
 
-    def advance(self, *_args: Any, **_kwargs: Any) -> None:
-        return None
-
-
-@contextmanager
-def _progress(console: Any, enabled: bool) -> Iterator[Any]:
-    if not enabled:
-        yield _NoProgress()
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("[bold]{task.description:<16}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        yield progress
+    return progress_bars(console, enabled, label_width=16)
 
 
 # -- console output -------------------------------------------------------------------------------------------------

@@ -236,20 +236,12 @@ class LocalEndpoint:
 
     # lifecycle
     def open(self) -> LocalEndpoint:
-        from moto import mock_aws
-
         from clickstream.adapters.sink import FirehoseSink
         from clickstream.core.clock import set_clock
-        from clickstream.core.config import get_settings
         from clickstream.ingest.sink import set_sink
-        from clickstream_local.bridge import (
-            MOTO_CONFIG,
-            FakeLambdaContext,
-            create_pipeline_state_machine,
-            load_handler,
-        )
+        from clickstream_local.bridge import FakeLambdaContext, create_pipeline_state_machine, load_handler
         from clickstream_local.runner import RUNTIME_ENV, context_factory, environment, quiet_logs
-        from clickstream_local.stack import create_resources, local_settings
+        from clickstream_local.stack import local_settings, local_stack
 
         self.out.mkdir(parents=True, exist_ok=True)
         self.issuer = LocalIssuer.load_or_create(self.out)
@@ -258,16 +250,10 @@ class LocalEndpoint:
         try:
             exit_.enter_context(environment({**RUNTIME_ENV, "POWERTOOLS_METRICS_DISABLED": "true"}))
             exit_.callback(quiet_logs())
-            exit_.enter_context(mock_aws(config=MOTO_CONFIG))  # type: ignore[call-overload]
             self.settings = local_settings(
                 warehouse_url=self.warehouse_url, allowed_origins=self.allowed_origins
             )
-            self.stack = create_resources(self.settings, with_cognito=False)
-            env: dict[str, str | None] = {k.upper(): str(v) for k, v in self.settings.as_dict().items()}
-            env["FAILURE_TOPIC_ARN"] = self.stack.topic_arn
-            exit_.enter_context(environment(env))
-            get_settings.cache_clear()
-            exit_.callback(get_settings.cache_clear)
+            self.stack = exit_.enter_context(local_stack(self.settings, with_cognito=False))
             set_clock(None)
             set_sink(FirehoseSink(self.settings.delivery_stream))
             exit_.callback(set_sink, None)

@@ -10,7 +10,7 @@ where ``quarantined_events`` = the ledger's quarantined events + the sessionizer
 cross-object duplicates. Only ``generated_events`` comes from the generator (what the simulated shoppers did).
 
 A re-drive (``clickstream quarantine redrive``) validates quarantined events again as a redrive object with its own
-ledger row (``validate.quarantine``): its events were already received, and counted as quarantined, by their source
+ledger row (``operations.quarantine``): its events were already received, and counted as quarantined, by their source
 object. So ``sent_events`` sums source objects only, ``validated_events`` and duplicates every row, and the
 quarantine counts what is *still* quarantined: every row's quarantined events minus the redriven ones (by the
 reason they were re-driven for). Received = validated + (quarantined - redriven) + duplicates, each event once.

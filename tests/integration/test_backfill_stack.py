@@ -12,7 +12,7 @@ import pytest
 from clickstream.adapters.aws import client
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core.config import get_settings
-from clickstream_cli.commands.sessionize import STACK_OUTPUTS
+from clickstream_cli.commands.backfill import STACK_OUTPUTS
 from clickstream_cli.main import main
 from clickstream_local import bridge
 from tests.integration.test_state_machine import T0, sfn  # noqa: F401  (the stack fixture)

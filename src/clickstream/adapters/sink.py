@@ -1,4 +1,5 @@
-"""Kinesis Data Firehose sink: PutRecordBatch with the service's limits, re-sending only failed records."""
+"""The record sink ingest writes to: Kinesis Data Firehose, PutRecordBatch with the service's limits, re-sending only
+failed records."""
 
 from __future__ import annotations
 
@@ -55,13 +56,3 @@ def _batches(records: list[bytes]) -> list[list[bytes]]:
     if cur:
         out.append(cur)
     return out
-
-
-@dataclass
-class MemorySink:
-    """Collects records in memory (unit tests of the ingest domain)."""
-
-    records: list[bytes]
-
-    def put_records(self, records: list[bytes]) -> None:
-        self.records.extend(records)

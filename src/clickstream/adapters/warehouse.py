@@ -22,7 +22,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 
 from clickstream.core.config import Settings
 from clickstream.core.errors import DomainError
+from clickstream.core.sql import literal
 
 Dialect = Literal["duckdb", "postgresql"]
 Columns = Sequence[tuple[str, str]]
@@ -76,7 +77,7 @@ class Connection:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         raise NotImplementedError
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -86,13 +87,14 @@ class Connection:
         """Run several ``;``-separated statements (no parameters): a migration file."""
         raise NotImplementedError
 
-    def transaction(self):  # -> ContextManager[None]
+    def transaction(self) -> AbstractContextManager[None]:
+        """A transaction: committed when the block ends, rolled back when it raises."""
         raise NotImplementedError
 
     def lock(self, key: int) -> None:
         """Serialize writers on ``key`` until the current transaction ends (PostgreSQL advisory lock)."""
 
-    def scan(self, select: str) -> list[tuple]:
+    def scan(self, select: str) -> list[tuple[Any, ...]]:
         """Rows of a DuckDB ``select`` over local Parquet files (see :func:`parquet_source`)."""
         raise NotImplementedError
 
@@ -149,7 +151,7 @@ def parquet_source(conn: Connection, columns: Columns, files: Sequence[Path]) ->
         exprs = ", ".join(f"CAST(NULL AS {sql_type(typ)}) AS {name}" for name, typ in columns)
         return f"SELECT {exprs} WHERE FALSE"
     source = (
-        f"read_parquet([{', '.join(sql_literal(str(p)) for p in files)}],"
+        f"read_parquet([{', '.join(literal(p) for p in files)}],"
         " union_by_name = true, hive_partitioning = false)"
     )
     present = {row[0] for row in conn.scan(f"DESCRIBE SELECT * FROM {source}")}
@@ -160,11 +162,6 @@ def parquet_source(conn: Connection, columns: Columns, files: Sequence[Path]) ->
         for name, typ in columns
     )
     return f"SELECT {exprs} FROM {source}"
-
-
-def sql_literal(text: str) -> str:
-    """A SQL string literal (both engines)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 class DuckDBConnection(Connection):
@@ -180,8 +177,9 @@ class DuckDBConnection(Connection):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._con.execute(sql, list(params) if params else None)
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        return self._con.execute(sql, list(params) if params else None).fetchall()
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._con.execute(sql, list(params) if params else None).fetchall()
+        return rows
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         cur = self._con.execute(sql, list(params) if params else None)
@@ -201,8 +199,9 @@ class DuckDBConnection(Connection):
             raise
         self._con.execute("COMMIT")
 
-    def scan(self, select: str) -> list[tuple]:
-        return self._con.execute(select).fetchall()
+    def scan(self, select: str) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._con.execute(select).fetchall()
+        return rows
 
     def load_select(self, table: str, columns: Columns, select: str) -> None:
         import duckdb
@@ -232,7 +231,7 @@ class PostgresConnection(Connection):
         params = conninfo_to_dict(conninfo)
         params.setdefault("connect_timeout", str(CONNECT_TIMEOUT_SECONDS))
         try:
-            self._conn = psycopg.connect(make_conninfo(**params), autocommit=True)
+            self._conn = psycopg.connect(make_conninfo("", **params), autocommit=True)
         except psycopg.OperationalError as exc:
             from clickstream.core.errors import TransientError
 
@@ -257,7 +256,7 @@ class PostgresConnection(Connection):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._conn.execute(self._sql(sql, params), list(params) if params else None)
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._conn.execute(self._sql(sql, params), list(params) if params else None).fetchall()
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -292,8 +291,9 @@ class PostgresConnection(Connection):
             self._duck.execute("SET threads = 1")
         return self._duck
 
-    def scan(self, select: str) -> list[tuple]:
-        return self._reader().execute(select).fetchall()
+    def scan(self, select: str) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._reader().execute(select).fetchall()
+        return rows
 
     def load_select(self, table: str, columns: Columns, select: str) -> None:
         """DuckDB writes the rows as CSV (its own thread) while this thread COPYs them in (see :class:`_Spool`)."""
@@ -306,7 +306,7 @@ class PostgresConnection(Connection):
                 target=spool.produce,
                 args=(
                     lambda target: duck.execute(
-                        f"COPY ({select}) TO {sql_literal(target)} (FORMAT csv, HEADER false)"
+                        f"COPY ({select}) TO {literal(target)} (FORMAT csv, HEADER false)"
                     ),
                 ),
                 name=f"copy-{table}",

@@ -34,7 +34,6 @@ class Settings:
     lake_bucket: str = "clickstream-lake"
     state_table: str = "clickstream-state"
     delivery_stream: str = "clickstream-events"
-    failure_topic_arn: str = ""
     # Warehouse: a URL (duckdb:///path/to/file.duckdb or postgresql://…), or a Secrets Manager secret holding one.
     warehouse_url: str = ""
     warehouse_secret_arn: str = ""
@@ -46,7 +45,6 @@ class Settings:
     session_timeout_minutes: int = dataclasses.field(default=30, metadata=_bounded(1, 24 * 60))
     max_session_hours: int = dataclasses.field(default=24, metadata=_bounded(1, 7 * 24))
     lookback_hours: int = dataclasses.field(default=72, metadata=_bounded(1, 30 * 24))
-    max_clock_skew_future_minutes: int = dataclasses.field(default=0, metadata=_bounded(0))
     split_at_midnight: bool = False
     split_on_campaign: bool = False
     n_buckets: int = dataclasses.field(default=4, metadata=_bounded(1, 4096))
@@ -76,7 +74,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``env`` (default ``os.environ``); empty variables mean the default."""
         env = os.environ if env is None else env
-        values = {}
+        values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
             key = field.name.upper()
             if key in env and env[key] != "":
@@ -102,7 +100,7 @@ def _env_text(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-def _coerce(field: dataclasses.Field, value: Any) -> Any:
+def _coerce(field: dataclasses.Field[Any], value: Any) -> Any:
     """``value`` (as given, or as read from the environment) as the field's type, within its bounds."""
     name, kind = field.name.upper(), field.type
     if kind == "bool":

@@ -1,4 +1,4 @@
-"""Shared Powertools logger, metrics and tracer: one instance each, imported by handlers and domain code."""
+"""Shared Powertools logger and metrics: one instance each, imported by handlers and domain code."""
 
 from __future__ import annotations
 
@@ -9,9 +9,3 @@ NAMESPACE = "Clickstream"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-
-
-def get_tracer():  # pragma: no cover - trivial factory, imported lazily so cold starts stay small
-    from aws_lambda_powertools import Tracer
-
-    return Tracer(service=SERVICE)

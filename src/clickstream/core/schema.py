@@ -112,16 +112,6 @@ GA4_EVENT_TYPES: tuple[str, ...] = (
     "sign_up",
 )
 
-# Quarantine reasons (a quarantined JSON line carries one of these in "reason").
-QUARANTINE_REASONS: tuple[str, ...] = (
-    "schema_violation",
-    "size_violation",
-    "too_late",
-    "duplicate_conflict",
-    "erased",
-    "unparseable_record",
-)
-
 
 def validated_columns_sql() -> str:
     """``name TYPE, …`` for CREATE TABLE / read_parquet(columns=…) in DuckDB."""
@@ -177,14 +167,4 @@ USER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("user_id", "VARCHAR"),
     ("first_seen", "TIMESTAMPTZ"),
     ("last_seen", "TIMESTAMPTZ"),
-)
-
-# Events the sessionizer drops: cross-object duplicates (counted) and conflicting reuses of an event_id.
-DROPPED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("event_id", "VARCHAR"),
-    ("anonymous_id", "VARCHAR"),
-    ("reason", "VARCHAR"),  # "duplicate" | "duplicate_conflict"
-    ("source_object", "VARCHAR"),
-    ("source_line", "INTEGER"),
-    ("received_at", "TIMESTAMPTZ"),
 )

@@ -93,7 +93,7 @@ def cors_headers(origin: str | None, allowed_origins: str) -> dict[str, str]:
     }
 
 
-def _json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+def _json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
     all_headers = dict(headers or {})
     try:
         event = app.current_event
@@ -112,7 +112,7 @@ def _json_response(status: int, body: dict[str, Any], headers: dict[str, str] | 
 
 def error_response(
     status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
-) -> Response:
+) -> Response[str]:
     error: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
@@ -147,7 +147,7 @@ def _settings() -> Settings:
 Ingest = Callable[..., Accepted]
 
 
-def _accept(ingest: Ingest, identify: Callable[[HttpRequest], Caller]) -> Response:
+def _accept(ingest: Ingest, identify: Callable[[HttpRequest], Caller]) -> Response[str]:
     settings = _settings()
     request = HttpRequest.from_api_gateway(app.current_event.raw_event)
     caller = identify(request)
@@ -168,27 +168,27 @@ def _accept(ingest: Ingest, identify: Callable[[HttpRequest], Caller]) -> Respon
 
 
 @app.post(NATIVE_PATH)
-def post_events() -> Response:
+def post_events() -> Response[str]:
     return _accept(ingest_native, token_caller)
 
 
 @app.post(SNOWPLOW_PATH)
-def post_snowplow() -> Response:
+def post_snowplow() -> Response[str]:
     return _accept(ingest_snowplow, token_caller)
 
 
 @app.post(GUEST_NATIVE_PATH)
-def post_guest_events() -> Response:
+def post_guest_events() -> Response[str]:
     return _accept(ingest_native, guest_caller)
 
 
 @app.post(GUEST_SNOWPLOW_PATH)
-def post_guest_snowplow() -> Response:
+def post_guest_snowplow() -> Response[str]:
     return _accept(ingest_snowplow, guest_caller)
 
 
-@app.exception_handler(DomainError)
-def handle_domain_error(exc: DomainError) -> Response:
+@app.exception_handler(DomainError)  # type: ignore[untyped-decorator]
+def handle_domain_error(exc: DomainError) -> Response[str]:
     status = status_for(exc)
     _count_rejection(exc.code)
     if status >= 500:
@@ -204,7 +204,7 @@ def handle_domain_error(exc: DomainError) -> Response:
 
 
 @app.not_found
-def handle_not_found(_: NotFoundError) -> Response:
+def handle_not_found(_: NotFoundError) -> Response[str]:
     event = app.current_event
     methods = ROUTES.get(event.path)
     if methods is not None and event.http_method.upper() not in methods:
@@ -220,8 +220,8 @@ def handle_not_found(_: NotFoundError) -> Response:
     return error_response(404, "not_found", "no such resource")
 
 
-@app.exception_handler(Exception)
-def handle_unexpected(exc: Exception) -> Response:
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+def handle_unexpected(exc: Exception) -> Response[str]:
     # A defect, not a client error: logged with its traceback, answered in the same JSON shape.
     logger.exception("unexpected error")
     _count_rejection("internal_error")

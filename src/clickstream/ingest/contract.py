@@ -23,7 +23,8 @@ SchemaError = fastjsonschema.JsonSchemaValueException
 
 def load_schemas() -> dict[str, Any]:
     with open(SCHEMAS_FILE, encoding="utf-8") as handle:
-        return json.load(handle)
+        schemas: dict[str, Any] = json.load(handle)
+    return schemas
 
 
 def _compile(schema: dict[str, Any]) -> Callable[[Any], Any]:

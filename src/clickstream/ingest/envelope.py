@@ -35,6 +35,7 @@ class Checked:
 
 def parse_envelope(document: Any, *, max_events: int) -> Checked:
     """Check ``document`` (parsed JSON) as an envelope; the first failure becomes a 400 naming its path."""
+    message: str | None
     if not isinstance(document, dict):
         raise InvalidEnvelope("the body must be a JSON object")
     try:

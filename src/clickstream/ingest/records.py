@@ -60,42 +60,50 @@ def build_records(
             exc.field = f"events.{i}"
             raise
 
-    def frame(request_id: str) -> tuple[bytes, bytes]:
-        record: dict[str, Any] = {
-            "schema": RAW_SCHEMA_VERSION,
-            "request_id": request_id,
-            "source": meta.source,
-            "received_at": meta.received_at,
-            "user_id": meta.user_id,
-        }
-        if meta.guest_id is not None:  # optional field: only records from the guest route carry it
-            record["guest_id"] = meta.guest_id
-        record |= {
-            "ip": meta.ip,
-            "user_agent": meta.user_agent,
-            "internal": meta.internal,
-            "app_id": envelope.get("app_id"),
-            "sent_at": envelope.get("sent_at"),
-            "anonymous_id": envelope.get("anonymous_id"),
-            "context": envelope.get("context"),
-            "events": [],
-        }
-        try:
-            text = _dumps(record)
-        except BadRequest as exc:
-            exc.field = "context"
-            raise
-        head, tail = text[: -len(b"[]}")] + b"[", b"]}\n"  # ... "events":[ <events> ]}\n
-        return head, tail
-
-    head, tail = frame(meta.request_id)
+    head, tail = _frame(meta, envelope, meta.request_id)
     whole = len(head) + len(tail) + sum(len(e) for e in encoded) + max(len(encoded) - 1, 0)
     if whole <= max_record_bytes:
         return [head + b",".join(encoded) + tail]
+    return _split(meta, envelope, encoded, max_record_bytes)
 
-    # Split. Judge every event against the largest frame a chunk can have, so the verdict does not depend on
-    # where the event would fall.
-    widest, _ = frame(f"{meta.request_id}#{len(encoded)}")
+
+def _frame(meta: RequestMeta, envelope: dict[str, Any], request_id: str) -> tuple[bytes, bytes]:
+    """A record's bytes around its events: ``… "events":[`` and ``]}\\n``."""
+    record: dict[str, Any] = {
+        "schema": RAW_SCHEMA_VERSION,
+        "request_id": request_id,
+        "source": meta.source,
+        "received_at": meta.received_at,
+        "user_id": meta.user_id,
+    }
+    if meta.guest_id is not None:  # optional field: only records from the guest route carry it
+        record["guest_id"] = meta.guest_id
+    record |= {
+        "ip": meta.ip,
+        "user_agent": meta.user_agent,
+        "internal": meta.internal,
+        "app_id": envelope.get("app_id"),
+        "sent_at": envelope.get("sent_at"),
+        "anonymous_id": envelope.get("anonymous_id"),
+        "context": envelope.get("context"),
+        "events": [],
+    }
+    try:
+        text = _dumps(record)
+    except BadRequest as exc:
+        exc.field = "context"
+        raise
+    head, tail = text[: -len(b"[]}")] + b"[", b"]}\n"  # ... "events":[ <events> ]}\n
+    return head, tail
+
+
+def _split(
+    meta: RequestMeta, envelope: dict[str, Any], encoded: list[bytes], max_record_bytes: int
+) -> list[bytes]:
+    """The events in chunks, each under the limit, request ids ``<id>#1``, ``<id>#2`` …"""
+    # Judge every event against the largest frame a chunk can have, so the verdict does not depend on where the
+    # event would fall.
+    widest, tail = _frame(meta, envelope, f"{meta.request_id}#{len(encoded)}")
     if len(widest) + len(tail) + 2 > max_record_bytes:
         raise PayloadTooLarge("the envelope alone is too large for one record", field="context")
     for i, data in enumerate(encoded):
@@ -105,12 +113,12 @@ def build_records(
     records: list[bytes] = []
     chunk: list[bytes] = []
     size = 0
-    head = frame(f"{meta.request_id}#1")[0]
+    head = _frame(meta, envelope, f"{meta.request_id}#1")[0]
     for data in encoded:
         extra = len(data) + (1 if chunk else 0)
         if chunk and len(head) + size + extra + len(tail) > max_record_bytes:
             records.append(head + b",".join(chunk) + tail)
-            head = frame(f"{meta.request_id}#{len(records) + 1}")[0]
+            head = _frame(meta, envelope, f"{meta.request_id}#{len(records) + 1}")[0]
             chunk, size, extra = [], 0, len(data)
         chunk.append(data)
         size += extra

@@ -1,23 +1,18 @@
-"""The record sink ingest writes to: Firehose in Lambda and locally (moto), replaceable in tests."""
+"""The record sink ingest writes to: the settings' Firehose stream (``adapters.factory``), replaceable by a sink
+installed with :func:`set_sink` (tests, and the laptop stack's emulation of Firehose's delivery buffer)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from clickstream.adapters.sink import FirehoseSink, RecordSink
+from clickstream.adapters.factory import adapters_for
+from clickstream.adapters.sink import RecordSink
 from clickstream.core.config import Settings
 
 _override: RecordSink | None = None
 
 
-@lru_cache(maxsize=8)
-def _firehose(stream_name: str) -> FirehoseSink:
-    return FirehoseSink(stream_name)
-
-
 def get_sink(settings: Settings) -> RecordSink:
     """The sink installed with :func:`set_sink`, else the Firehose stream named in ``settings``."""
-    return _override if _override is not None else _firehose(settings.delivery_stream)
+    return _override if _override is not None else adapters_for(settings).sink
 
 
 def set_sink(sink: RecordSink | None) -> None:

@@ -44,7 +44,6 @@ from clickstream.core.schema import GA4_EVENT_TYPES
 from clickstream.ingest.contract import SchemaError, check_payload_data, schema_error
 from clickstream.ingest.rules import too_many_events
 
-PAYLOAD_DATA_PREFIX = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-"
 ECOMMERCE_VENDOR = "com.snowplowanalytics.snowplow.ecommerce"
 ECOMMERCE_ACTION = "snowplow_ecommerce_action"
 
@@ -78,6 +77,8 @@ class InvalidPayload(BadRequest):
 
 def parse_payload(document: Any, *, max_events: int) -> list[dict[str, Any]]:
     """The events of a tp2 body, or a 400 naming the first problem of its wrapper."""
+    message: str | None
+    events: list[dict[str, Any]]
     if not isinstance(document, dict):
         raise InvalidPayload("the body must be a JSON object (Snowplow payload_data)")
     try:
@@ -87,7 +88,8 @@ def parse_payload(document: Any, *, max_events: int) -> list[dict[str, Any]]:
         raise InvalidPayload(message, field=field) from None
     if (message := too_many_events(len(document["data"]), max_events)) is not None:
         raise InvalidPayload(message, field="data")
-    return document["data"]
+    events = document["data"]
+    return events
 
 
 @dataclass
@@ -172,6 +174,7 @@ def map_event(tp: dict[str, Any]) -> dict[str, Any]:
 
 # -- event types ---------------------------------------------------------------------------------------------
 def _event_type(e: str, tp: dict[str, Any], unstruct: dict[str, Any] | None) -> str:
+    action: object
     if e == "pv":
         return "page_view"
     if e == "pp":
@@ -212,6 +215,7 @@ def _schema_vendor_name(schema: Any) -> tuple[str | None, str | None]:
 
 def _struct_properties(tp: dict[str, Any], event_type: str) -> dict[str, Any]:
     props: dict[str, Any] = {}
+    value: str | float | None
     for field, name in (
         ("se_ca", "category"),
         ("se_ac", "action"),

@@ -1,6 +1,8 @@
 """Back-fill: re-process a range of arrival days through the pipeline state machine.
 
-``clickstream backfill --from DAY --to DAY [--revalidate]`` and the local runner share this module:
+``clickstream backfill --from DAY --to DAY [--revalidate]`` and the local runner share this module; it talks to the
+stack through its adapters (``adapters.factory.Adapters``: the buckets, the state table, Step Functions and the
+validate queue):
 
 1. With ``revalidate``, the raw objects of those days are re-driven through the validate queue, as S3 notifications
    of exactly the shape S3 sends (the raw zone is the source of truth; validated outputs are named after their raw
@@ -22,18 +24,20 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote_plus
 
-from clickstream.adapters.state import StateStore, iso
+from pydantic import ValidationError
+
+from clickstream.adapters.executions import Execution
+from clickstream.adapters.factory import Adapters
+from clickstream.adapters.queue import QueueRefused
+from clickstream.adapters.state import StateStore
 from clickstream.adapters.storage import ObjectStore
 from clickstream.core import clock
 from clickstream.core.keys import RAW_PREFIX
-from clickstream.pipeline.manifest import BackfillRange
-from clickstream.pipeline.plan import ledger_arrival_day, parse_instant
-from clickstream.pipeline.sessionize import run_result_key
-
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
-SQS_BATCH = 10
+from clickstream.core.times import iso, parse_instant
+from clickstream.pipeline.manifest import BackfillRange, ledger_arrival_day, run_result_key
 
 
 class BackfillError(RuntimeError):
@@ -42,14 +46,15 @@ class BackfillError(RuntimeError):
 
 @dataclass(frozen=True)
 class BackfillTarget:
-    """What a back-fill talks to: the state machine, and the stack's buckets, queue and state table."""
+    """What a back-fill talks to: the state machine, and the stack's adapters (buckets, state table, executions and,
+    to re-validate, the validate queue); the bucket count is ``adapters.settings.n_buckets``."""
 
     state_machine_arn: str
-    lake: ObjectStore
-    state: StateStore
-    n_buckets: int
-    raw: ObjectStore | None = None  # needed with revalidate
-    queue_url: str | None = None  # the validate queue, needed with revalidate
+    adapters: Adapters
+
+    @property
+    def n_buckets(self) -> int:
+        return self.adapters.settings.n_buckets
 
 
 @dataclass
@@ -68,11 +73,21 @@ class BackfillOutcome:
         return self.status == "SUCCEEDED"
 
 
-class Progress:
+class Progress(Protocol):
     """What a back-fill reports while it runs (the CLI draws it with rich; tests record it)."""
 
     def stage(self, description: str, total: int) -> None: ...
     def advance(self, done: int) -> None: ...
+
+
+class SilentProgress:
+    """A back-fill that reports nothing."""
+
+    def stage(self, description: str, total: int) -> None:
+        return None
+
+    def advance(self, done: int) -> None:
+        return None
 
 
 def execution_name(days: BackfillRange, now: datetime) -> str:
@@ -81,8 +96,8 @@ def execution_name(days: BackfillRange, now: datetime) -> str:
 
 
 def raw_objects_of(days: BackfillRange, state: StateStore, raw: ObjectStore) -> list[str]:
-    """The raw objects that arrived on those days: the ledger's (``plan.ledger_arrival_day``) and any object under
-    ``raw/dt=DAY/`` never validated at all."""
+    """The raw objects that arrived on those days: the ledger's (``manifest.ledger_arrival_day``) and any object
+    under ``raw/dt=DAY/`` never validated at all."""
     keys: set[str] = set()
     for row in state.all_ledger():
         day = ledger_arrival_day(row)
@@ -97,8 +112,6 @@ def raw_objects_of(days: BackfillRange, state: StateStore, raw: ObjectStore) -> 
 
 def notification(bucket: str, key: str) -> str:
     """The S3 ``ObjectCreated`` notification body S3 puts on the queue for ``key``."""
-    from urllib.parse import quote_plus
-
     return json.dumps(
         {
             "Records": [
@@ -114,18 +127,15 @@ def notification(bucket: str, key: str) -> str:
     )
 
 
-def redrive(keys: Iterable[str], raw: ObjectStore, queue_url: str) -> int:
+def redrive(keys: Iterable[str], adapters: Adapters) -> int:
     """Put one notification per raw object on the validate queue; returns how many were sent."""
-    from clickstream.adapters.aws import client
-
-    sqs = client("sqs")
     keys = list(keys)
-    for i in range(0, len(keys), SQS_BATCH):
-        batch = keys[i : i + SQS_BATCH]
-        entries = [{"Id": str(n), "MessageBody": notification(raw.bucket, k)} for n, k in enumerate(batch)]
-        failed = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed") or []
-        if failed:
-            raise BackfillError(f"the validate queue refused {len(failed)} notifications: {failed[0]}")
+    try:
+        adapters.queue.send([notification(adapters.raw.bucket, k) for k in keys])
+    except QueueRefused as exc:
+        raise BackfillError(f"the validate queue refused notifications: {exc}") from exc
+    except LookupError as exc:  # no queue configured
+        raise BackfillError("--revalidate needs the raw bucket and the validate queue") from exc
     return len(keys)
 
 
@@ -134,7 +144,7 @@ def revalidated(keys: Iterable[str], state: StateStore, since: datetime) -> int:
     n = 0
     for key in keys:
         row = state.get_ledger(key)
-        if row and parse_instant(row["validated_at"]) >= since:
+        if row and parse_instant(row["validated_at"], field="validated_at") >= since:
             n += 1
     return n
 
@@ -145,7 +155,7 @@ def run_backfill(
     *,
     revalidate: bool = False,
     progress: Progress | None = None,
-    drain: Callable[[], None] | None = None,
+    drain: Callable[[], object] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = 2.0,
     timeout_seconds: float = 6 * 3600,
@@ -156,59 +166,70 @@ def run_backfill(
     ``drain`` is called while waiting for re-validation (the local runner feeds the queue to the validate handler
     there; in AWS the event source does it). ``sleep`` is how the waits pass (tests substitute it).
     """
-    from clickstream.adapters.aws import client
-
-    progress = progress or Progress()
+    progress = progress or SilentProgress()
     started = clock.now()
     name = name or execution_name(days, started)
     outcome = BackfillOutcome(execution_name=name, status="RUNNING")
     deadline = time.monotonic() + timeout_seconds
-
     if revalidate:
-        if target.raw is None or target.queue_url is None:
-            raise BackfillError("--revalidate needs the raw bucket and the validate queue")
-        keys = raw_objects_of(days, target.state, target.raw)
-        progress.stage("re-validating raw objects", len(keys))
-        redrive(keys, target.raw, target.queue_url)
-        while True:
-            if drain is not None:
-                drain()
-            done = revalidated(keys, target.state, started)
-            progress.advance(done)
-            if done >= len(keys):
-                break
-            if time.monotonic() > deadline:
-                raise BackfillError(f"only {done} of {len(keys)} raw objects were validated again in time")
-            sleep(poll_seconds)
-        outcome.revalidated = len(keys)
-
-    sfn = client("stepfunctions")
-    arn = sfn.start_execution(
-        stateMachineArn=target.state_machine_arn,
-        name=name,
-        input=json.dumps({"backfill": {"from": str(days.start), "to": str(days.end)}}),
-    )["executionArn"]
+        outcome.revalidated = _revalidate(
+            target, days, started, progress, drain, sleep, poll_seconds, deadline
+        )
+    executions = target.adapters.executions
+    arn = executions.start(
+        target.state_machine_arn, name, {"backfill": {"from": str(days.start), "to": str(days.end)}}
+    )
     progress.stage("sessionizing buckets", target.n_buckets)
     while True:
-        desc = sfn.describe_execution(executionArn=arn)
-        done = sum(1 for b in range(target.n_buckets) if target.lake.exists(run_result_key(name, b)))
+        execution = executions.describe(arn)
+        done = sum(1 for b in range(target.n_buckets) if target.adapters.lake.exists(run_result_key(name, b)))
         outcome.buckets_done = done
         progress.advance(done)
-        if desc["status"] in TERMINAL:
+        if execution.ended:
             break
         if time.monotonic() > deadline:
-            raise BackfillError(f"execution {name} still {desc['status']} after {timeout_seconds:.0f}s")
+            raise BackfillError(f"execution {name} still {execution.status} after {timeout_seconds:.0f}s")
         sleep(poll_seconds)
-    outcome.status = desc["status"]
-    outcome.output = json.loads(desc["output"]) if desc.get("output") else None
-    outcome.error, outcome.cause = desc.get("error"), desc.get("cause")
+    return _ended(outcome, execution)
+
+
+def _revalidate(
+    target: BackfillTarget,
+    days: BackfillRange,
+    since: datetime,
+    progress: Progress,
+    drain: Callable[[], object] | None,
+    sleep: Callable[[float], None],
+    poll_seconds: float,
+    deadline: float,
+) -> int:
+    """Send the days' raw objects through validation again and wait until the ledger shows each validated since
+    ``since``; returns how many there were."""
+    adapters = target.adapters
+    keys = raw_objects_of(days, adapters.state, adapters.raw)
+    progress.stage("re-validating raw objects", len(keys))
+    redrive(keys, adapters)
+    while True:
+        if drain is not None:
+            drain()
+        done = revalidated(keys, adapters.state, since)
+        progress.advance(done)
+        if done >= len(keys):
+            return len(keys)
+        if time.monotonic() > deadline:
+            raise BackfillError(f"only {done} of {len(keys)} raw objects were validated again in time")
+        sleep(poll_seconds)
+
+
+def _ended(outcome: BackfillOutcome, execution: Execution) -> BackfillOutcome:
+    outcome.status = execution.status
+    outcome.output = execution.output
+    outcome.error, outcome.cause = execution.error, execution.cause
     return outcome
 
 
 def parse_days(start: str | date, end: str | date) -> BackfillRange:
     """The range as the CLI takes it; raises BackfillError for a bad day or an inverted range."""
-    from pydantic import ValidationError
-
     try:
         return BackfillRange.model_validate({"from": start, "to": end})
     except ValidationError as exc:

@@ -32,9 +32,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from clickstream.adapters.state import StateStore, id_hash
+from clickstream.adapters.state import StateStore
 from clickstream.adapters.storage import ObjectStore
-from clickstream.adapters.warehouse import Connection, Warehouse, sql_literal
+from clickstream.adapters.warehouse import Connection, Warehouse
+from clickstream.core.ids import id_hash
 from clickstream.core.keys import (
     QUARANTINE_PREFIX,
     RAW_PREFIX,
@@ -45,6 +46,8 @@ from clickstream.core.keys import (
 )
 from clickstream.core.observability import logger
 from clickstream.core.schema import RAW_SCHEMA_VERSION
+from clickstream.core.sql import literal
+from clickstream.sessionize.rule import one_row
 from clickstream.validate.reader import split_documents
 from clickstream.warehouse.kpis import recompute_daily_kpis
 
@@ -171,7 +174,7 @@ def _resolve(
             found.update(
                 a
                 for (a,) in duck.execute(
-                    f"SELECT DISTINCT anonymous_id FROM read_parquet({sql_literal(str(path))}) WHERE user_id = ?",
+                    f"SELECT DISTINCT anonymous_id FROM read_parquet({literal(path)}) WHERE user_id = ?",
                     [user],
                 ).fetchall()
                 if a is not None
@@ -239,10 +242,7 @@ def _download_parquet(store: ObjectStore, folder: Path) -> dict[str, Path]:
 
 
 def _columns(duck: Any, path: Path) -> set[str]:
-    return {
-        r[0]
-        for r in duck.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})").fetchall()
-    }
+    return {r[0] for r in duck.execute(f"DESCRIBE SELECT * FROM read_parquet({literal(path)})").fetchall()}
 
 
 def _erase_lake_parquet(
@@ -263,13 +263,13 @@ def _erase_lake_parquet(
             cond += " OR user_id = ?"
             params.append(who.user_id)
         match = f"COALESCE({cond}, FALSE)"
-        source = f"read_parquet({sql_literal(str(path))})"
-        (n,) = duck.execute(f"SELECT count(*) FROM {source} WHERE {match}", params).fetchone()
+        source = f"read_parquet({literal(path)})"
+        (n,) = one_row(duck, f"SELECT count(*) FROM {source} WHERE {match}", params)
         if not n:
             continue
         out = folder / f"{i:07d}.parquet"
         duck.execute(
-            f"COPY (SELECT * FROM {source} WHERE NOT {match}) TO {sql_literal(str(out))} (FORMAT parquet, COMPRESSION zstd)",
+            f"COPY (SELECT * FROM {source} WHERE NOT {match}) TO {literal(out)} (FORMAT parquet, COMPRESSION zstd)",
             params,
         )
         store.upload(out, key, "application/vnd.apache.parquet")

@@ -1,4 +1,4 @@
-"""The quarantine: what was set aside and why (``summary``), and re-driving it after a schema fix (``redrive``).
+"""The quarantine: what was set aside and why (``summary``), and the names a re-drive gives it (``operations.redrive``).
 
 Quarantine objects are the validate step's JSON lines, ``quarantine/dt=…/hr=…/<stem>.jsonl`` (one per source
 object, named after it; ``clickstream.core.keys``), one entry per event with its ``reason`` and ``detail``.
@@ -6,7 +6,7 @@ object, named after it; ``clickstream.core.keys``), one entry per event with its
 **Re-drive.** The entries of one reason in one quarantine object become one *redrive object* in the raw bucket,
 ``raw/redrive/dt=…/hr=…/<quarantine stem>.<reason>.jsonl``: a raw object like Firehose's, one record per original
 record (its envelope, as quarantined, and those of its events, in their order). That object is validated by the
-validate step itself (``service.validate_object``: the same judge, tombstones, enrichment, outputs named after it
+validate step itself (``validate.step.validate_object``: the same judge, tombstones, enrichment, outputs named after it
 and its own ledger row), so a re-driven event is judged exactly as a newly arrived one. Its name depends on the
 quarantine object and the reason alone, so a re-drive run again rewrites the same outputs and the same ledger row.
 A redrive object is written once: a later re-drive (e.g. after a second fix) validates it again as it is, so its
@@ -22,19 +22,16 @@ quarantine object and reason it re-drives, so ``summary`` shows quarantined / re
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 from clickstream.adapters.state import StateStore
 from clickstream.adapters.storage import ObjectStore
-from clickstream.core.config import Settings
 from clickstream.core.errors import InputError
 from clickstream.core.keys import QUARANTINE_PREFIX, RAW_PREFIX
 from clickstream.validate.judge import (
@@ -130,43 +127,6 @@ def read_entries(lake: ObjectStore, key: str) -> list[dict[str, Any]]:
             raise InputError(f"{key} line {number}: not a quarantine entry")
         entries.append(entry)
     return entries
-
-
-@dataclass
-class DirectoryObjectStore:
-    """A local copy of a bucket (``aws s3 sync s3://<lake> DIR``): keys are paths under ``root``. Read-only."""
-
-    root: Path
-    bucket: str = "local"
-
-    def get_bytes(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
-
-    def exists(self, key: str) -> bool:
-        return (self.root / key).is_file()
-
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
-        if not base.is_dir():
-            return
-        for path in sorted(base.rglob("*")):
-            key = path.relative_to(self.root).as_posix()
-            if path.is_file() and key.startswith(prefix):
-                yield key
-
-    def download(self, key: str, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.get_bytes(key))
-        return path
-
-    def put_bytes(self, key: str, data: bytes, content_type: str = "") -> None:
-        raise InputError("a local lake copy is read-only")
-
-    def upload(self, path: Path, key: str, content_type: str = "") -> None:
-        raise InputError("a local lake copy is read-only")
-
-    def delete(self, key: str) -> None:
-        raise InputError("a local lake copy is read-only")
 
 
 # -- summary ----------------------------------------------------------------------------------------------------
@@ -358,128 +318,3 @@ def _redrive_status(
 
 def _top(counter: Counter[str], n: int) -> list[tuple[str, int]]:
     return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-
-
-# -- redrive ----------------------------------------------------------------------------------------------------
-def redrive_body(entries: Iterable[dict[str, Any]], reason: str) -> bytes:
-    """The raw object re-driving ``reason``'s entries: a record per original record (envelope as quarantined,
-    those events in their order), an unparseable record's text as it was. Deterministic."""
-    lines: list[str] = []
-    current: tuple[int, str] | None = None
-    events: list[Any] = []
-    envelope: dict[str, Any] = {}
-
-    def flush() -> None:
-        if current is not None:
-            lines.append(
-                json.dumps({**envelope, "events": events}, ensure_ascii=False, separators=(",", ":"))
-            )
-
-    for entry in entries:
-        if entry.get("reason") != reason:
-            continue
-        if entry.get("position") is None:  # a whole record that could not be read: its text as stored
-            flush()
-            current, events, envelope = None, [], {}
-            text = entry.get("event")
-            if isinstance(text, str) and text.strip():
-                lines.append(text.replace("\n", " ").strip())
-            continue
-        if not isinstance(entry.get("envelope"), dict):
-            continue  # nothing to rebuild a record from (only erased entries lack both, and never come here)
-        place = (int(entry["source_line"]), str(entry.get("source_object")))
-        if place != current:
-            flush()
-            current, events = place, []
-            envelope = {k: v for k, v in entry["envelope"].items() if k != "events"}
-        events.append(entry.get("event"))
-    flush()
-    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
-
-
-@dataclass
-class RedriveItem:
-    """One redrive object: ``reason``'s entries of one quarantine object."""
-
-    quarantine_key: str
-    reason: str
-    redrive_key: str
-    entries: int
-    exists: bool  # written by an earlier re-drive: validated again as it is
-    body_digest: str
-    event_ids: list[str] = field(default_factory=list)
-    outcome: dict[str, Any] | None = None  # the ledger row, once validated
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def plan_redrive(
-    lake: ObjectStore,
-    raw: ObjectStore,
-    *,
-    reasons: Iterable[str] = DEFAULT_REDRIVE_REASONS,
-    first: date | None = None,
-    last: date | None = None,
-) -> list[RedriveItem]:
-    """What a re-drive of ``reasons`` over the quarantine objects that arrived in ``[first, last]`` would do."""
-    chosen = check_reasons(reasons)
-    items: list[RedriveItem] = []
-    for key in quarantine_keys(lake, first, last):
-        entries = read_entries(lake, key)
-        if not entries or is_redrive(entries[0].get("source_object")):
-            continue  # a redrive object's own outcome: re-driving its quarantine object again covers it
-        for reason in chosen:
-            chosen_entries = [e for e in entries if e["reason"] == reason]
-            if not chosen_entries:
-                continue
-            body = redrive_body(chosen_entries, reason)
-            if not body:
-                continue
-            r_key = redrive_key(key, reason)
-            items.append(
-                RedriveItem(
-                    quarantine_key=key,
-                    reason=reason,
-                    redrive_key=r_key,
-                    entries=len(chosen_entries),
-                    exists=raw.exists(r_key),
-                    body_digest=hashlib.sha256(body).hexdigest(),
-                    event_ids=[str(e["event_id"]) for e in chosen_entries if e.get("event_id")],
-                )
-            )
-    return items
-
-
-def run_redrive(
-    items: list[RedriveItem],
-    *,
-    settings: Settings,
-    lake: ObjectStore,
-    raw: ObjectStore,
-    state: StateStore,
-    validate: bool = True,
-) -> list[RedriveItem]:
-    """Write each redrive object not written yet and validate it with the validate step (its own outputs and
-    ledger row, rewritten on every run). ``validate=False`` only writes them (the stack's raw-bucket
-    notification then has the validate function do it)."""
-    from clickstream.validate.step import validate_object
-
-    for item in items:
-        if not item.exists:
-            body = redrive_body(read_entries(lake, item.quarantine_key), item.reason)
-            raw.put_bytes(item.redrive_key, body, content_type="application/x-ndjson")
-            item.exists = True
-        if validate:
-            row = validate_object(
-                item.redrive_key, settings=settings, raw_store=raw, lake_store=lake, state=state
-            )
-            item.outcome = {
-                "events_in": row.events_in,
-                "validated": row.validated,
-                "quarantined": row.quarantined,
-                "duplicates": row.duplicates,
-                "validated_key": row.validated_key,
-                "quarantine_key": row.quarantine_key,
-            }
-    return items

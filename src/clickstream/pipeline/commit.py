@@ -16,38 +16,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from clickstream.adapters.state import StateStore, iso
+from pydantic import Field
+
+from clickstream.adapters.factory import Adapters, adapters_for
 from clickstream.core import clock
 from clickstream.core.config import Settings
 from clickstream.core.observability import logger
+from clickstream.core.times import iso, parse_instant
 from clickstream.pipeline.lease import hold_pipeline_lease, release_pipeline_lease
-from clickstream.pipeline.manifest import (
-    BACKFILL,
-    CommitInput,
-    CommitResult,
-    ReleaseInput,
-    ReleaseResult,
-)
-from clickstream.pipeline.plan import parse_instant
+from clickstream.pipeline.manifest import BACKFILL, Contract, PlanResult
 
-RUN_SK = "run"
+
+# -- contract: CommitInput -> CommitResult, and the failure path's ReleaseInput -> ReleaseResult --------------------
+class CommitInput(Contract):
+    execution_id: str
+    plan: PlanResult
+
+
+class CommitResult(Contract):
+    run_id: str
+    watermark: str
+    n_objects: int
+    status: str = "SUCCEEDED"
+    lease_released: bool = False  # False when the lease was no longer this execution's (it had expired)
+
+
+class ReleaseInput(Contract):
+    """The failure path's call of the Commit function: give the pipeline lease back, touch nothing else."""
+
+    action: str = Field(pattern="^release$")
+    execution_id: str
+
+
+class ReleaseResult(Contract):
+    execution_id: str
+    # False when this execution did not hold the lease (never took it, or already gave it back).
+    released: bool
+
+
 SUCCEEDED = "SUCCEEDED"
 
 
-def run_pk(run_id: str) -> str:
-    """Partition key of a run's record in the state table."""
-    return f"run#{run_id}"
-
-
-def commit_run(payload: CommitInput, settings: Settings, *, state: StateStore | None = None) -> CommitResult:
+def run_commit(payload: CommitInput, settings: Settings, adapters: Adapters | None = None) -> CommitResult:
     """Advance the watermark to ``plan.watermark_to`` (forward only) and record the run as succeeded."""
-    state = state if state is not None else _default_state(settings)
+    state = (adapters or adapters_for(settings)).state
     plan = payload.plan
-    previous = state.get_item(run_pk(plan.run_id), RUN_SK)
+    previous = state.get_run(plan.run_id)
     committed = bool(previous and previous.get("status") == SUCCEEDED)
     if not committed:  # a retry of a Commit that succeeded has given the lease back itself
         hold_pipeline_lease(state, payload.execution_id)
-    target = parse_instant(plan.watermark_to)
+    target = parse_instant(plan.watermark_to, field="watermark_to")
     current = state.get_watermark()
     moved = plan.kind != BACKFILL and (current is None or target > current)
     if moved:
@@ -55,7 +73,9 @@ def commit_run(payload: CommitInput, settings: Settings, *, state: StateStore | 
     watermark = target if moved or current is None else current
 
     committed_at = (
-        previous["committed_at"] if committed and previous.get("committed_at") else iso(clock.now())
+        previous["committed_at"]
+        if previous and committed and previous.get("committed_at")
+        else iso(clock.now())
     )
     record: dict[str, Any] = {
         "run_id": plan.run_id,
@@ -72,7 +92,7 @@ def commit_run(payload: CommitInput, settings: Settings, *, state: StateStore | 
         "manifest_key": plan.manifest_key,
         "committed_at": committed_at,
     }
-    state.put_item(run_pk(plan.run_id), RUN_SK, record)
+    state.put_run(record)
     released = release_pipeline_lease(state, payload.execution_id)
     logger.info(
         "committed run",
@@ -93,22 +113,8 @@ def commit_run(payload: CommitInput, settings: Settings, *, state: StateStore | 
     )
 
 
-def release_run(
-    payload: ReleaseInput, settings: Settings, *, state: StateStore | None = None
-) -> ReleaseResult:
+def release_run(payload: ReleaseInput, settings: Settings, adapters: Adapters | None = None) -> ReleaseResult:
     """The failure path: give the pipeline lease back if this execution holds it; nothing else changes."""
-    state = state if state is not None else _default_state(settings)
+    state = (adapters or adapters_for(settings)).state
     released = release_pipeline_lease(state, payload.execution_id)
     return ReleaseResult(execution_id=payload.execution_id, released=released)
-
-
-def get_run(run_id: str, settings: Settings, *, state: StateStore | None = None) -> dict[str, Any] | None:
-    """The recorded run, or ``None`` when the run never committed."""
-    state = state if state is not None else _default_state(settings)
-    return state.get_item(run_pk(run_id), RUN_SK)
-
-
-def _default_state(settings: Settings) -> StateStore:
-    from clickstream.adapters.state import DynamoStateStore
-
-    return DynamoStateStore(settings.state_table)

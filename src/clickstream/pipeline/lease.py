@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from clickstream.adapters.state import StateStore, iso
+from clickstream.adapters.state import StateStore
 from clickstream.core import clock
 from clickstream.core.errors import DomainError
 from clickstream.core.observability import logger
+from clickstream.core.times import iso
 
 PIPELINE_LEASE = "pipeline"
 

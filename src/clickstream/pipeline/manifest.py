@@ -1,7 +1,11 @@
-"""Payloads between the state machine's steps (``statemachine/pipeline.asl.json``).
+"""What the pipeline's steps share: the run's plan, the window manifest, each bucket's answer, the run's files.
 
-The ASL passes each Lambda task ``{"execution_id", …}`` as shown below and keeps the task's answer under
-``$.<step>.result``. Every step is idempotent: the same payload twice gives the same effect.
+The steps (``plan``, ``sessionize``, ``load``, ``aggregate``, ``commit``) never import one another; what one writes
+and another reads is defined here; each step's own Input (and a Result no other step reads) stands at the top of
+its module. The state machine (``statemachine/pipeline.asl.json``) passes each Lambda task ``{"execution_id", …}``
+and keeps the task's answer under ``$.<step>.result``: Plan's answer (:class:`PlanResult`, the run's plan) reaches
+Load, Aggregate and Commit, each bucket's Sessionize answer (:class:`SessionizeResult`) reaches Load, and Load's
+(:class:`LoadResult`) reaches Aggregate. Every step is idempotent: the same payload twice gives the same effect.
 
 Files a run writes in the lake bucket (``core.keys``):
   runs/<run_id>/manifest.json                      Plan: the validated objects of this window
@@ -10,38 +14,42 @@ Files a run writes in the lake bucket (``core.keys``):
   runs/<run_id>/bucket=NNNN/visitors.parquet       Sessionize: the affected anonymous_ids (whose rows get replaced)
   runs/<run_id>/bucket=NNNN/result.json            Sessionize: its answer (read by Load on the back-fill path)
   runs/<run_id>/items.json                         Plan (back-fill): the Distributed Map's items, one per bucket
-  sessionized/bucket=NNNN/slice=SS/all.parquet     Sessionize: the bucket's current state (every row), in slices
-  sessions/bucket=NNNN/slice=SS/sessions.parquet   Sessionize: the slice's sessions (the lake's sessions table)
-  sessionized/bucket=NNNN/objects.parquet          Sessionize: which slices hold rows of each source object
+The bucket state the Sessionize step keeps between runs is laid out in ``sessionize.state``.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from clickstream.adapters.storage import ObjectStore
+from clickstream.core.keys import run_prefix
+from clickstream.core.times import parse_instant
 
 INCREMENTAL = "incremental"
 FULL = "full"
 BACKFILL = "backfill"
 
+MANIFEST_NAME = "manifest.json"
+ITEMS_NAME = "items.json"
+RUN_EVENTS = "events.parquet"
+RUN_SESSIONS = "sessions.parquet"
+RUN_VISITORS = "visitors.parquet"
+RUN_RESULT = "result.json"
+_ARRIVAL_DAY = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
 
-class _Model(BaseModel):
+
+class Contract(BaseModel):
+    """A payload between steps: unknown fields are ignored (the state machine adds its own), aliases accepted."""
+
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-class PlanInput(_Model):
-    execution_id: str
-    execution_name: str
-    started_at: str | None = None
-    # The execution's own input: {"as_of": ISO-8601 (simulated clock; default now - settle delay),
-    # "full": bool (re-read every arrived object, e.g. after a schema fix),
-    # "backfill": {"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"} (re-process the validated objects of those arrival
-    # days through the Distributed Map; the watermark stays where it is)}
-    input: dict = Field(default_factory=dict)
-
-
-class BackfillRange(_Model):
+class BackfillRange(Contract):
     """Arrival days (the lake's ``dt=`` partitions, UTC), both included."""
 
     start: date = Field(alias="from")
@@ -54,7 +62,7 @@ class BackfillRange(_Model):
         return self
 
 
-class ManifestObject(_Model):
+class ManifestObject(Contract):
     source_key: str
     validated_key: str | None = None  # None when the object had no valid event
     validated_at: str
@@ -66,7 +74,9 @@ class ManifestObject(_Model):
         return self.validated_key is not None or self.had_valid
 
 
-class Manifest(_Model):
+class Manifest(Contract):
+    """The window's objects, written by Plan and read by every Sessionize task of the run."""
+
     run_id: str
     watermark_from: str | None
     watermark_to: str
@@ -80,7 +90,9 @@ class Manifest(_Model):
         return sum(1 for o in self.objects if o.to_sessionize)
 
 
-class PlanResult(_Model):
+class PlanResult(Contract):
+    """The run's plan: Plan's answer, which the state machine hands to Load, Aggregate and Commit."""
+
     run_id: str
     execution_id: str
     watermark_from: str | None
@@ -97,15 +109,9 @@ class PlanResult(_Model):
     items_key: str | None = None
 
 
-class SessionizeInput(_Model):
-    run_id: str
-    bucket: int
-    # The execution that runs the step (the state machine passes Plan's): when given, the step checks that it still
-    # holds the pipeline lease before it writes the bucket state (``pipeline.lease.hold_pipeline_lease``).
-    execution_id: str | None = None
+class SessionizeResult(Contract):
+    """One bucket's answer: what the Sessionize step wrote for Load (also left as the bucket's ``result.json``)."""
 
-
-class SessionizeResult(_Model):
     run_id: str
     bucket: int
     n_new_events: int = 0  # validated rows of this window that fall in the bucket
@@ -120,14 +126,9 @@ class SessionizeResult(_Model):
     visitors_key: str | None = None
 
 
-class LoadInput(_Model):
-    execution_id: str
-    plan: PlanResult
-    # The inline Map's answers; on the back-fill path empty, and Load reads each bucket's result.json instead.
-    buckets: list[SessionizeResult] = Field(default_factory=list)
+class LoadResult(Contract):
+    """What Load wrote to the warehouse: Load's answer, which the state machine hands to Aggregate."""
 
-
-class LoadResult(_Model):
     run_id: str
     events_loaded: int
     sessions_loaded: int
@@ -135,39 +136,48 @@ class LoadResult(_Model):
     affected_days: list[str]  # YYYY-MM-DD in the site time zone
 
 
-class AggregateInput(_Model):
-    execution_id: str
-    plan: PlanResult
-    loaded: LoadResult
+# -- the run's files ---------------------------------------------------------------------------------------------
+def manifest_key(run_id: str) -> str:
+    """Where a run's manifest lives in the lake bucket."""
+    return f"{run_prefix(run_id)}{MANIFEST_NAME}"
 
 
-class AggregateResult(_Model):
-    run_id: str
-    days_recomputed: list[str]
-    report_key: str | None
+def items_key(run_id: str) -> str:
+    """Where a back-fill's Distributed Map items live in the lake bucket."""
+    return f"{run_prefix(run_id)}{ITEMS_NAME}"
 
 
-class CommitInput(_Model):
-    execution_id: str
-    plan: PlanResult
+def run_bucket_prefix(run_id: str, bucket: int) -> str:
+    """The folder of one bucket's outputs in a run."""
+    return f"{run_prefix(run_id)}bucket={bucket:04d}/"
 
 
-class CommitResult(_Model):
-    run_id: str
-    watermark: str
-    n_objects: int
-    status: str = "SUCCEEDED"
-    lease_released: bool = False  # False when the lease was no longer this execution's (it had expired)
+def run_result_key(run_id: str, bucket: int) -> str:
+    """Where the Sessionize step leaves its answer for a bucket of a run."""
+    return run_bucket_prefix(run_id, bucket) + RUN_RESULT
 
 
-class ReleaseInput(_Model):
-    """The failure path's call of the Commit function: give the pipeline lease back, touch nothing else."""
-
-    action: str = Field(pattern="^release$")
-    execution_id: str
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """The manifest's canonical JSON: sorted keys, so the same window always gives the same bytes."""
+    return json.dumps(manifest.model_dump(mode="json"), sort_keys=True, indent=1).encode("utf-8")
 
 
-class ReleaseResult(_Model):
-    execution_id: str
-    # False when this execution did not hold the lease (never took it, or already gave it back).
-    released: bool
+def read_manifest(store: ObjectStore, run_id: str) -> Manifest:
+    """The manifest a Plan step wrote for ``run_id`` (later steps read their objects from here)."""
+    return Manifest.model_validate_json(store.get_bytes(manifest_key(run_id)))
+
+
+# -- arrival days (a back-fill's unit) -----------------------------------------------------------------------------
+def arrival_day(validated_key: str | None) -> date | None:
+    """The arrival day of a validated object: its ``dt=`` partition in the lake."""
+    match = _ARRIVAL_DAY.search(validated_key or "")
+    return date.fromisoformat(match.group(1)) if match else None
+
+
+def ledger_arrival_day(row: dict[str, Any]) -> date | None:
+    """The arrival day of a ledger row's object: its validated object's partition, else (an object with no valid
+    event) the arrival hour validation recorded, else the raw key's own ``dt=`` partition."""
+    day = arrival_day(row.get("validated_key"))
+    if day is None and row.get("arrival_hour"):
+        day = parse_instant(row["arrival_hour"], field="arrival_hour").date()
+    return day or arrival_day(row.get("source_key"))

@@ -22,68 +22,52 @@ retried inside one execution without an explicit ``as_of`` keeps the window it a
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from clickstream.adapters.state import StateStore, iso
+from clickstream.adapters.factory import Adapters, adapters_for
+from clickstream.adapters.state import StateStore
 from clickstream.adapters.storage import ObjectStore
 from clickstream.core import clock
 from clickstream.core.config import Settings
 from clickstream.core.errors import InputError
-from clickstream.core.keys import run_prefix
 from clickstream.core.observability import logger
+from clickstream.core.times import iso, parse_instant
 from clickstream.pipeline.lease import acquire_pipeline_lease
 from clickstream.pipeline.manifest import (
     BACKFILL,
     FULL,
     INCREMENTAL,
     BackfillRange,
+    Contract,
     Manifest,
     ManifestObject,
-    PlanInput,
     PlanResult,
+    items_key,
+    ledger_arrival_day,
+    manifest_bytes,
+    manifest_key,
 )
 
-MANIFEST_NAME = "manifest.json"
-ITEMS_NAME = "items.json"
-_ARRIVAL_DAY = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
+
+# -- contract: PlanInput -> PlanResult (the run's plan, in pipeline.manifest: every later step receives it) --------
+class PlanInput(Contract):
+    execution_id: str
+    execution_name: str
+    started_at: str | None = None
+    # The execution's own input: {"as_of": ISO-8601 (simulated clock; default now - settle delay),
+    # "full": bool (re-read every arrived object, e.g. after a schema fix),
+    # "backfill": {"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"} (re-process the validated objects of those arrival
+    # days through the Distributed Map; the watermark stays where it is)}
+    input: dict[str, Any] = Field(default_factory=dict)
 
 
-def manifest_key(run_id: str) -> str:
-    """Where a run's manifest lives in the lake bucket."""
-    return f"{run_prefix(run_id)}{MANIFEST_NAME}"
-
-
-def items_key(run_id: str) -> str:
-    """Where a back-fill's Distributed Map items live in the lake bucket."""
-    return f"{run_prefix(run_id)}{ITEMS_NAME}"
-
-
-def parse_instant(value: str | datetime) -> datetime:
-    """An ISO-8601 instant as an aware UTC datetime (``Z`` accepted; a naive value means UTC)."""
-    if isinstance(value, datetime):
-        ts = value
-    else:
-        try:
-            ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except (AttributeError, ValueError) as exc:
-            raise InputError(f"not an ISO-8601 instant: {value!r}", field="as_of") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def plan_run(
-    payload: PlanInput,
-    settings: Settings,
-    *,
-    state: StateStore | None = None,
-    store: ObjectStore | None = None,
-) -> PlanResult:
+def run_plan(payload: PlanInput, settings: Settings, adapters: Adapters | None = None) -> PlanResult:
     """Plan one execution: take the pipeline lease, read the ledger window, write the manifest, name the buckets."""
-    state = state if state is not None else _default_state(settings)
-    store = store if store is not None else _default_store(settings)
+    adapters = adapters or adapters_for(settings)
+    state, store = adapters.state, adapters.lake
     run_id = payload.execution_name
     key = manifest_key(run_id)
     explicit_as_of = payload.input.get("as_of")
@@ -111,17 +95,7 @@ def plan_run(
         store.put_bytes(key, manifest_bytes(manifest), content_type="application/json")
 
     n_objects = manifest.n_to_sessionize
-    result = PlanResult(
-        run_id=run_id,
-        execution_id=payload.execution_id,
-        watermark_from=manifest.watermark_from,
-        watermark_to=manifest.watermark_to,
-        n_objects=n_objects,
-        n_buckets=manifest.n_buckets,
-        manifest_key=key,
-        buckets=list(range(manifest.n_buckets)) if n_objects else [],
-        kind=manifest.kind,
-    )
+    result = _plan_result(payload, manifest, buckets=list(range(manifest.n_buckets)) if n_objects else [])
     logger.info(
         "planned run",
         extra={
@@ -169,21 +143,6 @@ def build_manifest(
     )
 
 
-def arrival_day(validated_key: str | None) -> date | None:
-    """The arrival day of a validated object: its ``dt=`` partition in the lake."""
-    match = _ARRIVAL_DAY.search(validated_key or "")
-    return date.fromisoformat(match.group(1)) if match else None
-
-
-def ledger_arrival_day(row: dict[str, Any]) -> date | None:
-    """The arrival day of a ledger row's object: its validated object's partition, else (an object with no valid
-    event) the arrival hour validation recorded, else the raw key's own ``dt=`` partition."""
-    day = arrival_day(row.get("validated_key"))
-    if day is None and row.get("arrival_hour"):
-        day = parse_instant(row["arrival_hour"]).date()
-    return day or arrival_day(row.get("source_key"))
-
-
 def build_backfill_manifest(
     run_id: str, state: StateStore, days: BackfillRange, watermark: datetime | None, *, n_buckets: int
 ) -> Manifest:
@@ -226,30 +185,29 @@ def _plan_backfill(
         "planned back-fill",
         extra={"run_id": run_id, "from": str(days.start), "to": str(days.end), "n_objects": n_objects},
     )
-    return PlanResult(
-        run_id=run_id,
-        execution_id=payload.execution_id,
-        watermark_from=manifest.watermark_from,
-        watermark_to=manifest.watermark_to,
-        n_objects=n_objects,
-        n_buckets=manifest.n_buckets,
-        manifest_key=manifest_key(run_id),
+    return _plan_result(
+        payload,
+        manifest,
         buckets=[],
-        kind=BACKFILL,
         distributed=True,
         lake_bucket=getattr(store, "bucket", settings.lake_bucket),
         items_key=items_key(run_id),
     )
 
 
-def manifest_bytes(manifest: Manifest) -> bytes:
-    """The manifest's canonical JSON: sorted keys, so the same window always gives the same bytes."""
-    return json.dumps(manifest.model_dump(mode="json"), sort_keys=True, indent=1).encode("utf-8")
-
-
-def read_manifest(store: ObjectStore, run_id: str) -> Manifest:
-    """The manifest a Plan step wrote for ``run_id`` (later steps read their objects from here)."""
-    return Manifest.model_validate_json(store.get_bytes(manifest_key(run_id)))
+def _plan_result(payload: PlanInput, manifest: Manifest, **extra: Any) -> PlanResult:
+    """The run's plan: the manifest's window and counts, and ``extra`` (the buckets, the back-fill's items)."""
+    return PlanResult(
+        run_id=manifest.run_id,
+        execution_id=payload.execution_id,
+        watermark_from=manifest.watermark_from,
+        watermark_to=manifest.watermark_to,
+        n_objects=manifest.n_to_sessionize,
+        n_buckets=manifest.n_buckets,
+        manifest_key=manifest_key(manifest.run_id),
+        kind=manifest.kind,
+        **extra,
+    )
 
 
 def _manifest_objects(rows: list[dict[str, Any]]) -> list[ManifestObject]:
@@ -276,15 +234,3 @@ def _reusable_manifest(
     if manifest.run_id != run_id or manifest.watermark_from != current:
         return None
     return manifest
-
-
-def _default_state(settings: Settings) -> StateStore:
-    from clickstream.adapters.state import DynamoStateStore
-
-    return DynamoStateStore(settings.state_table)
-
-
-def _default_store(settings: Settings) -> ObjectStore:
-    from clickstream.adapters.storage import S3ObjectStore
-
-    return S3ObjectStore(settings.lake_bucket)

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from clickstream.adapters.warehouse import Connection
+from clickstream.core import sql
 from clickstream.warehouse.kpis import kpi_totals
 
 FUNNEL_STEPS = (
@@ -68,69 +69,29 @@ def resolve_range(conn: Connection, last_days: int | None, until: date | None = 
     return DateRange(min(bounds[0] or end, end), end)
 
 
-def _breakdown(key_sql: str, key: str, measures: str, where: str) -> str:
-    """An analyst view's SELECT (channel_performance, device_breakdown, landing_pages) over ``where`` days."""
-    return f"SELECT {key_sql} AS {key}, {measures} FROM human_sessions {where} GROUP BY {key_sql}"
-
-
-_SHARE = "CAST(count(*) FILTER (WHERE {flag}) AS DOUBLE PRECISION) / count(*)"
-
-
 def collect(conn: Connection, currency: str, period: DateRange | None = None) -> ReportData:
     """Everything the page needs, over ``period`` (default: the whole warehouse).
 
     Same definitions as the analyst views (``channel_performance``, ``device_breakdown``, ``landing_pages``,
-    ``top_products`` = ``product_daily`` summed, ``funnel_daily``, ``retention_weekly``), restricted to the days.
+    ``top_products`` = ``product_daily`` summed, ``funnel_daily``, ``retention_weekly``), restricted to the days; the
+    queries are the files in ``report/sql/``.
     """
-    if period is None:
-        day_where, day_params, session_where = "", [], ""
-        cohort_where: tuple[str, list[Any]] = ("", [])
-        days: list[date] | None = None
-    else:
-        day_where, day_params = " WHERE day BETWEEN ? AND ?", [period.first, period.last]
-        session_where = "WHERE session_date BETWEEN ? AND ?"
-        week_start = period.first - timedelta(days=period.first.weekday())  # cohorts are Monday weeks
-        cohort_where = (" AND cohort_week BETWEEN ? AND ?", [week_start, period.last])
-        days = period.days
-    session_params = day_params
+    days = period.days if period is not None else None
+    params: dict[str, Any] = {
+        "all_days": period is None,
+        "first": period.first if period else None,
+        "last": period.last if period else None,
+    }
+    week_start = period.first - timedelta(days=period.first.weekday()) if period else None  # Monday weeks
 
-    daily = conn.query_dicts(
-        "SELECT day, sessions, visitors, orders, revenue, conversion_rate, engagement_rate FROM daily_kpis"
-        f"{day_where} ORDER BY day",
-        day_params,
-    )
-    funnel_row = conn.query_dicts(
-        "SELECT COALESCE(sum(viewed_item), 0) AS viewed_item, COALESCE(sum(added_to_cart), 0) AS added_to_cart,"
-        " COALESCE(sum(began_checkout), 0) AS began_checkout, COALESCE(sum(purchased), 0) AS purchased"
-        f" FROM funnel_daily{day_where}",
-        day_params,
-    )[0]
-    runs = conn.query_dicts(
-        "SELECT run_id, execution_id, watermark_to, events_loaded, sessions_loaded, loaded_at"
-        " FROM pipeline_runs ORDER BY watermark_to DESC NULLS LAST, loaded_at DESC LIMIT 1"
-    )
-    engaged, purchased = _SHARE.format(flag="engaged"), _SHARE.format(flag="purchased")
-    channels = _breakdown(
-        "COALESCE(channel, 'Unassigned')",
-        "channel",
-        f"count(*) AS sessions, count(DISTINCT anonymous_id) AS visitors, {engaged} AS engagement_rate,"
-        f" {purchased} AS conversion_rate, COALESCE(sum(orders), 0) AS orders, COALESCE(sum(revenue), 0) AS revenue",
-        session_where,
-    )
-    devices = _breakdown(
-        "COALESCE(device_type, 'unknown')",
-        "device_type",
-        f"count(*) AS sessions, count(DISTINCT anonymous_id) AS visitors, {engaged} AS engagement_rate,"
-        f" {purchased} AS conversion_rate, COALESCE(sum(revenue), 0) AS revenue",
-        session_where,
-    )
-    landing = _breakdown(
-        "COALESCE(landing_page, '(not set)')",
-        "landing_page",
-        f"count(*) AS entrances, {_SHARE.format(flag='NOT engaged')} AS bounce_rate,"
-        f" {purchased} AS conversion_rate, COALESCE(sum(revenue), 0) AS revenue",
-        session_where,
-    )
+    def rows(name: str, **extra: Any) -> list[dict[str, Any]]:
+        query = sql.load("clickstream.report", name)
+        wanted = {k: v for k, v in {**params, **extra}.items() if k in query.parameters}
+        return conn.query_dicts(*query.bind(wanted))
+
+    daily = rows("daily")
+    funnel_row = rows("funnel")[0]
+    runs = rows("last_run")
     return ReportData(
         currency=currency,
         totals=kpi_totals(conn, currency, days),
@@ -138,25 +99,11 @@ def collect(conn: Connection, currency: str, period: DateRange | None = None) ->
         last_day=(period.last.isoformat() if period else daily[-1]["day"].isoformat() if daily else None),
         daily=daily,
         funnel=[(key, label, int(funnel_row[key])) for key, label in FUNNEL_STEPS],
-        products=conn.query_dicts(
-            "SELECT product_id, max(product_name) AS product_name, max(category) AS category, sum(views) AS views,"
-            " sum(carts) AS carts, sum(purchases) AS purchases, sum(units) AS units, sum(revenue) AS revenue"
-            f" FROM product_daily{day_where} GROUP BY product_id"
-            f" ORDER BY revenue DESC NULLS LAST, views DESC, product_id LIMIT {TOP_N}",
-            day_params,
-        ),
-        channels=conn.query_dicts(f"{channels} ORDER BY sessions DESC, channel", session_params),
-        devices=conn.query_dicts(f"{devices} ORDER BY sessions DESC, device_type", session_params),
-        landing_pages=conn.query_dicts(
-            f"{landing} ORDER BY entrances DESC, landing_page LIMIT {TOP_N}", session_params
-        ),
-        retention=conn.query_dicts(
-            "SELECT cohort_week, week_offset, cohort_size, visitors, retention_rate FROM retention_weekly"
-            " WHERE cohort_week IN (SELECT cohort_week FROM (SELECT DISTINCT cohort_week FROM retention_weekly"
-            f" WHERE TRUE{cohort_where[0]}) c ORDER BY cohort_week DESC LIMIT {RETENTION_COHORTS})"
-            f" AND week_offset < {RETENTION_WEEKS} ORDER BY cohort_week, week_offset",
-            cohort_where[1],
-        ),
+        products=rows("top_products", top=TOP_N),
+        channels=rows("channels"),
+        devices=rows("devices"),
+        landing_pages=rows("landing_pages", top=TOP_N),
+        retention=rows("retention", first_week=week_start, cohorts=RETENTION_COHORTS, weeks=RETENTION_WEEKS),
         last_run=runs[0] if runs else None,
         period=period,
     )

@@ -92,7 +92,7 @@ def raw(v: Any) -> str:
     if isinstance(v, Decimal):
         return format(v, "f")
     if hasattr(v, "isoformat"):
-        return v.isoformat()
+        return str(v.isoformat())
     return str(v)
 
 
@@ -155,13 +155,13 @@ def _retention(rows: Sequence[dict[str, Any]]) -> str:
     for week, cells in cohorts.items():
         tds = []
         for w in weeks:
-            r = cells.get(w)
-            if r is None:
+            cell = cells.get(w)
+            if cell is None:
                 tds.append("<td></td>")
                 continue
-            rate = float(r["retention_rate"])
+            rate = float(cell["retention_rate"])
             tds.append(
-                f'<td data-week="{w}" data-value="{escape(raw(r["retention_rate"]))}" '
+                f'<td data-week="{w}" data-value="{escape(raw(cell["retention_rate"]))}" '
                 f'style="background: rgba(59,111,216,{0.1 + 0.8 * rate:.2f})">{escape(fmt_pct(rate))}</td>'
             )
         body.append(
@@ -174,130 +174,34 @@ def _retention(rows: Sequence[dict[str, Any]]) -> str:
 def render_html(
     data: ReportData, *, rendered_at: datetime | None = None, title: str = "Store dashboard"
 ) -> str:
-    """The whole page as a string."""
+    """The whole page as a string: header, KPI tiles, the charts and tables, footer."""
     f = _formatters(data.currency)
-    money = f["money"]
     tiles = "".join(_tile(key, label, data.totals.get(key), f[kind]) for key, label, kind in TILES)
-
-    days = [(raw(d["day"]), d["sessions"]) for d in data.daily]
-    revenue = [(raw(d["day"]), d["revenue"]) for d in data.daily]
-    funnel_rows = []
-    previous: int | None = None
-    sessions = data.totals.get("sessions") or 0
-    for _key, label, count in data.funnel:
-        if previous is None:
-            note = f"({fmt_pct(count / sessions) if sessions else NA} of sessions)"
-        else:
-            note = f"({fmt_pct(count / previous) if previous else NA} of previous step)"
-        funnel_rows.append((label, count, note))
-        previous = count
-    if data.funnel and not any(count for _, _, count in data.funnel):
-        funnel_rows = []
-
     charts = [
-        _card(
-            "Sessions per day",
-            bar_chart("sessions-per-day", days, fmt=fmt_int, title="Sessions per day"),
-            "chart-sessions",
-        ),
-        _card(
-            f"Revenue per day ({data.currency})",
-            bar_chart("revenue-per-day", revenue, fmt=money, title="Revenue per day", color="#1f9d74"),
-            "chart-revenue",
-        ),
-        _card(
-            "Funnel (sessions)",
-            hbar_chart("funnel", funnel_rows, fmt=fmt_int, title="Purchase funnel", color="#7a5af5"),
-            "chart-funnel",
-        ),
-        _card(
-            "Top products by revenue",
-            hbar_chart(
-                "top-products",
-                [(_text(p["product_name"] or p["product_id"]), p["revenue"], "") for p in data.products],
-                fmt=money,
-                title="Top products by revenue",
-                color="#e07b39",
-            )
-            + _table(
-                "products-table",
-                data.products,
-                (
-                    ("product_name", "Product", _text),
-                    ("views", "Views", fmt_int),
-                    ("carts", "Carts", fmt_int),
-                    ("purchases", "Purchases", fmt_int),
-                    ("revenue", "Revenue", money),
-                ),
-            ),
-            "chart-products",
-        ),
-        _card(
-            "Channels",
-            hbar_chart(
-                "channels",
-                [
-                    (_text(c["channel"]), c["sessions"], f"({fmt_pct(c['conversion_rate'])} conv.)")
-                    for c in data.channels
-                ],
-                fmt=fmt_int,
-                title="Sessions by channel",
-            )
-            + _table(
-                "channels-table",
-                data.channels,
-                (
-                    ("channel", "Channel", _text),
-                    ("sessions", "Sessions", fmt_int),
-                    ("engagement_rate", "Engaged", fmt_pct),
-                    ("conversion_rate", "Conversion", fmt_pct),
-                    ("revenue", "Revenue", money),
-                ),
-            ),
-            "chart-channels",
-        ),
-        _card(
-            "Devices",
-            hbar_chart(
-                "devices",
-                [
-                    (_text(d["device_type"]), d["sessions"], f"({fmt_pct(d['conversion_rate'])} conv.)")
-                    for d in data.devices
-                ],
-                fmt=fmt_int,
-                title="Sessions by device",
-                color="#2a9bb8",
-            ),
-            "chart-devices",
-        ),
-        _card(
-            "Landing pages",
-            hbar_chart(
-                "landing-pages",
-                [
-                    (_text(p["landing_page"]), p["entrances"], f"({fmt_pct(p['bounce_rate'])} bounce)")
-                    for p in data.landing_pages
-                ],
-                fmt=fmt_int,
-                title="Entrances by landing page",
-                color="#5b8c3a",
-            )
-            + _table(
-                "landing-table",
-                data.landing_pages,
-                (
-                    ("landing_page", "Page", _text),
-                    ("entrances", "Entrances", fmt_int),
-                    ("bounce_rate", "Bounce", fmt_pct),
-                    ("conversion_rate", "Conversion", fmt_pct),
-                    ("revenue", "Revenue", money),
-                ),
-            ),
-            "table-landing",
-        ),
+        *_trend_cards(data, f["money"]),
+        _funnel_card(data),
+        _products_card(data, f["money"]),
+        _channels_card(data, f["money"]),
+        _devices_card(data),
+        _landing_card(data, f["money"]),
         _card("Weekly retention", _retention(data.retention), "table-retention"),
     ]
+    footer = "Numbers from the warehouse: daily_kpis and the analyst views."
+    if rendered_at is not None:
+        footer += f" Rendered {rendered_at.isoformat(timespec='seconds')}."
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
+        f'<header><h1>{escape(title)}</h1><p class="meta">{escape(" · ".join(_meta(data)))}</p></header>'
+        f'<main><section class="tiles" id="tiles">{tiles}</section>'
+        f'<section class="grid">{"".join(charts)}</section></main>'
+        f"<footer>{escape(footer)}</footer></body></html>\n"
+    )
 
+
+def _meta(data: ReportData) -> list[str]:
+    """The header's line: the days shown, the currency, what is left out, the last load."""
     period = f"{data.first_day} to {data.last_day}" if data.first_day else "no data yet"
     if data.period is not None:
         n_days = len(data.period.days)
@@ -311,15 +215,139 @@ def render_html(
         meta.append(
             f"last load: run {_text(data.last_run['run_id'])} up to {raw(data.last_run['watermark_to']) or NA}"
         )
-    footer = "Numbers from the warehouse: daily_kpis and the analyst views."
-    if rendered_at is not None:
-        footer += f" Rendered {rendered_at.isoformat(timespec='seconds')}."
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
-        f'<header><h1>{escape(title)}</h1><p class="meta">{escape(" · ".join(meta))}</p></header>'
-        f'<main><section class="tiles" id="tiles">{tiles}</section>'
-        f'<section class="grid">{"".join(charts)}</section></main>'
-        f"<footer>{escape(footer)}</footer></body></html>\n"
+    return meta
+
+
+def _trend_cards(data: ReportData, money: Callable[[Any], str]) -> list[str]:
+    days = [(raw(d["day"]), d["sessions"]) for d in data.daily]
+    revenue = [(raw(d["day"]), d["revenue"]) for d in data.daily]
+    return [
+        _card(
+            "Sessions per day",
+            bar_chart("sessions-per-day", days, fmt=fmt_int, title="Sessions per day"),
+            "chart-sessions",
+        ),
+        _card(
+            f"Revenue per day ({data.currency})",
+            bar_chart("revenue-per-day", revenue, fmt=money, title="Revenue per day", color="#1f9d74"),
+            "chart-revenue",
+        ),
+    ]
+
+
+def _funnel_card(data: ReportData) -> str:
+    """The funnel's steps, each with its share of sessions (the first) or of the previous step."""
+    funnel_rows = []
+    previous: int | None = None
+    sessions = data.totals.get("sessions") or 0
+    for _key, label, count in data.funnel:
+        if previous is None:
+            note = f"({fmt_pct(count / sessions) if sessions else NA} of sessions)"
+        else:
+            note = f"({fmt_pct(count / previous) if previous else NA} of previous step)"
+        funnel_rows.append((label, count, note))
+        previous = count
+    if data.funnel and not any(count for _, _, count in data.funnel):
+        funnel_rows = []
+    return _card(
+        "Funnel (sessions)",
+        hbar_chart("funnel", funnel_rows, fmt=fmt_int, title="Purchase funnel", color="#7a5af5"),
+        "chart-funnel",
+    )
+
+
+def _products_card(data: ReportData, money: Callable[[Any], str]) -> str:
+    return _card(
+        "Top products by revenue",
+        hbar_chart(
+            "top-products",
+            [(_text(p["product_name"] or p["product_id"]), p["revenue"], "") for p in data.products],
+            fmt=money,
+            title="Top products by revenue",
+            color="#e07b39",
+        )
+        + _table(
+            "products-table",
+            data.products,
+            (
+                ("product_name", "Product", _text),
+                ("views", "Views", fmt_int),
+                ("carts", "Carts", fmt_int),
+                ("purchases", "Purchases", fmt_int),
+                ("revenue", "Revenue", money),
+            ),
+        ),
+        "chart-products",
+    )
+
+
+def _channels_card(data: ReportData, money: Callable[[Any], str]) -> str:
+    return _card(
+        "Channels",
+        hbar_chart(
+            "channels",
+            [
+                (_text(c["channel"]), c["sessions"], f"({fmt_pct(c['conversion_rate'])} conv.)")
+                for c in data.channels
+            ],
+            fmt=fmt_int,
+            title="Sessions by channel",
+        )
+        + _table(
+            "channels-table",
+            data.channels,
+            (
+                ("channel", "Channel", _text),
+                ("sessions", "Sessions", fmt_int),
+                ("engagement_rate", "Engaged", fmt_pct),
+                ("conversion_rate", "Conversion", fmt_pct),
+                ("revenue", "Revenue", money),
+            ),
+        ),
+        "chart-channels",
+    )
+
+
+def _devices_card(data: ReportData) -> str:
+    return _card(
+        "Devices",
+        hbar_chart(
+            "devices",
+            [
+                (_text(d["device_type"]), d["sessions"], f"({fmt_pct(d['conversion_rate'])} conv.)")
+                for d in data.devices
+            ],
+            fmt=fmt_int,
+            title="Sessions by device",
+            color="#2a9bb8",
+        ),
+        "chart-devices",
+    )
+
+
+def _landing_card(data: ReportData, money: Callable[[Any], str]) -> str:
+    return _card(
+        "Landing pages",
+        hbar_chart(
+            "landing-pages",
+            [
+                (_text(p["landing_page"]), p["entrances"], f"({fmt_pct(p['bounce_rate'])} bounce)")
+                for p in data.landing_pages
+            ],
+            fmt=fmt_int,
+            title="Entrances by landing page",
+            color="#5b8c3a",
+        )
+        + _table(
+            "landing-table",
+            data.landing_pages,
+            (
+                ("landing_page", "Page", _text),
+                ("entrances", "Entrances", fmt_int),
+                ("bounce_rate", "Bounce", fmt_pct),
+                ("conversion_rate", "Conversion", fmt_pct),
+                ("revenue", "Revenue", money),
+            ),
+        ),
+        "table-landing",
     )

@@ -21,13 +21,12 @@ import duckdb
 
 from clickstream.core.errors import InputError
 from clickstream.core.schema import SESSIONIZE_REQUIRED_COLUMNS, VALIDATED_COLUMNS
-from clickstream.sessionize.rule import DuckDBOptions, Sessionizer, SessionRules, connect, literal, quote
+from clickstream.core.sql import PARQUET, identifier, literal
+from clickstream.sessionize.rule import DuckDBOptions, Sessionizer, SessionRules, connect, one_row
 
 _TYPES = dict(VALIDATED_COLUMNS)
 EVENTS_FILE = "events.parquet"
 SESSIONS_FILE = "sessions.parquet"
-# zstd level 1: no larger than level 3 on the benchmark's events (45.1 vs 46.1 MB at 1M), and cheaper to write.
-PARQUET = "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ def one_line(exc: BaseException) -> str:
 def cast_expr(name: str, actual_type: str) -> str:
     """``name`` as its declared type (unknown columns unchanged); nanosecond timestamps truncate to µs."""
     declared = _TYPES.get(name)
-    ref = quote(name)
+    ref = identifier(name)
     if declared is None or actual_type == declared:
         return ref
     if declared == "TIMESTAMPTZ":
@@ -95,9 +94,10 @@ def load_parquet(con: duckdb.DuckDBPyConnection, paths: Sequence[Path], view: st
     select = ", ".join(cast_expr(name, typ) for name, typ in types.items())
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {select}, {rid} AS {RID} FROM {scan}")
-        nulls = con.execute(
-            f"SELECT count(*) FROM {view} WHERE event_id IS NULL OR anonymous_id IS NULL OR event_ts IS NULL"
-        ).fetchone()[0]
+        (nulls,) = one_row(
+            con,
+            f"SELECT count(*) FROM {view} WHERE event_id IS NULL OR anonymous_id IS NULL OR event_ts IS NULL",
+        )
     except duckdb.Error as exc:
         raise InputError(f"cannot read input: {one_line(exc)}") from exc
     if nulls:
@@ -140,13 +140,14 @@ def sessionize_files(
             )
             # Neither file promises a row order: sorting 10M events' sessions cost about a tenth of the run.
             con.execute(f"COPY {engine.sessions} TO {literal(staged / SESSIONS_FILE)} {PARQUET}")
-            n_input = con.execute("SELECT count(*) FROM _cs_input").fetchone()[0]
-            n_events = con.execute(f"SELECT count(*) FROM {engine.assign}").fetchone()[0]
-            n_sessions = con.execute(f"SELECT count(*) FROM {engine.sessions}").fetchone()[0]
-            n_dup, n_conflict = con.execute(
+            (n_input,) = one_row(con, "SELECT count(*) FROM _cs_input")
+            (n_events,) = one_row(con, f"SELECT count(*) FROM {engine.assign}")
+            (n_sessions,) = one_row(con, f"SELECT count(*) FROM {engine.sessions}")
+            n_dup, n_conflict = one_row(
+                con,
                 f"SELECT count(*) FILTER (WHERE drop_reason = 'duplicate'),"
-                f" count(*) FILTER (WHERE drop_reason = 'duplicate_conflict') FROM {engine.drops}"
-            ).fetchone()
+                f" count(*) FILTER (WHERE drop_reason = 'duplicate_conflict') FROM {engine.drops}",
+            )
         finally:
             con.close()
         replace_dir(staged, out_dir)

@@ -35,11 +35,14 @@ from __future__ import annotations
 import bisect
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 
+from clickstream.core import sql
 from clickstream.core.schema import SESSION_COLUMNS, VALIDATED_COLUMNS
+from clickstream.core.sql import identifier
 
 HEARTBEAT_S = 10
 MIN_VISIT_LENGTH_S = 5
@@ -107,14 +110,12 @@ def connect(options: DuckDBOptions | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def quote(name: str) -> str:
-    """A SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(value: object) -> str:
-    """A SQL string literal (paths, names)."""
-    return "'" + str(value).replace("'", "''") + "'"
+def one_row(con: duckdb.DuckDBPyConnection, query: str, params: Any = None) -> tuple[Any, ...]:
+    """The single row a query answers (an aggregate without GROUP BY always answers one)."""
+    row = con.execute(query, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from: {query[:80]}")
+    return row
 
 
 def cut_chain(timestamps: list[int], max_length_us: int) -> list[int]:
@@ -171,7 +172,7 @@ class Sessionizer:
 
     def col(self, column: str, alias: str = "") -> str:
         """The column, or a typed NULL when the source lacks it."""
-        ref = f"{alias}.{quote(column)}" if alias else quote(column)
+        ref = f"{alias}.{identifier(column)}" if alias else identifier(column)
         return ref if self.has(column) else f"NULL::{_TYPES.get(column, 'VARCHAR')}"
 
     def _rid(self, alias: str) -> str:
@@ -231,7 +232,7 @@ class Sessionizer:
         extra: list[str] = []
         flags = [f"_t - lag(_t) OVER w > {rules.timeout_us}"]
         if rules.split_at_midnight:
-            extra.append(f"timezone({literal(rules.split_at_midnight)}, s.event_ts)::DATE AS _day")
+            extra.append(f"timezone({sql.literal(rules.split_at_midnight)}, s.event_ts)::DATE AS _day")
             flags.append("(_t > lag(_t) OVER w AND _day <> lag(_day) OVER w)")
         if rules.split_on_campaign:
             utm = ", ".join(self.col(n, "s") for n in ("utm_source", "utm_medium", "utm_campaign"))
@@ -249,10 +250,11 @@ class Sessionizer:
         visitors of ``kept`` (a relation with ``anonymous_id``) share one (an integer key sorts far faster than a
         string; a collision is all but impossible, and checked), else the string itself."""
         hashed = self.VISITOR_HASH.format("anonymous_id")
-        collisions = self.con.execute(
+        (collisions,) = one_row(
+            self.con,
             f"SELECT count(*) FROM (SELECT {hashed} AS _h FROM (SELECT DISTINCT anonymous_id FROM {kept})"
-            " GROUP BY _h HAVING count(*) > 1)"
-        ).fetchone()[0]
+            " GROUP BY _h HAVING count(*) > 1)",
+        )
         return "s.anonymous_id" if collisions else self.VISITOR_HASH.format("s.anonymous_id")
 
     def _ping_slot(self, alias: str) -> str:
@@ -312,7 +314,7 @@ class Sessionizer:
             HAVING max(_t) - _start > {rules.max_length_us}
             """
         )
-        n_overcap = self.con.execute(f"SELECT count(*) FROM {overcap}").fetchone()[0]
+        (n_overcap,) = one_row(self.con, f"SELECT count(*) FROM {overcap}")
         if n_overcap == 0:
             return
         seq = f"{self.prefix}_seq"
@@ -361,7 +363,7 @@ class Sessionizer:
         drop = {"session_id", *exclude} & self.columns
         if self.rid != "rowid":
             drop.add(self.rid)
-        star = f"s.* EXCLUDE ({', '.join(quote(c) for c in sorted(drop))})" if drop else "s.*"
+        star = f"s.* EXCLUDE ({', '.join(identifier(c) for c in sorted(drop))})" if drop else "s.*"
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP VIEW {self.events} AS
@@ -376,11 +378,39 @@ class Sessionizer:
 
         One aggregation grouped by the session's first row (``_srid``, an integer key: a smaller and faster hash
         table than (visitor, start)); "first" and "last" follow the rule's order (event_ts, event_id), and the first
-        event's visitor and attributes are read by joining that row."""
+        event's visitor and attributes are read by joining that row. Engaged time and orders are aggregated apart
+        (:meth:`_engaged_time`, :meth:`_orders`)."""
+        engaged = self._engaged_time()
+        orders = self._orders()
+        aggregated = self._session_aggregates()
+        derived = self._session_fields()
+        orders_join = f"LEFT JOIN {orders} o ON a._srid = o._srid" if orders else ""
+        inner = ",\n".join(f"{expr} AS {identifier(name)}" for name, expr in aggregated.items())
+        outer = []
+        for name, typ in SESSION_COLUMNS:
+            expr = derived.get(name, f"a.{identifier(name)}")
+            outer.append(f"({expr})::{typ} AS {identifier(name)}")
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {self.sessions} AS
+            SELECT {", ".join(outer)}
+            FROM (
+                SELECT x._srid, {inner}
+                FROM {self.source} s JOIN (SELECT _rid, _t, _ord, _start, _srid FROM {self.assign}) x
+                    ON {self._rid("s")} = x._rid
+                GROUP BY x._srid
+            ) a
+            JOIN {self.source} f ON {self._rid("f")} = a._srid
+            LEFT JOIN {engaged} e ON a._srid = e._srid
+            {orders_join}
+            """
+        )
+
+    def _engaged_time(self) -> str:
+        """Temp table ``<prefix>_engaged`` (``_srid``, ``engaged_s``): pings grouped by (session, visitor's page
+        views so far) = by the session's latest page view before them (pings before any page view of the session
+        form a group of their own); read from the narrow assignment."""
         engaged = f"{self.prefix}_engaged"
-        orders_table = f"{self.prefix}_orders"
-        # Pings grouped by (session, visitor's page views so far) = by the session's latest page view before them
-        # (pings before any page view of the session form a group of their own); read from the narrow assignment.
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {engaged} AS
@@ -392,43 +422,34 @@ class Sessionizer:
             GROUP BY _srid
             """
         )
-        if self.has("transaction_id"):
-            # Apart from the main aggregation: a DISTINCT there makes DuckDB aggregate every row twice.
-            self.con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE {orders_table} AS
-                SELECT x._srid, count(DISTINCT s.transaction_id) AS orders
-                FROM {self.source} s JOIN {self.assign} x ON {self._rid("s")} = x._rid
-                WHERE s.event_type = 'purchase' GROUP BY x._srid
-                """
-            )
+        return engaged
+
+    def _orders(self) -> str | None:
+        """Temp table ``<prefix>_orders`` (``_srid``, ``orders``: distinct transaction ids of purchases), apart from
+        the main aggregation (a DISTINCT there makes DuckDB aggregate every row twice); None without
+        ``transaction_id``."""
+        if not self.has("transaction_id"):
+            return None
+        orders = f"{self.prefix}_orders"
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {orders} AS
+            SELECT x._srid, count(DISTINCT s.transaction_id) AS orders
+            FROM {self.source} s JOIN {self.assign} x ON {self._rid("s")} = x._rid
+            WHERE s.event_type = 'purchase' GROUP BY x._srid
+            """
+        )
+        return orders
+
+    def _session_aggregates(self) -> dict[str, str]:
+        """The per-session aggregates, name → SQL over the session's rows (``_ord``: the rule's order)."""
         page = "coalesce(page_path, page_url)" if self.has("page_path") else "page_url"
         is_pv = "event_type = 'page_view'"
         money = "event_type IN ('purchase', 'refund')"
         order_key = "_ord"  # the visitor's events numbered in the rule's order (event_ts, event_id)
-        first_attrs = [
-            name
-            for name in (
-                "app_id",
-                "page_referrer",
-                "channel",
-                "utm_source",
-                "utm_medium",
-                "utm_campaign",
-                "utm_term",
-                "utm_content",
-                "device_type",
-                "browser",
-                "os",
-            )
-            if self.has(name)
-        ]
-
-        def first_of(column: str) -> str:
-            return f"f.{quote(column)}" if column in first_attrs else f"NULL::{_TYPES[column]}"
 
         def any_flag(column: str) -> str:
-            return f"coalesce(bool_or({quote(column)}), false)" if self.has(column) else "NULL::BOOLEAN"
+            return f"coalesce(bool_or({identifier(column)}), false)" if self.has(column) else "NULL::BOOLEAN"
 
         def did(event_type: str) -> str:
             return f"coalesce(bool_or(event_type = '{event_type}'), false)"
@@ -444,7 +465,7 @@ class Sessionizer:
             if self.has("currency")
             else "NULL"
         )
-        aggregated = {
+        return {
             "_start": "any_value(_start)",
             "user_id": f"arg_max(user_id, {order_key}) FILTER (WHERE user_id IS NOT NULL)",
             "_end": "max(_t)",
@@ -464,9 +485,34 @@ class Sessionizer:
             "revenue": revenue,
             "currency": currency,
         }
+
+    def _session_fields(self) -> dict[str, str]:
+        """The fields derived from the aggregates (``a``), the session's first row (``f``), its engaged time
+        (``e``) and orders (``o``), name → SQL."""
+        first_attrs = [
+            name
+            for name in (
+                "app_id",
+                "page_referrer",
+                "channel",
+                "utm_source",
+                "utm_medium",
+                "utm_campaign",
+                "utm_term",
+                "utm_content",
+                "device_type",
+                "browser",
+                "os",
+            )
+            if self.has(name)
+        ]
+
+        def first_of(column: str) -> str:
+            return f"f.{identifier(column)}" if column in first_attrs else f"NULL::{_TYPES[column]}"
+
         duration = f"((a._end - a._start) / {_US_PER_S})"
         engaged_rule = f"({duration} > {ENGAGED_MIN_DURATION_S} OR a.n_page_views >= {ENGAGED_MIN_PAGE_VIEWS} OR a.purchased)"
-        derived = {
+        return {
             "session_id": session_id_sql("f.anonymous_id", "a._start"),
             "anonymous_id": "f.anonymous_id",
             "app_id": first_of("app_id"),
@@ -486,27 +532,6 @@ class Sessionizer:
             "engaged": engaged_rule,
             "bounce": f"NOT {engaged_rule}",
         }
-        orders_join = f"LEFT JOIN {orders_table} o ON a._srid = o._srid" if self.has("transaction_id") else ""
-        inner = ",\n".join(f"{expr} AS {quote(name)}" for name, expr in aggregated.items())
-        outer = []
-        for name, typ in SESSION_COLUMNS:
-            expr = derived.get(name, f"a.{quote(name)}")
-            outer.append(f"({expr})::{typ} AS {quote(name)}")
-        self.con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {self.sessions} AS
-            SELECT {", ".join(outer)}
-            FROM (
-                SELECT x._srid, {inner}
-                FROM {self.source} s JOIN (SELECT _rid, _t, _ord, _start, _srid FROM {self.assign}) x
-                    ON {self._rid("s")} = x._rid
-                GROUP BY x._srid
-            ) a
-            JOIN {self.source} f ON {self._rid("f")} = a._srid
-            LEFT JOIN {engaged} e ON a._srid = e._srid
-            {orders_join}
-            """
-        )
 
     def run(self, visitors: str | None = None, exclude: Iterable[str] = ()) -> None:
         """All stages: dedupe, sessions of the kept rows (of ``visitors`` when given), events and sessions."""

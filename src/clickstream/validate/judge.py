@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from clickstream.adapters.state import id_hash
+from clickstream.core.ids import id_hash
 from clickstream.validate.enrich import (
     RecordContext,
     build_row,

@@ -13,13 +13,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from clickstream.adapters.state import StateStore, iso
+from clickstream.adapters.factory import Adapters, adapters_for
+from clickstream.adapters.state import StateStore
 from clickstream.adapters.storage import ObjectStore
 from clickstream.core import clock
 from clickstream.core.config import Settings
 from clickstream.core.errors import InputError
 from clickstream.core.keys import RAW_PREFIX, quarantine_key, validated_key
 from clickstream.core.observability import logger
+from clickstream.core.times import iso, parse_instant
 from clickstream.validate.engine import judge_to_parquet
 from clickstream.validate.judge import Judgement, JudgeOptions
 from clickstream.validate.keys import arrival_hour_of
@@ -186,7 +188,7 @@ def _previous_arrival(previous: dict[str, Any] | None) -> datetime | None:
     value = (previous or {}).get("arrival_hour")
     if not isinstance(value, str):
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parse_instant(value, field="arrival_hour")
 
 
 def _remove_stale(previous: dict[str, Any] | None, lake_store: ObjectStore, *, keep: set[str | None]) -> None:
@@ -197,34 +199,13 @@ def _remove_stale(previous: dict[str, Any] | None, lake_store: ObjectStore, *, k
             lake_store.delete(old)
 
 
-@dataclass
-class Stores:
-    """The adapters the validate step needs (S3 in Lambda and the local runner, anything alike in tests)."""
-
-    raw: ObjectStore
-    lake: ObjectStore
-    state: StateStore
-
-
-def default_stores(settings: Settings) -> Stores:
-    """S3 buckets and the DynamoDB state table named by ``settings`` (clients are created on first use)."""
-    from clickstream.adapters.state import DynamoStateStore
-    from clickstream.adapters.storage import S3ObjectStore
-
-    return Stores(
-        raw=S3ObjectStore(settings.raw_bucket),
-        lake=S3ObjectStore(settings.lake_bucket),
-        state=DynamoStateStore(settings.state_table),
-    )
-
-
 def process_notification(
-    body: str | dict[str, Any], *, settings: Settings, stores: Stores | None = None
+    body: str | dict[str, Any], *, settings: Settings, adapters: Adapters | None = None
 ) -> list[LedgerRow]:
     """Validate every raw object an S3 notification (one SQS message body) names."""
     rows: list[LedgerRow] = []
     refs = parse_notification(body)
-    stores = stores or default_stores(settings)
+    stores = adapters or adapters_for(settings)
     for ref in refs:
         if ref.bucket != settings.raw_bucket:
             raise InputError(

@@ -1,6 +1,6 @@
 """The warehouse: one SQL model on DuckDB (embedded default) and PostgreSQL (production).
 
-``engine`` opens a connection chosen by URL (or a Secrets Manager secret), ``migrate`` applies the versioned SQL
-in ``migrations/``, ``loader`` replaces recomputed visitors atomically, ``kpis`` recomputes daily KPIs.
-Nothing here imports duckdb or psycopg at import time: the engine modules import them when a connection opens.
+``migrate`` applies the versioned SQL in ``migrations/``, ``loader`` replaces recomputed visitors atomically,
+``kpis`` recomputes daily KPIs (``sql/``), ``snapshot`` digests tables. Connections come from
+``clickstream.adapters.warehouse``, which imports duckdb or psycopg only when a connection opens.
 """

@@ -1,4 +1,4 @@
-"""Daily KPIs (DESIGN.md "KPI definitions") as one SQL query shared by ``daily_kpis`` and the report's tiles.
+"""Daily KPIs as one SQL query (``sql/kpis.sql``) shared by ``daily_kpis`` and the report's tiles.
 
 Sessions = human sessions (bots and internal traffic excluded) of the day of their start in the site's time zone
 (``sessions.session_date``). Visitors = distinct anonymous_id; signed-in users = distinct user_id; engagement rate =
@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from clickstream.adapters.warehouse import Connection
+from clickstream.core import sql
 
 KPI_COLUMNS = (
     "sessions",
@@ -32,74 +33,21 @@ KPI_COLUMNS = (
     "aov",
     "currency",
 )
+_PACKAGE = "clickstream.warehouse"
 
 
 def _as_date(day: str | date) -> date:
     return day if isinstance(day, date) else date.fromisoformat(day)
 
 
-def kpi_query(
-    currency: str, days: Sequence[str | date] | None = None, *, by_day: bool
-) -> tuple[str, list[Any]]:
-    """The KPI SELECT: one row per day (``by_day``) or one row over all selected days, and its parameters."""
-    params: list[Any] = [currency, currency]
-    where = ""
-    if days is not None and not days:
-        where = "WHERE FALSE"
-    elif days is not None:
-        where = f"WHERE session_date IN ({', '.join('?' for _ in days)})"
-        params.extend(_as_date(d) for d in days)
-    params.extend([currency, currency, currency])
-    day_col = "s.session_date, " if by_day else ""
-    group = "GROUP BY s.session_date" if by_day else ""
-    join = "o.session_date = k.session_date" if by_day else "TRUE"
-    sql = f"""
-WITH s AS (
-    SELECT session_id, session_date, anonymous_id, user_id, engaged, purchased, duration_s, n_page_views,
-           CASE WHEN COALESCE(currency, ?) = ? THEN COALESCE(revenue, 0) ELSE 0 END AS revenue
-    FROM human_sessions
-    {where}
-),
-o AS (
-    SELECT {day_col}count(DISTINCT e.transaction_id) AS orders
-    FROM events e
-    JOIN s ON s.anonymous_id = e.anonymous_id AND s.session_id = e.session_id
-    WHERE e.event_type = 'purchase' AND e.transaction_id IS NOT NULL AND COALESCE(e.currency, ?) = ?
-    {group}
-),
-k AS (
-    SELECT {day_col}
-        count(*) AS sessions,
-        count(DISTINCT s.anonymous_id) AS visitors,
-        count(DISTINCT s.user_id) AS signed_in_users,
-        count(*) FILTER (WHERE s.engaged) AS engaged_sessions,
-        count(*) FILTER (WHERE s.purchased) AS converted_sessions,
-        avg(s.duration_s) AS avg_session_duration_s,
-        CAST(COALESCE(sum(s.n_page_views), 0) AS DOUBLE PRECISION) / NULLIF(count(*), 0) AS pages_per_session,
-        CAST(COALESCE(sum(s.revenue), 0) AS NUMERIC(18, 2)) AS revenue
-    FROM s
-    {group}
-)
-SELECT
-    {"k.session_date AS day," if by_day else ""}
-    k.sessions,
-    k.visitors,
-    k.signed_in_users,
-    k.engaged_sessions,
-    k.converted_sessions,
-    CAST(k.engaged_sessions AS DOUBLE PRECISION) / NULLIF(k.sessions, 0) AS engagement_rate,
-    1 - CAST(k.engaged_sessions AS DOUBLE PRECISION) / NULLIF(k.sessions, 0) AS bounce_rate,
-    k.avg_session_duration_s,
-    k.pages_per_session,
-    CAST(k.converted_sessions AS DOUBLE PRECISION) / NULLIF(k.sessions, 0) AS conversion_rate,
-    COALESCE(o.orders, 0) AS orders,
-    k.revenue,
-    CAST(k.revenue / NULLIF(COALESCE(o.orders, 0), 0) AS NUMERIC(18, 2)) AS aov,
-    CAST(? AS VARCHAR) AS currency
-FROM k
-LEFT JOIN o ON {join}
-"""
-    return sql, params
+def kpi_params(currency: str, days: Sequence[str | date] | None, *, by_day: bool) -> dict[str, Any]:
+    """The parameters of ``kpis.sql``: every day (``days`` None) or those days, per day or in total."""
+    return {
+        "currency": currency,
+        "all_days": days is None,
+        "days": sorted({_as_date(d) for d in days or ()}),
+        "by_day": by_day,
+    }
 
 
 def recompute_daily_kpis(conn: Connection, days: Sequence[str | date], currency: str) -> list[str]:
@@ -110,21 +58,25 @@ def recompute_daily_kpis(conn: Connection, days: Sequence[str | date], currency:
     day_list = sorted({_as_date(d) for d in days})
     if not day_list:
         return []
-    select, params = kpi_query(currency, day_list, by_day=True)
-    placeholders = ", ".join("?" for _ in day_list)
+    kpis = sql.load(_PACKAGE, "kpis")
+    insert = sql.Query(
+        name=kpis.name, text=f"INSERT INTO daily_kpis (day, {', '.join(KPI_COLUMNS)}) {kpis.text}"
+    )
     with conn.transaction():
-        conn.execute(f"DELETE FROM daily_kpis WHERE day IN ({placeholders})", day_list)
-        conn.execute(f"INSERT INTO daily_kpis (day, {', '.join(KPI_COLUMNS)}) {select}", params)
+        conn.execute(*sql.load(_PACKAGE, "delete_daily_kpis").bind({"days": day_list}))
+        conn.execute(*insert.bind(kpi_params(currency, day_list, by_day=True)))
     return [d.isoformat() for d in day_list]
 
 
 def all_days(conn: Connection) -> list[str]:
     """Every day that has sessions or a KPI row (a full recompute's scope)."""
-    rows = conn.query("SELECT session_date FROM sessions UNION SELECT day FROM daily_kpis")
+    rows = conn.query(*sql.load(_PACKAGE, "all_days").bind())
     return sorted(d.isoformat() for (d,) in rows)
 
 
 def kpi_totals(conn: Connection, currency: str, days: Sequence[str | date] | None = None) -> dict[str, Any]:
     """The KPIs over all sessions (or over ``days``), by the same definitions as ``daily_kpis``."""
-    select, params = kpi_query(currency, days, by_day=False)
-    return conn.query_dicts(select, params)[0]
+    rows = conn.query_dicts(*sql.load(_PACKAGE, "kpis").bind(kpi_params(currency, days, by_day=False)))
+    totals = dict(rows[0])
+    totals.pop("day")
+    return totals

@@ -17,17 +17,20 @@ inside a savepoint and, on a collision, deletes by key and writes again.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from clickstream.adapters.warehouse import Connection, KeyConflict, parquet_source
-from clickstream.core import clock
+from clickstream.core import clock, sql
 from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
+from clickstream.core.sql import literal
 
 VISITOR_COLUMNS = (("anonymous_id", "VARCHAR"),)
 SESSION_TABLE_COLUMNS = (*SESSION_COLUMNS, ("session_date", "DATE"))
 _LOAD_LOCK_KEY = 0x636C6B6C  # "clkl": one loader at a time on PostgreSQL
+_PACKAGE = "clickstream.warehouse"
 
 
 @dataclass
@@ -70,7 +73,7 @@ def _source(conn: Connection, files: RunFiles, site_timezone: str) -> _Source:
     events = parquet_source(conn, EVENT_COLUMNS, files.events)
     sessions = parquet_source(conn, SESSION_COLUMNS, files.sessions)
     visitors = parquet_source(conn, VISITOR_COLUMNS, files.visitors)
-    tz = "'" + site_timezone.replace("'", "''") + "'"
+    tz = literal(site_timezone)
     return _Source(
         events=events,
         sessions=f"SELECT *, CAST(timezone({tz}, session_start) AS DATE) AS session_date FROM ({sessions})",
@@ -110,13 +113,8 @@ def load_run(
         n_visitors = conn.count("stage_affected")
         if conn.dialect == "postgresql":
             conn.execute("ANALYZE stage_affected")  # the deletes' planner needs its size
-        old_days = _days(
-            conn.query(
-                "SELECT DISTINCT session_date FROM sessions"
-                " WHERE anonymous_id IN (SELECT anonymous_id FROM stage_affected)"
-            )
-        )
-        for table in ("events", "sessions", "users"):
+        old_days = _days(conn.query(*sql.load(_PACKAGE, "old_session_days").bind()))
+        for table in ("events", "sessions", "users"):  # the model's tables keyed by visitor
             conn.execute(
                 f"DELETE FROM {table} WHERE anonymous_id IN (SELECT anonymous_id FROM stage_affected)"
             )
@@ -161,44 +159,26 @@ def _delete_by_key(conn: Connection, src: _Source) -> set[str]:
     conn.load_select(
         "stage_session_keys", (("session_id", "VARCHAR"),), f"SELECT session_id FROM ({src.sessions})"
     )
-    days = _days(
-        conn.query(
-            "SELECT DISTINCT session_date FROM sessions"
-            " WHERE session_id IN (SELECT session_id FROM stage_session_keys)"
-        )
-    )
-    conn.execute("DELETE FROM events WHERE event_id IN (SELECT event_id FROM stage_keys)")
-    conn.execute("DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM stage_session_keys)")
+    days = _days(conn.query(*sql.load(_PACKAGE, "colliding_session_days").bind()))
+    conn.execute(*sql.load(_PACKAGE, "delete_colliding_events").bind())
+    conn.execute(*sql.load(_PACKAGE, "delete_colliding_sessions").bind())
     conn.execute("DROP TABLE stage_keys")
     conn.execute("DROP TABLE stage_session_keys")
     return days
 
 
 def _record_run(conn: Connection, run: RunRecord, n_events: int, n_sessions: int, n_visitors: int) -> None:
-    # loaded_at keeps the first load's time, so re-loading the same run leaves the table identical.
-    conn.execute(
-        "INSERT INTO pipeline_runs (run_id, execution_id, watermark_from, watermark_to, n_objects,"
-        " events_loaded, sessions_loaded, visitors_replaced, loaded_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (run_id) DO UPDATE SET execution_id = excluded.execution_id,"
-        " watermark_from = excluded.watermark_from, watermark_to = excluded.watermark_to,"
-        " n_objects = excluded.n_objects, events_loaded = excluded.events_loaded,"
-        " sessions_loaded = excluded.sessions_loaded, visitors_replaced = excluded.visitors_replaced",
-        [
-            run.run_id,
-            run.execution_id,
-            run.watermark_from,
-            run.watermark_to,
-            run.n_objects,
-            n_events,
-            n_sessions,
-            n_visitors,
-            clock.now(),
-        ],
-    )
+    params = {
+        **asdict(run),
+        "events_loaded": n_events,
+        "sessions_loaded": n_sessions,
+        "visitors_replaced": n_visitors,
+        "loaded_at": clock.now(),
+    }
+    conn.execute(*sql.load(_PACKAGE, "record_run").bind(params))
 
 
-def _days(rows: Sequence[tuple]) -> set[str]:
+def _days(rows: Sequence[tuple[Any, ...]]) -> set[str]:
     out: set[str] = set()
     for (day,) in rows:
         out.add(day.isoformat() if isinstance(day, date) else str(day))

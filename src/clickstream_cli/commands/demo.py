@@ -1,16 +1,27 @@
-"""Local sub-commands: ``clickstream demo`` (the whole pipeline on simulated store traffic), ``clickstream serve``
-(the ingest API on 127.0.0.1) and ``clickstream token`` (a bearer token that endpoint accepts)."""
+"""``clickstream demo``: the whole pipeline on simulated store traffic, on the laptop stack (moto, no AWS account,
+no Docker)."""
 
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from pathlib import Path
 
+from clickstream_cli.args import (
+    LocalStackMissing,
+    Subparsers,
+    console,
+    local_module,
+    positive_float,
+    positive_int,
+    utc_datetime,
+)
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from clickstream_local.runner import DEFAULT_STEP_HOURS
 
+def register(subparsers: Subparsers) -> None:
+    try:
+        step_hours = float(local_module("runner").DEFAULT_STEP_HOURS)
+    except LocalStackMissing:  # the command still shows; running it says what is missing
+        step_hours = 6.0
     demo = subparsers.add_parser(
         "demo",
         help="run the whole pipeline locally on simulated store traffic (moto, no AWS account, no Docker)",
@@ -21,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     demo.add_argument(
-        "--events", type=_positive_int, default=60_000, help="distinct events to generate (default 60000)"
+        "--events", type=positive_int, default=60_000, help="distinct events to generate (default 60000)"
     )
-    demo.add_argument("--days", type=_positive_float, default=7.0, help="simulated days (default 7)")
+    demo.add_argument("--days", type=positive_float, default=7.0, help="simulated days (default 7)")
     demo.add_argument(
         "--seed", type=int, default=0, help="random seed: the same seed gives the same traffic (default 0)"
     )
@@ -42,40 +53,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     demo.add_argument(
         "--step-hours",
-        type=_positive_float,
-        default=DEFAULT_STEP_HOURS,
+        type=positive_float,
+        default=step_hours,
         metavar="H",
-        help=f"simulated hours between pipeline runs (default {DEFAULT_STEP_HOURS:g}; 1 = the stack's hourly schedule)",
+        help=f"simulated hours between pipeline runs (default {step_hours:g}; 1 = the stack's hourly schedule)",
     )
     demo.add_argument(
         "--buckets",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="user-hash buckets (default: the stack's)",
     )
     demo.add_argument(
         "--start",
-        type=_utc_datetime,
+        type=utc_datetime,
         default=None,
         metavar="ISO",
         help="simulated start, ISO-8601 (default 2026-03-02T00:00Z)",
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress bars (for logs and CI)")
     demo.set_defaults(func=run)
-    _register_serve(subparsers)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from clickstream.core.errors import DomainError
-    from clickstream_local.runner import DemoError, DemoOptions, print_outcome, run_demo
 
-    console = Console()
-    if not console.is_terminal:  # logs and CI: wide enough for the tables
-        console = Console(width=120)
-    options = DemoOptions(
+    runner = local_module("runner")
+    out = console()
+    options = runner.DemoOptions(
         events=args.events,
         days=args.days,
         seed=args.seed,
@@ -87,133 +93,9 @@ def run(args: argparse.Namespace) -> int:
         **({"start": args.start} if args.start else {}),
     )
     try:
-        result = run_demo(options, console=console)
-    except (DemoError, DomainError) as exc:
-        console.print(f"[red]demo: {exc}[/]")
+        result = runner.run_demo(options, console=out)
+    except (runner.DemoError, DomainError) as exc:
+        out.print(f"[red]demo: {exc}[/]")
         return 2
-    print_outcome(result, console)
+    runner.print_outcome(result, out)
     return 0 if result.ok else 1
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _utc_datetime(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-# -- serve and token -----------------------------------------------------------------------------------------------
-def _register_serve(subparsers: argparse._SubParsersAction) -> None:
-    serve = subparsers.add_parser(
-        "serve",
-        help="serve the ingest API on 127.0.0.1 for a browser or a tracker, the pipeline behind it (moto)",
-        description=(
-            "POST /v1/events and /com.snowplowanalytics.snowplow/tp2 with 'Authorization: Bearer <token>' "
-            "(clickstream token); POST /local/run-pipeline validates what arrived and runs the state machine; GET / "
-            "shows the report. Stops cleanly on SIGINT/SIGTERM, leaving DIR/warehouse.duckdb readable."
-        ),
-    )
-    serve.add_argument("--port", type=_port, default=3000, help="TCP port; 0 picks a free one (default 3000)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument(
-        "--out",
-        type=Path,
-        default=Path("serve-output"),
-        metavar="DIR",
-        help="output folder (default serve-output)",
-    )
-    serve.add_argument(
-        "--warehouse",
-        metavar="URL",
-        default=None,
-        help="warehouse URL (default duckdb:///DIR/warehouse.duckdb)",
-    )
-    serve.add_argument(
-        "--allow-origin",
-        action="append",
-        default=None,
-        metavar="ORIGIN",
-        dest="allow_origins",
-        help="origin allowed to post from a browser; repeatable, '*' patterns allowed "
-        "(default http://localhost:* and http://127.0.0.1:*)",
-    )
-    serve.add_argument("--quiet", action="store_true", help="no access log on stderr")
-    serve.set_defaults(func=run_serve)
-
-    token = subparsers.add_parser(
-        "token",
-        help="print a bearer token clickstream serve accepts",
-        description=(
-            "Sign a Cognito-shaped token with the local issuer of DIR (DIR/issuer.json, created if missing and "
-            "shared with clickstream serve --out DIR)."
-        ),
-    )
-    token.add_argument(
-        "--user", default="shopper", metavar="NAME", help="user name; one name, one sub (default shopper)"
-    )
-    token.add_argument(
-        "--out-dir",
-        type=Path,
-        default=Path("serve-output"),
-        metavar="DIR",
-        help="the serve output folder (default serve-output)",
-    )
-    token.add_argument(
-        "--token-use", choices=("id", "access"), default="id", help="id or access token (default id)"
-    )
-    token.add_argument(
-        "--expires-in",
-        type=_positive_int,
-        default=3600,
-        metavar="SECONDS",
-        help="validity in seconds (default 3600)",
-    )
-    token.set_defaults(func=run_token)
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    import sys
-
-    from clickstream_local.serve import DEFAULT_ALLOWED_ORIGINS, ServeError, ServeOptions, serve
-
-    options = ServeOptions(
-        host=args.host,
-        port=args.port,
-        out=args.out,
-        warehouse=args.warehouse,
-        allow_origins=tuple(args.allow_origins or DEFAULT_ALLOWED_ORIGINS),
-    )
-    try:
-        return serve(
-            options, log=None if args.quiet else lambda line: print(line, file=sys.stderr, flush=True)
-        )
-    except ServeError as exc:
-        print(f"serve: {exc}", file=sys.stderr)
-        return 2
-
-
-def run_token(args: argparse.Namespace) -> int:
-    from clickstream_local.auth import LocalIssuer
-
-    issuer = LocalIssuer.load_or_create(args.out_dir)
-    print(issuer.issue(args.user, token_use=args.token_use, expires_in=args.expires_in))
-    return 0
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be between 0 and 65535")
-    return value

@@ -11,8 +11,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from clickstream_cli.args import Subparsers, console, positive_int
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+
+def register(subparsers: Subparsers) -> None:
     from clickstream.operations.quarantine import REASONS
 
     q = subparsers.add_parser(
@@ -34,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(s)
     s.add_argument("--reason", action="append", choices=REASONS, help="only this reason (repeatable)")
     s.add_argument(
-        "--top", type=_positive_int, default=10, metavar="N", help="rows per top-N table (default 10)"
+        "--top", type=positive_int, default=10, metavar="N", help="rows per top-N table (default 10)"
     )
     s.add_argument(
         "--lake-dir",
@@ -86,30 +88,25 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _stores(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
-    from clickstream.adapters.state import DynamoStateStore
-    from clickstream.adapters.storage import S3ObjectStore
+def _adapters(args: argparse.Namespace) -> Any:
+    """The stack's adapters: the environment's settings, with the buckets and table the options name."""
+    from clickstream.adapters.factory import adapters_for
     from clickstream.core.config import get_settings
 
     settings = get_settings()
-    return (
-        settings,
-        S3ObjectStore(args.lake_bucket or settings.lake_bucket),
-        S3ObjectStore(args.raw_bucket or settings.raw_bucket),
-        DynamoStateStore(args.state_table or settings.state_table),
+    return adapters_for(
+        settings.replace(
+            lake_bucket=args.lake_bucket or settings.lake_bucket,
+            raw_bucket=args.raw_bucket or settings.raw_bucket,
+            state_table=args.state_table or settings.state_table,
+        )
     )
 
 
 def summary_command(args: argparse.Namespace) -> int:
+    from clickstream.adapters.storage import DirectoryObjectStore
     from clickstream.core.errors import DomainError
-    from clickstream.operations.quarantine import DirectoryObjectStore, summarize
+    from clickstream.operations.quarantine import summarize
 
     try:
         if args.lake_dir is not None:
@@ -117,7 +114,8 @@ def summary_command(args: argparse.Namespace) -> int:
                 raise_input(f"--lake-dir {args.lake_dir} is not a folder")
             lake, state = DirectoryObjectStore(args.lake_dir), None
         else:
-            _, lake, _, state = _stores(args)
+            adapters = _adapters(args)
+            lake, state = adapters.lake, adapters.state
         summary = summarize(
             lake, state=state, first=args.first, last=args.last, reasons=args.reason, top=args.top
         )
@@ -134,19 +132,18 @@ def summary_command(args: argparse.Namespace) -> int:
 def redrive_command(args: argparse.Namespace) -> int:
     from clickstream.core.errors import DomainError
     from clickstream.core.observability import logger
-    from clickstream.operations.quarantine import DEFAULT_REDRIVE_REASONS, plan_redrive, run_redrive
+    from clickstream.operations.quarantine import DEFAULT_REDRIVE_REASONS
+    from clickstream.operations.redrive import plan_redrive, run_redrive
 
     reasons = args.reason or list(DEFAULT_REDRIVE_REASONS)
     try:
-        settings, lake, raw, state = _stores(args)
-        items = plan_redrive(lake, raw, reasons=reasons, first=args.first, last=args.last)
+        adapters = _adapters(args)
+        items = plan_redrive(adapters, reasons=reasons, first=args.first, last=args.last)
         if not args.dry_run:
             level = logger.log_level
             logger.setLevel("WARNING")  # the per-object log lines would bury the table (and break --json)
             try:
-                run_redrive(
-                    items, settings=settings, lake=lake, raw=raw, state=state, validate=not args.write_only
-                )
+                run_redrive(items, adapters, validate=not args.write_only)
             finally:
                 logger.setLevel(level)
     except DomainError as exc:
@@ -170,19 +167,12 @@ def raise_input(message: str) -> None:
 
 
 # -- printing ---------------------------------------------------------------------------------------------------
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=120)
-
-
 def _print_summary(summary: Any, *, source: str) -> None:
     from rich.table import Table
 
-    console = _console()
+    out = console()
     span = f"{summary.first or 'start'} … {summary.last or 'now'}"
-    console.print(
+    out.print(
         f"[bold]Quarantine[/] in {source}, arrival days {span}: {summary.total:,} event(s) in "
         f"{summary.objects:,} object(s)"
     )
@@ -192,17 +182,17 @@ def _print_summary(summary: Any, *, source: str) -> None:
         for day, counts in summary.by_day.items():
             table.add_row(day, *(f"{counts.get(r, 0):,}" for r in reasons), f"{sum(counts.values()):,}")
         table.add_row("total", *(f"{summary.by_reason.get(r, 0):,}" for r in reasons), f"{summary.total:,}")
-        console.print(table)
+        out.print(table)
     if summary.field_paths:
         table = Table("field", "events", title="schema_violation by field (top)")
         for name, n in summary.field_paths:
             table.add_row(name, f"{n:,}")
-        console.print(table)
+        out.print(table)
     if summary.by_source:
         table = Table("source prefix", "events", title="By source object folder (top)")
         for prefix, n in summary.by_source:
             table.add_row(prefix, f"{n:,}")
-        console.print(table)
+        out.print(table)
     if summary.redrive is not None:
         table = Table(
             "reason",
@@ -229,25 +219,25 @@ def _print_summary(summary: Any, *, source: str) -> None:
                     )
                 ),
             )
-        console.print(table)
+        out.print(table)
     for key in summary.stale:
-        console.print(f"[yellow]stale[/] {key}: re-drives more events than its quarantine object now holds")
+        out.print(f"[yellow]stale[/] {key}: re-drives more events than its quarantine object now holds")
     if summary.ledger is not None:
         t = summary.ledger
         verdict = "[green]balances[/]" if t.balances else "[red]does not balance[/]"
-        console.print(
+        out.print(
             f"Ledger: {t.events_received:,} received in {t.source_objects:,} object(s) = {t.validated:,} validated "
             f"+ {t.still_quarantined:,} still quarantined + {t.duplicates:,} duplicates "
             f"({t.redriven:,} re-driven in {t.redrive_objects:,} redrive object(s)): {verdict}"
         )
     else:
-        console.print("Re-drive status needs the ledger: run against the stack (STATE_TABLE) to see it.")
+        out.print("Re-drive status needs the ledger: run against the stack (STATE_TABLE) to see it.")
 
 
 def _print_redrive(items: list[Any], *, dry_run: bool, write_only: bool) -> None:
     from rich.table import Table
 
-    console = _console()
+    out = console()
     verb = "would re-drive" if dry_run else ("wrote" if write_only else "re-drove")
     table = Table(title=f"Re-drive ({verb})")
     table.add_column("quarantine object", overflow="fold")
@@ -265,6 +255,6 @@ def _print_redrive(items: list[Any], *, dry_run: bool, write_only: bool) -> None
             again = sum(o["quarantined"].values())
             outcome = f"{o['validated']:,} validated, {o['duplicates']:,} duplicates, {again:,} quarantined"
         table.add_row(item.quarantine_key, item.reason, f"{item.entries:,}", item.redrive_key, outcome)
-    console.print(table)
+    out.print(table)
     total = sum(i.entries for i in items)
-    console.print(f"{verb} {total:,} event(s) in {len(items):,} object(s)")
+    out.print(f"{verb} {total:,} event(s) in {len(items):,} object(s)")

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -88,181 +89,26 @@ class Product:
         }
 
 
-# (category, id prefix, url slug, popularity weight, [(brand, model, USD price)])
-_CATALOG_SPEC: tuple[tuple[str, str, str, float, tuple[tuple[str, str, float], ...]], ...] = (
-    (
-        "Laptops",
-        "LAP",
-        "laptops",
-        3.0,
+# (category, id prefix, url slug, popularity weight, [(brand, model, USD price)]), from catalog.json: the store's
+# products are data (the storefront reads the same file).
+CatalogSpec = tuple[tuple[str, str, str, float, tuple[tuple[str, str, float], ...]], ...]
+
+
+def _load_catalog_spec() -> CatalogSpec:
+    data = json.loads(resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8"))
+    return tuple(
         (
-            ("Apple", 'MacBook Air 13" M3 8GB 256GB', 1099.00),
-            ("Apple", 'MacBook Air 15" M3 16GB 512GB', 1699.00),
-            ("Apple", 'MacBook Pro 14" M4 Pro 24GB', 1999.00),
-            ("Apple", 'MacBook Pro 16" M4 Max 36GB', 3499.00),
-            ("Dell", "XPS 13 9350 Core Ultra 7", 1399.99),
-            ("Dell", "XPS 16 9640 RTX 4060", 2299.99),
-            ("Dell", "Inspiron 15 3530", 549.99),
-            ("Lenovo", "ThinkPad X1 Carbon Gen 12", 1899.00),
-            ("Lenovo", "ThinkPad T14 Gen 5", 1249.00),
-            ("Lenovo", "IdeaPad Slim 5 14", 699.99),
-            ("Lenovo", "Legion Pro 5 RTX 4070", 1649.99),
-            ("HP", "Spectre x360 14", 1449.99),
-            ("HP", "EliteBook 840 G11", 1329.00),
-            ("HP", "Pavilion 15 Ryzen 7", 679.99),
-            ("ASUS", "Zenbook 14 OLED", 999.99),
-            ("ASUS", "ROG Zephyrus G14 RTX 4070", 1799.99),
-            ("Acer", "Swift Go 14", 799.99),
-            ("Acer", "Aspire 5 15", 529.99),
-            ("Microsoft", "Surface Laptop 7 13.8", 1199.99),
-            ("Razer", "Blade 14 RTX 4070", 2399.99),
-            ("Framework", "Laptop 13 DIY Edition", 1049.00),
-        ),
-    ),
-    (
-        "Monitors",
-        "MON",
-        "monitors",
-        1.6,
-        (
-            ("Dell", 'UltraSharp U2724D 27" QHD', 449.99),
-            ("Dell", 'UltraSharp U3224KB 32" 6K', 2899.99),
-            ("LG", '27GP850-B 27" 180Hz', 349.99),
-            ("LG", 'UltraFine 27UQ850 27" 4K', 529.99),
-            ("Samsung", 'Odyssey G7 32" 240Hz', 649.99),
-            ("Samsung", 'ViewFinity S8 27" 4K', 399.99),
-            ("ASUS", 'ProArt PA278QV 27"', 329.00),
-            ("BenQ", 'PD2705U 27" 4K', 499.00),
-            ("HP", 'E24 G5 24" FHD', 189.00),
-            ("Apple", 'Studio Display 27" 5K', 1599.00),
-            ("Gigabyte", 'M27Q 27" 170Hz', 279.99),
-        ),
-    ),
-    (
-        "Keyboards",
-        "KBD",
-        "keyboards",
-        1.0,
-        (
-            ("Logitech", "MX Keys S", 109.99),
-            ("Logitech", "MX Mechanical Mini", 149.99),
-            ("Keychron", "K2 Pro Wireless", 99.00),
-            ("Keychron", "Q1 Max", 209.00),
-            ("Apple", "Magic Keyboard with Touch ID", 149.00),
-            ("Razer", "BlackWidow V4", 169.99),
-            ("Corsair", "K70 RGB Pro", 159.99),
-            ("Microsoft", "Ergonomic Keyboard", 59.99),
-            ("Das Keyboard", "4 Professional", 169.00),
-        ),
-    ),
-    (
-        "Mice",
-        "MOU",
-        "mice",
-        1.0,
-        (
-            ("Logitech", "MX Master 3S", 99.99),
-            ("Logitech", "MX Anywhere 3S", 79.99),
-            ("Logitech", "G502 X Plus", 159.99),
-            ("Razer", "DeathAdder V3 Pro", 149.99),
-            ("Apple", "Magic Mouse", 79.00),
-            ("Microsoft", "Bluetooth Ergonomic Mouse", 49.99),
-            ("SteelSeries", "Aerox 5 Wireless", 139.99),
-            ("Logitech", "Lift Vertical", 69.99),
-        ),
-    ),
-    (
-        "Headphones",
-        "AUD",
-        "headphones",
-        1.3,
-        (
-            ("Sony", "WH-1000XM5", 399.99),
-            ("Sony", "WF-1000XM5", 299.99),
-            ("Bose", "QuietComfort Ultra Headphones", 429.00),
-            ("Apple", "AirPods Pro 2", 249.00),
-            ("Apple", "AirPods Max", 549.00),
-            ("Sennheiser", "Momentum 4 Wireless", 379.95),
-            ("Jabra", "Evolve2 65 Flex", 299.00),
-            ("Anker", "Soundcore Space Q45", 149.99),
-            ("Logitech", "Zone Vibe 100", 99.99),
-        ),
-    ),
-    (
-        "Docks",
-        "DCK",
-        "docks",
-        0.7,
-        (
-            ("CalDigit", "TS4 Thunderbolt 4 Dock", 399.99),
-            ("Anker", "777 Thunderbolt Docking Station", 249.99),
-            ("Dell", "WD22TB4 Thunderbolt Dock", 289.99),
-            ("Lenovo", "ThinkPad Universal USB-C Dock", 259.00),
-            ("Plugable", "UD-ULTC4K Triple Display Dock", 209.00),
-            ("Belkin", "Connect Pro Thunderbolt 4 Dock", 369.99),
-            ("Satechi", "USB-C Multiport Adapter V2", 79.99),
-        ),
-    ),
-    (
-        "Cables & Chargers",
-        "CBL",
-        "cables-chargers",
-        1.1,
-        (
-            ("Anker", "USB-C to USB-C Cable 240W 6ft", 19.99),
-            ("Apple", "USB-C to MagSafe 3 Cable 2m", 49.00),
-            ("Belkin", "Thunderbolt 4 Cable 2m", 69.99),
-            ("Cable Matters", "USB-C to HDMI 2.1 Cable 6ft", 24.99),
-            ("UGREEN", "HDMI 2.1 Cable 8K 6ft", 15.99),
-            ("Anker", "Nano Charger 735 GaNPrime 65W", 59.99),
-            ("Apple", "70W USB-C Power Adapter", 59.00),
-            ("Satechi", "USB-C to DisplayPort Cable", 29.99),
-            ("Amazon Basics", "USB-A to USB-C Cable 2-pack", 11.99),
-            ("Baseus", "GaN5 Pro 100W Charger", 49.99),
-        ),
-    ),
-    (
-        "Webcams",
-        "CAM",
-        "webcams",
-        0.5,
-        (
-            ("Logitech", "C920s Pro HD", 69.99),
-            ("Logitech", "Brio 4K", 199.99),
-            ("Razer", "Kiyo Pro", 129.99),
-            ("Elgato", "Facecam MK.2", 149.99),
-            ("Insta360", "Link 2", 199.99),
-        ),
-    ),
-    (
-        "Storage",
-        "STO",
-        "storage",
-        0.8,
-        (
-            ("Samsung", "T7 Shield Portable SSD 1TB", 99.99),
-            ("Samsung", "T9 Portable SSD 2TB", 219.99),
-            ("SanDisk", "Extreme Portable SSD 2TB", 159.99),
-            ("WD", "My Passport 4TB", 119.99),
-            ("Crucial", "X9 Pro Portable SSD 1TB", 89.99),
-            ("Kingston", "DataTraveler Max 256GB", 29.99),
-        ),
-    ),
-    (
-        "Accessories",
-        "ACC",
-        "accessories",
-        0.6,
-        (
-            ("Rain Design", "mStand Laptop Stand", 49.90),
-            ("Twelve South", "Curve Flex", 79.99),
-            ("Incase", 'Icon Sleeve 14"', 59.95),
-            ("Peak Design", "Everyday Backpack 20L", 279.95),
-            ("Targus", 'CityLite Pro 15.6" Backpack', 59.99),
-            ("Logitech", "Desk Mat Studio Series", 19.99),
-        ),
-    ),
-)
+            str(c["name"]),
+            str(c["code"]),
+            str(c["slug"]),
+            float(c["weight"]),
+            tuple((str(p["brand"]), str(p["model"]), float(p["price"])) for p in c["products"]),
+        )
+        for c in data["categories"]
+    )
+
+
+_CATALOG_SPEC: CatalogSpec = _load_catalog_spec()
 
 
 @lru_cache(maxsize=1)
@@ -556,6 +402,205 @@ class _Batch:
 # --------------------------------------------------------------------------------------------------------------
 
 
+_STORE_TITLE = "Example Electronics — Laptops, Monitors & Accessories"
+
+
+@dataclass
+class _Visit:
+    """One shopper session while it is simulated: its clock, its events, its cart, the pages it has seen.
+
+    ``page`` records a page view and the pings of the time spent on it, ``action`` an event on that page, ``advance``
+    moves on to the next page; the other methods are the parts of a session, in the order a visit goes through them.
+    Every random draw comes from the simulator's one generator, in a fixed order.
+    """
+
+    sim: _Simulator
+    truth: SessionTruth
+    t: datetime
+    prev_url: str
+    login_at_page: int | None
+    new_account: bool
+    events: list[_Event] = field(default_factory=list)
+    cart: list[dict[str, Any]] = field(default_factory=list)
+    viewed: list[Product] = field(default_factory=list)
+    dwell: float = 5.0
+    n_pages: int = 0
+
+    def page(self, url: str, title: str, mean_dwell: float) -> None:
+        r = self.sim.rng
+        pv = {
+            "event_type": "page_view",
+            "page": {"url": url, "referrer": self.prev_url or "", "title": title},
+        }
+        self.sim.emit(self.events, self.t, pv)
+        dwell = min(300.0, max(2.0, r.expovariate(1 / mean_dwell)))
+        for k in range(1, int(dwell // PING_INTERVAL_S) + 1):
+            ping = {
+                "event_type": "page_ping",
+                "page": {"url": url, "referrer": self.prev_url or "", "title": title},
+                "properties": {"heartbeat_s": PING_INTERVAL_S, "scroll_depth_pct": min(100, 15 * k)},
+            }
+            self.sim.emit(self.events, self.t + timedelta(seconds=PING_INTERVAL_S * k), ping)
+        self.dwell = dwell
+        self.prev_url = url
+
+    def action(self, offset_s: float, body: dict[str, Any]) -> None:
+        body.setdefault(
+            "page",
+            {"url": self.prev_url, "title": self.events[-1].body["page"]["title"] if self.events else ""},
+        )
+        self.sim.emit(self.events, self.t + timedelta(seconds=min(offset_s, self.dwell)), body)
+
+    def advance(self) -> None:
+        self.t = self.t + timedelta(seconds=self.dwell + self.sim.rng.uniform(0.5, 4))
+
+    def maybe_login(self) -> None:
+        self.n_pages += 1
+        if self.login_at_page is not None and self.n_pages == self.login_at_page:
+            url = f"{STORE_ORIGIN}/account/{'signup' if self.new_account else 'login'}"
+            self.page(url, "Sign in | Example Electronics", 20)
+            self.action(
+                self.sim.rng.uniform(5, 18),
+                {
+                    "event_type": "sign_up" if self.new_account else "login",
+                    "properties": {"method": "cognito"},
+                },
+            )
+            self.sim.login_ts = self.events[-1].true_ts
+            self.advance()
+
+    def view_item(self, product: Product, mean_dwell: float, *, url: str | None = None) -> None:
+        """A product page (at ``url``: the landing URL with its campaign parameters) and its view_item event."""
+        self.page(url or product.url, f"{product.name} | Example Electronics", mean_dwell)
+        self.action(
+            self.sim.rng.uniform(0.2, 1.5),
+            {
+                "event_type": "view_item",
+                "items": [product.item()],
+                "value": product.price,
+                "currency": CURRENCY,
+            },
+        )
+        self.viewed.append(product)
+        self.truth.viewed_item = True
+
+    def land(self, landing_url: str, bounced: bool) -> None:
+        """The landing page: a product, a category, or the home page."""
+        sim, r = self.sim, self.sim.rng
+        if "/p/" in landing_url:
+            product = next(p for p in sim.products if f"/p/{p.product_id}/" in landing_url)
+            self.view_item(product, 45, url=landing_url)
+        elif "/c/" in landing_url:
+            cat = next(c for c, _code, slug, _w, _e in _CATALOG_SPEC if f"/c/{slug}" in landing_url)
+            self.page(landing_url, f"{cat} | Example Electronics", 6 if bounced else 25)
+            self.action(r.uniform(0.2, 1.5), sim.item_list(cat))
+        else:
+            self.page(landing_url, _STORE_TITLE, 6 if bounced else 20)
+        self.advance()
+        self.maybe_login()
+
+    def browse(self) -> None:
+        """Lists and searches before the product pages."""
+        sim, r = self.sim, self.sim.rng
+        for _ in range(r.choice((0, 1, 1, 2, 3))):
+            if r.random() < 0.35:
+                term = r.choice(_SEARCH_TERMS)
+                url = f"{STORE_ORIGIN}/search?q={quote_plus(term)}"
+                self.page(url, f"Search: {term} | Example Electronics", 20)
+                self.action(
+                    r.uniform(0.1, 0.8), {"event_type": "search", "properties": {"search_term": term}}
+                )
+                self.action(
+                    r.uniform(0.9, 2.0),
+                    sim.item_list(sim.pick(sim.category_weights), list_id="search_results"),
+                )
+            else:
+                cat = sim.pick(sim.category_weights)
+                self.page(f"{STORE_ORIGIN}/c/{_category_slug(cat)}", f"{cat} | Example Electronics", 25)
+                self.action(r.uniform(0.2, 1.5), sim.item_list(cat))
+            self.advance()
+            self.maybe_login()
+
+    def view_items(self) -> None:
+        """One to five product pages."""
+        sim = self.sim
+        for _ in range(sim.pick([(1, 0.45), (2, 0.3), (3, 0.15), (5, 0.1)])):
+            self.view_item(sim.product(), 45)
+            self.advance()
+            self.maybe_login()
+
+    def fill_cart(self, checks_out: bool) -> None:
+        """Some viewed products into the cart, the cart page, maybe one taken out again."""
+        sim, r, cart = self.sim, self.sim.rng, self.cart
+        for product in r.sample(self.viewed, k=min(len(self.viewed), sim.pick([(1, 0.75), (2, 0.25)]))):
+            qty = 1 if r.random() < 0.9 or product.price > 300 else 2
+            self.page(product.url, f"{product.name} | Example Electronics", 30)
+            item = product.item(qty)
+            self.action(
+                r.uniform(3, 25),
+                {
+                    "event_type": "add_to_cart",
+                    "items": [item],
+                    "value": _money(product.price * qty),
+                    "currency": CURRENCY,
+                },
+            )
+            cart.append(item)
+            self.truth.added_to_cart = True
+            self.advance()
+        self.page(f"{STORE_ORIGIN}/cart", "Your cart | Example Electronics", 25)
+        self.action(0.5, _cart_event("view_cart", cart))
+        if (len(cart) > 1 and r.random() < 0.3) or (not checks_out and r.random() < 0.2):
+            removed = cart.pop()
+            self.action(
+                r.uniform(3, 15),
+                {
+                    "event_type": "remove_from_cart",
+                    "items": [removed],
+                    "value": _money(removed["price"] * removed["quantity"]),
+                    "currency": CURRENCY,
+                },
+            )
+        self.advance()
+        self.maybe_login()
+
+    def check_out(self, buys: bool) -> None:
+        """Checkout and payment pages, and the purchase when the shopper buys."""
+        r, cart = self.sim.rng, self.cart
+        self.page(f"{STORE_ORIGIN}/checkout", "Checkout | Example Electronics", 60)
+        self.action(0.4, _cart_event("begin_checkout", cart))
+        self.truth.began_checkout = True
+        self.advance()
+        self.page(f"{STORE_ORIGIN}/checkout/payment", "Payment | Example Electronics", 50)
+        self.action(
+            r.uniform(15, 45),
+            _cart_event(
+                "add_payment_info",
+                cart,
+                properties={"payment_type": r.choice(("card", "paypal", "apple_pay"))},
+            ),
+        )
+        self.advance()
+        if buys:
+            tx = f"T-{r.randrange(10**9):09d}"
+            self.page(
+                f"{STORE_ORIGIN}/checkout/confirmation?order={tx}", "Thank you | Example Electronics", 30
+            )
+            shipping = 0.0 if _cart_value(cart) >= 50 else 7.99
+            value = _money(_cart_value(cart) + shipping)
+            body = {
+                "event_type": "purchase",
+                "transaction_id": tx,
+                "value": value,
+                "currency": CURRENCY,
+                "items": [dict(i) for i in cart],
+                "properties": {"shipping": shipping, "tax": _money(value * 0.0725)},
+            }
+            self.action(0.6, body)
+            self.truth.purchased = True
+            self.advance()
+
+
 class _Simulator:
     def __init__(self, config: TrafficConfig) -> None:
         self.cfg = config
@@ -728,209 +773,33 @@ class _Simulator:
         checks_out = carts and r.random() < 0.5
         buys = checks_out and r.random() < 0.6
 
-        events: list[_Event] = []
-        t = start
-        prev_url = referrer
-        login_at_page = r.randrange(1, 4) if logs_in else None
-        cart: list[dict[str, Any]] = []
-        viewed: list[Product] = []
-
-        def page(url: str, title: str, mean_dwell: float) -> None:
-            nonlocal t, prev_url
-            pv = {"event_type": "page_view", "page": {"url": url, "referrer": prev_url or "", "title": title}}
-            self.emit(events, t, pv)
-            dwell = min(300.0, max(2.0, r.expovariate(1 / mean_dwell)))
-            for k in range(1, int(dwell // PING_INTERVAL_S) + 1):
-                ping = {
-                    "event_type": "page_ping",
-                    "page": {"url": url, "referrer": prev_url or "", "title": title},
-                    "properties": {"heartbeat_s": PING_INTERVAL_S, "scroll_depth_pct": min(100, 15 * k)},
-                }
-                self.emit(events, t + timedelta(seconds=PING_INTERVAL_S * k), ping)
-            self._dwell = dwell
-            prev_url = url
-
-        def action(offset_s: float, body: dict[str, Any]) -> None:
-            body.setdefault(
-                "page", {"url": prev_url, "title": events[-1].body["page"]["title"] if events else ""}
-            )
-            self.emit(events, t + timedelta(seconds=min(offset_s, self._dwell)), body)
-
-        def advance() -> None:
-            nonlocal t
-            t = t + timedelta(seconds=self._dwell + r.uniform(0.5, 4))
-
-        self._dwell = 5.0
-        n_pages = 0
-
-        def maybe_login() -> None:
-            nonlocal n_pages
-            n_pages += 1
-            if login_at_page is not None and n_pages == login_at_page:
-                url = f"{STORE_ORIGIN}/account/{'signup' if new_account else 'login'}"
-                page(url, "Sign in | Example Electronics", 20)
-                action(
-                    r.uniform(5, 18),
-                    {
-                        "event_type": "sign_up" if new_account else "login",
-                        "properties": {"method": "cognito"},
-                    },
-                )
-                self.login_ts = events[-1].true_ts
-                advance()
-
+        visit = _Visit(
+            self,
+            truth,
+            t=start,
+            prev_url=referrer,
+            login_at_page=r.randrange(1, 4) if logs_in else None,
+            new_account=new_account,
+        )
         self.login_ts = None if not signed_in else start - timedelta(days=1)
-        # Landing page
-        title = "Example Electronics — Laptops, Monitors & Accessories"
-        if "/p/" in landing_url:
-            product = next(p for p in self.products if f"/p/{p.product_id}/" in landing_url)
-            page(landing_url, f"{product.name} | Example Electronics", 45)
-            action(
-                r.uniform(0.2, 1.5),
-                {
-                    "event_type": "view_item",
-                    "items": [product.item()],
-                    "value": product.price,
-                    "currency": CURRENCY,
-                },
-            )
-            viewed.append(product)
-            truth.viewed_item = True
-        elif "/c/" in landing_url:
-            cat = next(c for c, _code, slug, _w, _e in _CATALOG_SPEC if f"/c/{slug}" in landing_url)
-            page(landing_url, f"{cat} | Example Electronics", 6 if bounced else 25)
-            action(r.uniform(0.2, 1.5), self.item_list(cat))
-        else:
-            page(landing_url, title, 6 if bounced else 20)
-        advance()
-        maybe_login()
-
+        visit.land(landing_url, bounced)
         if not bounced:
-            # Browse: lists and searches before the product pages
-            for _ in range(r.choice((0, 1, 1, 2, 3))):
-                if r.random() < 0.35:
-                    term = r.choice(_SEARCH_TERMS)
-                    url = f"{STORE_ORIGIN}/search?q={quote_plus(term)}"
-                    page(url, f"Search: {term} | Example Electronics", 20)
-                    action(r.uniform(0.1, 0.8), {"event_type": "search", "properties": {"search_term": term}})
-                    action(
-                        r.uniform(0.9, 2.0),
-                        self.item_list(self.pick(self.category_weights), list_id="search_results"),
-                    )
-                else:
-                    cat = self.pick(self.category_weights)
-                    page(f"{STORE_ORIGIN}/c/{_category_slug(cat)}", f"{cat} | Example Electronics", 25)
-                    action(r.uniform(0.2, 1.5), self.item_list(cat))
-                advance()
-                maybe_login()
+            visit.browse()
         if views_item:
-            for _ in range(self.pick([(1, 0.45), (2, 0.3), (3, 0.15), (5, 0.1)])):
-                product = self.product()
-                page(product.url, f"{product.name} | Example Electronics", 45)
-                action(
-                    r.uniform(0.2, 1.5),
-                    {
-                        "event_type": "view_item",
-                        "items": [product.item()],
-                        "value": product.price,
-                        "currency": CURRENCY,
-                    },
-                )
-                viewed.append(product)
-                truth.viewed_item = True
-                advance()
-                maybe_login()
+            visit.view_items()
         if carts:
-            for product in r.sample(viewed, k=min(len(viewed), self.pick([(1, 0.75), (2, 0.25)]))):
-                qty = 1 if r.random() < 0.9 or product.price > 300 else 2
-                page(product.url, f"{product.name} | Example Electronics", 30)
-                item = product.item(qty)
-                action(
-                    r.uniform(3, 25),
-                    {
-                        "event_type": "add_to_cart",
-                        "items": [item],
-                        "value": _money(product.price * qty),
-                        "currency": CURRENCY,
-                    },
-                )
-                cart.append(item)
-                truth.added_to_cart = True
-                advance()
-            page(f"{STORE_ORIGIN}/cart", "Your cart | Example Electronics", 25)
-            action(
-                0.5,
-                {
-                    "event_type": "view_cart",
-                    "items": [dict(i) for i in cart],
-                    "value": _cart_value(cart),
-                    "currency": CURRENCY,
-                },
-            )
-            if (len(cart) > 1 and r.random() < 0.3) or (not checks_out and r.random() < 0.2):
-                removed = cart.pop()
-                action(
-                    r.uniform(3, 15),
-                    {
-                        "event_type": "remove_from_cart",
-                        "items": [removed],
-                        "value": _money(removed["price"] * removed["quantity"]),
-                        "currency": CURRENCY,
-                    },
-                )
-            advance()
-            maybe_login()
-        if checks_out and cart:
-            page(f"{STORE_ORIGIN}/checkout", "Checkout | Example Electronics", 60)
-            action(
-                0.4,
-                {
-                    "event_type": "begin_checkout",
-                    "items": [dict(i) for i in cart],
-                    "value": _cart_value(cart),
-                    "currency": CURRENCY,
-                },
-            )
-            truth.began_checkout = True
-            advance()
-            page(f"{STORE_ORIGIN}/checkout/payment", "Payment | Example Electronics", 50)
-            action(
-                r.uniform(15, 45),
-                {
-                    "event_type": "add_payment_info",
-                    "items": [dict(i) for i in cart],
-                    "value": _cart_value(cart),
-                    "currency": CURRENCY,
-                    "properties": {"payment_type": r.choice(("card", "paypal", "apple_pay"))},
-                },
-            )
-            advance()
-            if buys:
-                tx = f"T-{self.rng.randrange(10**9):09d}"
-                page(
-                    f"{STORE_ORIGIN}/checkout/confirmation?order={tx}", "Thank you | Example Electronics", 30
-                )
-                shipping = 0.0 if _cart_value(cart) >= 50 else 7.99
-                value = _money(_cart_value(cart) + shipping)
-                body = {
-                    "event_type": "purchase",
-                    "transaction_id": tx,
-                    "value": value,
-                    "currency": CURRENCY,
-                    "items": [dict(i) for i in cart],
-                    "properties": {"shipping": shipping, "tax": _money(value * 0.0725)},
-                }
-                action(0.6, body)
-                truth.purchased = True
-                advance()
+            visit.fill_cart(checks_out)
+        if checks_out and visit.cart:
+            visit.check_out(buys)
         elif r.random() < 0.5 and not bounced:
-            page(f"{STORE_ORIGIN}/", title, 15)
-            advance()
+            visit.page(f"{STORE_ORIGIN}/", _STORE_TITLE, 15)
+            visit.advance()
 
-        if login_at_page is not None and self.login_ts is None:
-            n_pages = login_at_page - 1
-            maybe_login()
+        if visit.login_at_page is not None and self.login_ts is None:
+            visit.n_pages = visit.login_at_page - 1
+            visit.maybe_login()
         # Identity: each batch carries the token of whoever is signed in when it is sent.
+        events = visit.events
         truth.end = events[-1].true_ts
         truth.n_events = len(events)
         ctx = {
@@ -1505,6 +1374,17 @@ class _Simulator:
         ctx["extendedRequestId"] = request_id[:18]
         ctx["requestTimeEpoch"] = int(received.timestamp() * 1000)
         ctx["requestTime"] = received.strftime("%d/%b/%Y:%H:%M:%S +0000")
+
+
+def _cart_event(event_type: str, cart: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """An event about the whole cart: its items, their value, and ``extra`` fields."""
+    return {
+        "event_type": event_type,
+        "items": [dict(i) for i in cart],
+        "value": _cart_value(cart),
+        "currency": CURRENCY,
+        **extra,
+    }
 
 
 def _cart_value(cart: list[dict[str, Any]]) -> float:

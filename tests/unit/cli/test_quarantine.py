@@ -9,9 +9,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from clickstream.adapters.state import DynamoStateStore, id_hash
+from clickstream.adapters.state import DynamoStateStore
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core import clock
+from clickstream.core.ids import id_hash
 from clickstream.core.keys import quarantine_key
 from clickstream.operations.quarantine import redrive_key
 from clickstream.validate import judge, reader
@@ -359,9 +360,9 @@ def test_redriven_copy_of_an_event_already_validated_is_a_duplicate_downstream(
 ):
     # Given an event validated in one object, and its tracker retry sent 2 h later quarantined as too_late in
     # another (1 h lookback)
-    from clickstream.pipeline.manifest import Manifest, ManifestObject, SessionizeInput
-    from clickstream.pipeline.plan import manifest_key
-    from clickstream.pipeline.sessionize import bucket_state_totals, sessionize_bucket
+    from clickstream.pipeline.manifest import Manifest, ManifestObject, manifest_key
+    from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
+    from clickstream.sessionize.state import bucket_state_totals
 
     x = event(at=T0)
     first = _validate(aws, KEY_A, raw_object(record([x, event()])), lookback_hours=1)

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from clickstream_local.template import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 
 def _script(name: str) -> ModuleType:

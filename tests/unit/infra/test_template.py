@@ -14,7 +14,8 @@ from types import ModuleType
 import pytest
 
 from clickstream.core.config import Settings
-from clickstream_local.template import ASL_PATH, REPO_ROOT, load_template
+from clickstream_local.template import asl_path, load_template
+from tests.conftest import REPO_ROOT
 
 FUNCTIONS = (
     "IngestFunction",
@@ -42,7 +43,7 @@ def resources(template) -> dict:
 
 @pytest.fixture(scope="module")
 def asl() -> dict:
-    return json.loads(ASL_PATH.read_text(encoding="utf-8"))
+    return json.loads(asl_path().read_text(encoding="utf-8"))
 
 
 class GetAtt:
@@ -171,7 +172,6 @@ def test_stack_configures_every_deployment_setting(template):
         "LAKE_BUCKET",
         "STATE_TABLE",
         "DELIVERY_STREAM",
-        "FAILURE_TOPIC_ARN",
         "WAREHOUSE_SECRET_ARN",
         "SESSION_TIMEOUT_MINUTES",
         "MAX_SESSION_HOURS",
@@ -250,7 +250,7 @@ def test_state_table_is_recoverable_and_encrypted(resources):
 # ---------------------------------------------------------------------------------------------- state machine
 def test_asl_placeholders_and_substitutions_match(resources):
     # Given the ASL text and the state machine's DefinitionSubstitutions
-    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL_PATH.read_text(encoding="utf-8")))
+    placeholders = set(re.findall(r"\$\{(\w+)\}", asl_path().read_text(encoding="utf-8")))
     props = _props(resources, "PipelineStateMachine")
     # Then every placeholder is substituted and every substitution is used
     assert placeholders == set(props["DefinitionSubstitutions"])

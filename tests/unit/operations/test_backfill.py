@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from clickstream.adapters.aws import client
-from clickstream.adapters.state import iso
+from clickstream.adapters.factory import Adapters
+from clickstream.adapters.queue import SqsQueue
+from clickstream.core.times import iso
 from clickstream.operations.backfill import notification, parse_days, raw_objects_of, redrive, revalidated
 from clickstream.validate.notifications import parse_notification
 from tests.unit.pipeline.conftest import T0
@@ -44,7 +46,7 @@ def test_redriven_notifications_are_what_the_validate_function_reads(aws):
     # Given a raw key with characters S3 encodes
     key = "raw/dt=2026-03-02/hr=09/clickstream events+1"
     # When its notification is built and re-driven through the validate queue
-    assert redrive([key], _store(aws.settings.raw_bucket), aws.queue_url) == 1
+    assert redrive([key], Adapters(aws.settings, queue=SqsQueue(aws.queue_url))) == 1
     messages = client("sqs").receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10)["Messages"]
     # Then the validate function's parser reads back the bucket and the exact key (beside S3's own test event)
     (ref,) = [r for m in messages for r in parse_notification(m["Body"])]
@@ -59,9 +61,3 @@ def test_only_rows_validated_since_the_backfill_started_count_as_revalidated(aws
     # Then only it counts
     assert revalidated(["raw/a", "raw/b", "raw/missing"], state, T0 + timedelta(minutes=1)) == 1
     assert iso(T0)
-
-
-def _store(bucket: str):
-    from clickstream.adapters.storage import S3ObjectStore
-
-    return S3ObjectStore(bucket)

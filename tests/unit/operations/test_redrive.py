@@ -3,39 +3,32 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clickstream.adapters.factory import Adapters
 from clickstream.core import clock
 from clickstream.core.config import Settings
 from clickstream.core.errors import InputError
 from clickstream.operations.quarantine import (
     check_reasons,
     ledger_totals,
-    plan_redrive,
     read_entries,
-    redrive_body,
     redrive_key,
     redrive_origin,
-    run_redrive,
     summarize,
 )
+from clickstream.operations.redrive import plan_redrive, redrive_body, run_redrive
 from clickstream.validate import step as service
 from clickstream.validate.reader import decode_object, read_records
-from tests.fakes.state import MemoryObjectStore, MemoryStateStore
+from tests.fakes.state import MemoryStateStore
+from tests.fakes.storage import MemoryObjectStore
 from tests.unit.validate.helpers import T0, event, raw_object, record
 
 Q_KEY = "quarantine/dt=2026-03-02/hr=10/obj-0123456789abcdef.jsonl"
-
-
-@dataclass
-class _State(MemoryStateStore):
-    def tombstones(self) -> frozenset[str]:
-        return frozenset()
 
 
 def test_redrive_key_round_trips_and_refuses_erased():
@@ -125,7 +118,7 @@ def _objects(draw):
 )
 def test_any_mix_redriven_balances_and_is_a_fixed_point(objects, reasons):
     # Given objects validated under a 1 h lookback
-    raw, lake, state = MemoryObjectStore("raw"), MemoryObjectStore("lake"), _State()
+    raw, lake, state = MemoryObjectStore("raw"), MemoryObjectStore("lake"), MemoryStateStore()
     strict, relaxed = Settings(lookback_hours=1), Settings(lookback_hours=96)
     service._tombstone_cache.clear()
     clock.set_clock(clock.SimulatedClock(T0 + timedelta(days=2)))  # outputs are stamped: a fixed time
@@ -146,11 +139,10 @@ def _check_redrive(objects, reasons, raw, lake, state, strict, relaxed) -> None:
         1 for k in lake.list_keys("quarantine/") for e in read_entries(lake, k) if e["reason"] in reasons
     )
     # When the chosen reasons are re-driven under a 96 h lookback, twice
-    items = run_redrive(
-        plan_redrive(lake, raw, reasons=reasons), settings=relaxed, lake=lake, raw=raw, state=state
-    )
+    adapters = Adapters(relaxed, raw=raw, lake=lake, state=state)
+    items = run_redrive(plan_redrive(adapters, reasons=reasons), adapters)
     once = (dict(raw.objects), dict(lake.objects), sorted(state.all_ledger(), key=lambda r: r["source_key"]))
-    run_redrive(plan_redrive(lake, raw, reasons=reasons), settings=relaxed, lake=lake, raw=raw, state=state)
+    run_redrive(plan_redrive(adapters, reasons=reasons), adapters)
     twice = (dict(raw.objects), dict(lake.objects), sorted(state.all_ledger(), key=lambda r: r["source_key"]))
     # Then every quarantined event of those reasons was re-driven exactly once, the ledger still balances, and
     # the second run changed nothing

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from clickstream.adapters.state import iso
 from clickstream.core.errors import InputError
-from clickstream.pipeline.manifest import Manifest, PlanInput, PlanResult
-from clickstream.pipeline.plan import manifest_key, parse_instant, plan_run, read_manifest
+from clickstream.core.times import iso, parse_instant
+from clickstream.pipeline.manifest import Manifest, PlanResult, manifest_key, read_manifest
+from clickstream.pipeline.plan import PlanInput, run_plan
 from tests.conftest import load_event
 from tests.unit.pipeline.conftest import T0
 
@@ -29,7 +29,7 @@ def _plan(settings, name: str = "run-1", **input_) -> PlanResult:
         execution_name=name,
         input=input_,
     )
-    return plan_run(payload, settings)
+    return run_plan(payload, settings)
 
 
 def test_plan_takes_rows_after_the_watermark_up_to_and_including_as_of(aws, state):

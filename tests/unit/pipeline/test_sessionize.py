@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import random
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,11 +13,12 @@ from clickstream.adapters.aws import client
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core.buckets import bucket_of
 from clickstream.core.keys import bucket_prefix, sessions_bucket_prefix, validated_key
-from clickstream.pipeline.manifest import Manifest, ManifestObject, SessionizeInput
-from clickstream.pipeline.plan import manifest_key
-from clickstream.pipeline.sessionize import bucket_state_totals, sessionize_bucket
+from clickstream.pipeline.manifest import Manifest, ManifestObject, manifest_key
+from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
 from clickstream.sessionize.files import sessionize_files
+from clickstream.sessionize.state import bucket_state_totals
 from tests.conftest import REPO_ROOT, load_event
+from tests.fakes.context import lambda_context
 from tests.unit.sessionize import reference
 from tests.unit.sessionize.data import T0, Stream, boundary_stream, read_parquet, write_parquet
 
@@ -216,14 +216,6 @@ def test_run_events_have_the_event_columns(lake, tmp_path: Path) -> None:
     assert list(fetch(lake, tmp_path, result.sessions_key)[0]) == list(SESSION_COLUMN_NAMES)
 
 
-@dataclass
-class _Context:
-    function_name: str = "SessionizeFunction"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:SessionizeFunction"
-    aws_request_id: str = "req-1"
-
-
 def test_handler_sessionizes_the_sample_event(lake, tmp_path: Path) -> None:
     # Given the sample event's run, with visitors in its bucket among 4
     event = load_event("sessionize.json")
@@ -236,7 +228,7 @@ def test_handler_sessionizes_the_sample_event(lake, tmp_path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     # When the handler runs
-    answer = module.lambda_handler(event, _Context())
+    answer = module.lambda_handler(event, lambda_context("SessionizeFunction"))
     # Then it answers the SessionizeResult of the bucket as JSON
     assert answer["run_id"] == event["run_id"] and answer["bucket"] == event["bucket"]
     assert answer["n_visitors"] == len(mine) and answer["n_sessions"] == len(mine)
@@ -245,7 +237,7 @@ def test_handler_sessionizes_the_sample_event(lake, tmp_path: Path) -> None:
 
 def test_a_run_rewrites_only_the_slices_of_the_visitors_it_brings(lake, tmp_path: Path) -> None:
     # Given a state built from 40 visitors, spread over many slices of the bucket
-    from clickstream.pipeline.sessionize import index_key, slice_of, slice_prefix, state_key
+    from clickstream.sessionize.state import index_key, slice_of, slice_prefix, state_key
 
     s = Stream("raw/first")
     visitors = [f"visitor-{i}" for i in range(40)]
@@ -305,8 +297,7 @@ def test_an_event_id_reused_by_another_visitor_is_not_that_visitors_duplicate(la
 
 def test_the_step_leaves_its_answer_beside_its_outputs(lake, tmp_path: Path) -> None:
     # Given a run with one visitor in bucket 0 of 1
-    from clickstream.pipeline.manifest import SessionizeResult
-    from clickstream.pipeline.sessionize import run_result_key
+    from clickstream.pipeline.manifest import SessionizeResult, run_result_key
 
     s = Stream()
     s.add("A", T0)

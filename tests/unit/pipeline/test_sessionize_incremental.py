@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 
 from clickstream.adapters.aws import client
 from clickstream.adapters.storage import S3ObjectStore
-from clickstream.pipeline.manifest import SessionizeInput
-from clickstream.pipeline.sessionize import sessionize_bucket
+from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
 from clickstream.sessionize.files import sessionize_files
 from clickstream.sessionize.rule import SessionRules
 from tests.unit.pipeline.test_sessionize import put_run, state

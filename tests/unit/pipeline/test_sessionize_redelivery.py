@@ -14,10 +14,10 @@ import pytest
 
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core.keys import bucket_prefix, sessions_bucket_prefix, validated_key
-from clickstream.pipeline.manifest import Manifest, ManifestObject, SessionizeInput
-from clickstream.pipeline.plan import manifest_key
-from clickstream.pipeline.sessionize import index_key, sessionize_bucket, slice_of, state_key
+from clickstream.pipeline.manifest import Manifest, ManifestObject, manifest_key
+from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
 from clickstream.sessionize.files import sessionize_files
+from clickstream.sessionize.state import index_key, slice_of, state_key
 from tests.unit.pipeline.test_sessionize import MIN, fetch, state
 from tests.unit.sessionize import reference
 from tests.unit.sessionize.data import T0, Stream, boundary_stream, read_parquet, write_parquet

@@ -17,9 +17,9 @@ from clickstream.core.config import get_settings
 from clickstream.core.keys import object_stem
 from clickstream.validate.step import validate_object
 from tests.conftest import load_event
+from tests.fakes.context import lambda_context
 from tests.unit.validate.helpers import (
     T0,
-    LambdaContextStub,
     event,
     load_validate_handler,
     raw_object,
@@ -118,7 +118,7 @@ def test_redelivery_three_times_rewrites_the_same_objects_and_one_ledger_row(aws
     snapshots = []
     # When the same notification is delivered three times (the clock moving on between deliveries)
     for _ in range(3):
-        answer = handler.lambda_handler(sqs_event(body), LambdaContextStub())
+        answer = handler.lambda_handler(sqs_event(body), lambda_context("ValidateFunction"))
         assert answer == {"batchItemFailures": []}
         snapshots.append(_lake_objects(aws))
         sim_clock.advance(60)
@@ -153,7 +153,7 @@ def test_partial_batch_failure_reports_only_the_failed_message(aws, sim_clock, h
         test_event,
     )
     # When the batch is handled
-    answer = handler.lambda_handler(batch, LambdaContextStub())
+    answer = handler.lambda_handler(batch, lambda_context("ValidateFunction"))
     # Then only the missing object's message is reported for retry; the good one is validated
     assert answer == {"batchItemFailures": [{"itemIdentifier": "msg-1"}]}
     assert state.get_ledger(KEY)["validated"] == 1
@@ -184,12 +184,12 @@ def test_a_body_that_is_not_a_notification_fails_its_message(aws, handler):
     test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})
     batch = sqs_event("not json", json.dumps({"hello": 1}), test_event)
     # When handled
-    answer = handler.lambda_handler(batch, LambdaContextStub())
+    answer = handler.lambda_handler(batch, lambda_context("ValidateFunction"))
     # Then both are failed (retried, then parked in the DLQ), never silently dropped
     assert answer == {"batchItemFailures": [{"itemIdentifier": "msg-0"}, {"itemIdentifier": "msg-1"}]}
     # And a batch where every message fails is failed whole (Powertools raises, Lambda retries the batch)
     with pytest.raises(BatchProcessingError):
-        handler.lambda_handler(sqs_event("not json"), LambdaContextStub())
+        handler.lambda_handler(sqs_event("not json"), lambda_context("ValidateFunction"))
 
 
 def test_a_fix_that_empties_an_output_removes_the_stale_file(aws, sim_clock):
@@ -237,7 +237,7 @@ def test_end_to_end_through_moto_firehose_and_sqs(aws, sim_clock, handler, tmp_p
     messages = sqs.receive_message(QueueUrl=aws.queue_url, MaxNumberOfMessages=10)["Messages"]
     # When the queue's messages (moto's own S3 notification bodies, and its test event) are handled
     batch = sqs_event(*(m["Body"] for m in messages))
-    answer = handler.lambda_handler(batch, LambdaContextStub())
+    answer = handler.lambda_handler(batch, lambda_context("ValidateFunction"))
     # Then every event is validated into one Parquet file readable by DuckDB
     assert answer == {"batchItemFailures": []}
     [ledger] = list(DynamoStateStore(aws.settings.state_table).all_ledger())
