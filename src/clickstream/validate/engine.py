@@ -28,17 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from clickstream.core.schema import VALIDATED_COLUMNS
+from clickstream.core.sql import literal
 from clickstream.validate import judge as judge_module
 from clickstream.validate.channel import default_channel
 from clickstream.validate.judge import (
     Judgement,
     JudgeOptions,
-    RawLine,
     _Judge,
     conflict_detail,
     judge_payload,
 )
-from clickstream.validate.reader import decode_object, read_records
+from clickstream.validate.reader import RawLine, decode_object, read_records
 from clickstream.validate.sql import (
     SUSPECT_TOKENS,
     TRAILING_COMMA_PATTERN,
@@ -88,6 +88,8 @@ def suspect_lines(payload: bytes, lines: list[bytes]) -> set[int]:
 
 class Engine:
     """Judges one object; ``out_sql`` is the query of the validated rows (VALIDATED_COLUMNS, in record order)."""
+
+    judgement: Judgement  # set by judge_engine once the object is deduplicated
 
     def __init__(self, source_key: str, options: JudgeOptions, workdir: Path) -> None:
         self.source_key = source_key
@@ -176,6 +178,16 @@ class Engine:
             self.con.execute(f"CREATE TEMP TABLE {name} ({cols})")
 
     def enrich(self) -> None:
+        """The derivations, once per distinct value: user agents, addresses, pages and referrers, the context's
+        campaign; then the plain rows and their channels."""
+        self._user_agents()
+        self._addresses()
+        self._pages()
+        self._context_utm()
+        self.con.execute(PLAIN_ROWS, {"source": self.source_key})
+        self._channels()
+
+    def _user_agents(self) -> None:
         con = self.con
         uas = [r[0] for r in con.execute("SELECT DISTINCT user_agent FROM rec").fetchall()]
         infos = [classify(ua) for ua in uas]
@@ -196,6 +208,9 @@ class Engine:
                 "is_bot": "BOOLEAN",
             },
         )
+
+    def _addresses(self) -> None:
+        con = self.con
         nets = self.options.internal_networks
         ips = [r[0] for r in con.execute("SELECT DISTINCT ip FROM rec WHERE ip IS NOT NULL").fetchall()]
         self._table(
@@ -207,6 +222,9 @@ class Engine:
             },
             {"ip": "VARCHAR", "prefix": "VARCHAR", "internal": "BOOLEAN"},
         )
+
+    def _pages(self) -> None:
+        con = self.con
         urls = [r[0] for r in con.execute("SELECT DISTINCT url FROM ev WHERE plain AND url <> ''").fetchall()]
         pages = [parse_page_url(u) for u in urls]
         utm = [p.utm or (None,) * 5 for p in pages]
@@ -251,6 +269,9 @@ class Engine:
             {"title": titles, "clean": [scrub_emails(t) for t in titles]},
             {"title": "VARCHAR", "clean": "VARCHAR"},
         )
+
+    def _context_utm(self) -> None:
+        con = self.con
         keys = [
             r[0] for r in con.execute("SELECT DISTINCT utm_key FROM rec WHERE utm_key IS NOT NULL").fetchall()
         ]
@@ -260,7 +281,9 @@ class Engine:
             {"utm_key": keys, **{f"c{i}": [u[i] for u in ctx_utm] for i in range(5)}},
             {"utm_key": "VARCHAR", **{f"c{i}": "VARCHAR" for i in range(5)}},
         )
-        con.execute(PLAIN_ROWS, {"source": self.source_key})
+
+    def _channels(self) -> None:
+        con = self.con
         combos = con.execute(
             "SELECT DISTINCT utm_source, utm_medium, utm_campaign, ref_host, page_host FROM plain_rows"
         ).fetchall()
@@ -466,8 +489,9 @@ def judge_to_parquet(
         return judgement
     try:
         if engine.judgement.validated:
-            target = str(path).replace("'", "''")
-            engine.con.execute(f"COPY ({engine.out_sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+            engine.con.execute(
+                f"COPY ({engine.out_sql}) TO {literal(path)} (FORMAT parquet, COMPRESSION zstd)"
+            )
     finally:
         engine.close()
     engine.judgement.engine = "duckdb"

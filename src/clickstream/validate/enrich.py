@@ -132,7 +132,7 @@ def corrected_time(ctx: RecordContext, occurred_at: datetime) -> tuple[datetime,
 
 def event_page(event: dict[str, Any], ctx: RecordContext) -> dict[str, Any]:
     """The event's page, falling back to the envelope context's page field by field."""
-    page = event.get("page")
+    page: dict[str, Any] | None = event.get("page")
     if not page:
         return ctx.context_page
     if ctx.context_page and (page.get("referrer") is None or page.get("title") is None):

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from clickstream.core.ids import id_hash
+from clickstream.core.ids import erased_id
 from clickstream.validate.enrich import (
     RecordContext,
     build_row,
@@ -30,9 +30,11 @@ from clickstream.validate.enrich import (
 from clickstream.validate.models import (
     ENVELOPE_ADAPTER,
     EVENT_ADAPTER,
-    MAX_EVENT_BYTES,
     PAGE_REQUIRED,
     first_error,
+)
+from clickstream.validate.models import (
+    MAX_EVENT_BYTES as MAX_EVENT_BYTES,
 )
 from clickstream.validate.reader import RawLine, decode_object, read_records
 from clickstream.validate.web import ip_prefix
@@ -157,15 +159,12 @@ class _Judge:
 
     def _erased(self, line: RawLine, doc: dict[str, Any]) -> bool:
         """Quarantine every event of a record whose person is under erasure, keeping only the id's hash."""
-        if not self.options.tombstones:
+        erased = erased_id(
+            self.options.tombstones, {"anonymous_id": doc.get("anonymous_id"), "user_id": doc.get("user_id")}
+        )
+        if erased is None:
             return False
-        for name in ("anonymous_id", "user_id"):
-            value = doc.get(name)
-            if isinstance(value, str) and value and id_hash(value) in self.options.tombstones:
-                digest = id_hash(value)
-                break
-        else:
-            return False
+        name, digest = erased
         for position in range(len(doc["events"])):
             self.out.events_in += 1
             self.out.quarantine.append(

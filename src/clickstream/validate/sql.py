@@ -11,8 +11,10 @@ detail. The payload hash of a plain event is the same sha256 over the same canon
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from clickstream.core.schema import RAW_RECORD_FIELDS
+from clickstream.core.sql import literal as _lit
 from clickstream.validate.enrich import KNOWN_EVENT_FIELDS
 from clickstream.validate.models import (
     CURRENCY_PATTERN,
@@ -60,15 +62,11 @@ ITEM_FIELDS = ("brand", "category", "name", "price", "product_id", "quantity")
 PAGE_FIELDS = ("referrer", "title", "url")
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _list(values) -> str:
+def _list(values: Iterable[str]) -> str:
     return "[" + ", ".join(_lit(v) for v in sorted(values)) + "]"
 
 
-def _keys_pattern(fields) -> str:
+def _keys_pattern(fields: Iterable[str]) -> str:
     """A regex literal for ``keys_ok``: the sorted keys joined by U+0001 match it when each is one of ``fields``
     and none repeats (one parse-free string match instead of a distinct count and a subset test). U+0001 never
     occurs in a plain event's keys: a raw control character is not JSON, and an escaped one (``\\u``) is never
@@ -193,7 +191,10 @@ def events_sql(lookback_us: int, max_event_bytes: int) -> str:
     """rec -> ev: every event of a plain record, with its plain flag and (when plain) its derived fields.
 
     Each event, its page and each item are parsed once (``json_transform`` to JSON-typed fields, plus their keys
-    for presence, unknown and duplicate fields); the checks and the canonical text work on those parts."""
+    for presence, unknown and duplicate fields); the checks and the canonical text work on those parts.
+
+    Length: one SQL statement, built in the order it reads; its parts share the parsed fields, so splitting it would
+    only pass them around."""
     items_required = _list(ITEMS_REQUIRED)
     money_required = _list(MONEY_REQUIRED)
     page_required = _list(PAGE_REQUIRED)

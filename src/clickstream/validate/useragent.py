@@ -6,7 +6,7 @@ Real traffic carries few distinct user-agent strings, so each is parsed once per
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 DESKTOP_OS = frozenset(
     {
@@ -52,7 +52,7 @@ class UserAgentInfo(NamedTuple):
 
 
 @lru_cache(maxsize=1)
-def _crawler_detect():
+def _crawler_detect() -> Any:
     from crawlerdetect import CrawlerDetect
 
     return CrawlerDetect()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 EMAIL_PLACEHOLDER = "[email]"
@@ -92,7 +92,7 @@ def url_host(url: str | None) -> str | None:
         return None
 
 
-def context_utm(context: dict | None) -> Utm:
+def context_utm(context: dict[str, Any] | None) -> Utm:
     """UTM fields from an envelope context: ``{"utm": {"source": …}}``, ``{"utm_source": …}`` or ``{"campaign": …}``."""
     if not context:
         return NO_UTM

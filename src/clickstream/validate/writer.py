@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from clickstream.core.schema import VALIDATED_COLUMNS
+from clickstream.core.sql import literal as _sql_literal
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 JSONL_CONTENT_TYPE = "application/x-ndjson"
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _columns_struct() -> str:
