@@ -3,7 +3,7 @@
 The JavaScript tracker v4 posts ``{"schema": "iglu:…/payload_data/jsonschema/1-0-4", "data": [{…}, …]}``, one
 object of string fields per event. Only that wrapper is judged here (the tp2 "envelope"): each event is mapped to a
 native event object as well as its fields allow and travels on to validation, which judges it alone, so one odd
-event never costs the others. Mapping (DESIGN.md "Snowplow tracker protocol"):
+event never costs the others. Mapping:
 
 =====================  =======================================================================================
 tp2 field              native

@@ -1,6 +1,6 @@
-"""The sessionization engine: DuckDB SQL over validated events, plus a small Python step for over-long chains.
+"""The sessionization rule (the algorithm): DuckDB SQL over validated events, plus a small Python step for over-long chains.
 
-The rule (DESIGN.md "Duplicates", "Sessionization rule", "Session fields"):
+The rule (duplicates, sessions, session fields):
 
 1. **Dedupe by event_id.** Copies of one event_id are ranked by (received_at, event_ts, source_object,
    source_line), nulls last (a column the input lacks is null); the first copy is kept. A later copy with the same

@@ -1,7 +1,7 @@
 """Enrichment: a validated event and its record's envelope → one row of the validated-events Parquet.
 
-Columns and order are ``clickstream.core.schema.VALIDATED_COLUMNS``. Event time is skew-corrected (DESIGN.md
-"Timestamps"); user agent, IP, page URL, UTM fields and channel are derived here; e-mail addresses are scrubbed
+Columns and order are ``clickstream.core.schema.VALIDATED_COLUMNS``. Event time is skew-corrected
+(:func:`corrected_time`); user agent, IP, page URL, UTM fields and channel are derived here; e-mail addresses are scrubbed
 from URLs and query strings; the full IP never leaves the raw zone (only its /24 or /48 prefix does).
 """
 
