@@ -1,4 +1,4 @@
-"""The sessionization rule (the algorithm): DuckDB SQL over validated events, plus a small Python step for over-long chains.
+"""The sessionization rule: DuckDB SQL over validated events, plus a small Python step for over-long chains.
 
 The rule (duplicates, sessions, session fields):
 
