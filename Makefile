@@ -47,7 +47,7 @@ $(SNOWPLOW_JS)/node_modules/.stamp: $(SNOWPLOW_JS)/package.json $(SNOWPLOW_JS)/p
 test: setup web $(SNOWPLOW_JS)/node_modules/.stamp
 	bash scripts/ensure-chromium.sh
 	npm test --prefix web
-	$(PY) -m pytest --cov=clickstream --cov-report=term:skip-covered --cov-fail-under=80 --ignore=tests/e2e $(PYTEST_ARGS)
+	$(PY) -m pytest --cov=clickstream --cov=clickstream_cli --cov=clickstream_local --cov-report=term:skip-covered --cov-fail-under=80 --ignore=tests/e2e $(PYTEST_ARGS)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 $(TOOLS)/sam/.stamp:
@@ -75,6 +75,7 @@ LINT_OPTIONS := CreateWarehouse=true EnableWaf=true Stage=prod AllowedOrigin=htt
 lint: setup tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	SAM_CLI_TELEMETRY=0 PATH="$(PY312_BIN):$$PATH" $(TOOLS)/sam/bin/sam validate --lint --template template.yaml
 	$(TOOLS)/sam/bin/python scripts/translate_template.py template.yaml .aws-sam/translated.json
 	$(TOOLS)/sam/bin/python scripts/translate_template.py template.yaml .aws-sam/translated-options.json \
@@ -92,12 +93,8 @@ build: tools
 check-build: build
 	$(TOOLS)/sam/bin/python scripts/check_build.py .aws-sam/build --python $(PY312_BIN)/python3.12 --runtime-from $(TOOLS)/sam
 
-# The benchmarks' peers (Polars) come from the optional `bench` extra, installed here only.
-$(VENV)/.bench-stamp: $(VENV)/.stamp pyproject.toml
-	$(PY) -m pip install -q -e '.[dev,bench]'
-	touch $@
-
-bench: $(VENV)/.bench-stamp
+# The benchmarks' peers (Polars) come from the `bench` extra, which the dev install includes.
+bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:

@@ -9,7 +9,9 @@ taken from ``--runtime-from``, a python3.12 environment that has them):
   ``AWS_REGION``, ``AWS_LAMBDA_FUNCTION_NAME`` …), import the handler's module and check the handler is callable;
 * check what the import loaded: the ingest path must not load DuckDB, pyarrow or psycopg (cold start; it has no
   data layer), and no function may load pyarrow or pandas;
-* add up the unzipped size of the function and its layers: Lambda refuses 250 MB or more.
+* add up the unzipped size of the function and its layers: Lambda refuses 250 MB or more;
+* check that the layer with the product package holds that package only: no operator CLI (``clickstream_cli``),
+  no laptop stack (``clickstream_local``, its traffic generator, moto), no tests, and no module of it importing them.
 
 Prints a table (function, layers, MB, import ms) and exits non-zero on any failure.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -39,6 +42,13 @@ REGION = "us-east-1"
 LIGHT_FUNCTIONS = frozenset({"IngestFunction"})
 HEAVY_MODULES = ("duckdb", "pyarrow", "psycopg", "psycopg_binary", "pandas")
 NEVER_MODULES = ("pyarrow", "pandas")
+# The product package: the only thing the layer that ships it may hold. The rest of the repository's Python (the
+# operator CLI, the laptop stack with its traffic generator and moto bridge, the tests) never reaches Lambda.
+PRODUCT_PACKAGE = "clickstream"
+HARNESS_NAMES = frozenset({"clickstream_cli", "clickstream_local", "generator", "tests", "moto"})
+_HARNESS_IMPORT = re.compile(
+    r"^\s*(?:from|import)\s+(clickstream_cli|clickstream_local|moto)\b", re.MULTILINE
+)
 # What the Lambda python3.12 runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 
@@ -257,6 +267,31 @@ def check_function(python: str, fn: BuiltFunction, back: list[str], repeat: int)
     return result
 
 
+def harness_in_layer(name: str, layer: Path) -> list[str]:
+    """Why ``layer`` ships more than the product package, if it holds it (an empty list when it is clean)."""
+    python = layer / "python"
+    if not (python / PRODUCT_PACKAGE).is_dir():
+        return [f"layer {name} ships {entry}" for entry in sorted(HARNESS_NAMES) if (python / entry).exists()]
+    failures = [
+        f"layer {name} ships {entry.name} beside the {PRODUCT_PACKAGE} package"
+        for entry in sorted(python.iterdir())
+        if entry.name != PRODUCT_PACKAGE
+    ]
+    for path in sorted((python / PRODUCT_PACKAGE).rglob("*")):
+        rel = path.relative_to(python).as_posix()
+        if path.name in HARNESS_NAMES:
+            failures.append(f"layer {name} ships {rel}")
+        elif path.suffix == ".py" and (match := _HARNESS_IMPORT.search(path.read_text(encoding="utf-8"))):
+            failures.append(f"layer {name}: {rel} imports {match.group(1)}")
+    return failures
+
+
+def check_layers(functions: list[BuiltFunction]) -> list[str]:
+    """:func:`harness_in_layer` over every layer the functions use, once each."""
+    layers = {name: path for fn in functions for name, path in fn.layers}
+    return [failure for name, path in sorted(layers.items()) for failure in harness_in_layer(name, path)]
+
+
 def render(results: list[Result]) -> str:
     header = f"{'function':<22} {'layers':<36} {'MB':>7} {'import ms':>10}  status"
     lines = [header, "-" * len(header)]
@@ -299,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in failed:
         for failure in r.failures:
             print(f"\n{r.function.logical_id}: {failure}", file=sys.stderr)
+    layer_failures = check_layers(functions)
+    for failure in layer_failures:
+        print(f"\n{failure}", file=sys.stderr)
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -318,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             encoding="utf-8",
         )
     print(f"\ncheck-build: {len(results) - len(failed)} of {len(results)} functions import cleanly")
-    return 1 if failed else 0
+    print(f"check-build: {'no layer ships' if not layer_failures else 'a layer ships'} the harness")
+    return 1 if failed or layer_failures else 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Run under python3.12 (the Lambda runtime): a ``.pyc`` is only read by the interp
 1. Prune packages the Lambda runtime already provides (boto3, botocore, s3transfer). Nothing in
    ``layers/*/requirements.txt`` asks for them, but ``aws-xray-sdk`` (Powertools' tracer extra) depends on
    botocore, which would put ~80 MB of a second, shadowing botocore into the runtime layer.
-2. Drop build leftovers: the ``*.egg-info`` of the editable install that lives in ``layers/domain`` and stray
+2. Drop build leftovers: the ``*.egg-info`` of an editable install that reached a layer, and stray
    ``__pycache__`` written by other interpreters.
 3. Compile every ``.py`` to ``__pycache__/<name>.cpython-312.pyc`` at optimization level 0 (Lambda runs
    ``python3.12`` without ``-O``, so ``.opt-1``/``.opt-2`` files would never be read) as *unchecked-hash* pycs:

@@ -7,8 +7,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from clickstream_local.stack import LocalStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = REPO_ROOT / "events"
@@ -33,24 +37,13 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch):
-    """The stack's resources in moto; yields ``LocalStack`` and puts its settings in the environment."""
-    from moto import mock_aws
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    """The stack's resources in moto (the laptop stack's one setup); yields ``LocalStack`` with its settings in the
+    environment (set through ``monkeypatch``, so a test's own changes unwind in order)."""
+    from clickstream_local.stack import local_settings, local_stack
 
-    from clickstream.adapters.aws import reset_clients
-    from clickstream.core.config import get_settings
-    from clickstream.local.resources import create_resources, local_settings
-
-    with mock_aws():
-        settings = local_settings()
-        stack = create_resources(settings)
-        for name, value in settings.as_dict().items():
-            monkeypatch.setenv(name.upper(), str(value))
-        monkeypatch.setenv("FAILURE_TOPIC_ARN", stack.topic_arn)
-        get_settings.cache_clear()
+    with local_stack(local_settings(), setenv=monkeypatch.setenv) as stack:
         yield stack
-        reset_clients()
-        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

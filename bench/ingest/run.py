@@ -86,7 +86,7 @@ def prepare(build_dir: Path, python: str, work: Path) -> dict[str, list[str]]:
         raise SystemExit(f"{runtime} is missing: run `make build` first")
     domain = work / "domain" / "python"
     shutil.copytree(
-        REPO / "layers/domain/clickstream",
+        REPO / "src/clickstream",
         domain / "clickstream",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
@@ -213,7 +213,7 @@ def latencies(handler: Any, event: dict, n: int, reset: Any) -> tuple[float, flo
 def measure_latency(n: int) -> dict[str, tuple[float, float]]:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    from clickstream.adapters.firehose import MemorySink
+    from clickstream.adapters.sink import MemorySink
     from clickstream.ingest.sink import set_sink
 
     event = request_event()

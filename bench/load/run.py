@@ -180,7 +180,7 @@ def fresh_database(dsn: str) -> Iterator[str]:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from clickstream.warehouse.engine import open_warehouse
+    from clickstream.adapters.warehouse import open_warehouse
     from clickstream.warehouse.migrate import migrate
 
     name = f"bench_{uuid.uuid4().hex[:10]}"
@@ -271,7 +271,7 @@ RUN = ("bench-run", "arn:aws:states:us-east-1:123456789012:execution:pipeline:be
 
 def ours_in_child(db: str, paths: dict[str, list[str]]) -> dict:
     """One ``load_run`` through commit (this process is a child of the bench): times, CPU and peak memory."""
-    from clickstream.warehouse.engine import open_warehouse
+    from clickstream.adapters.warehouse import open_warehouse
     from clickstream.warehouse.loader import RunFiles, RunRecord, load_run
 
     files = RunFiles(**{kind: [Path(p) for p in ps] for kind, ps in paths.items()})
@@ -343,8 +343,8 @@ def run_floor(dsn: str, floor_dir: Path, fmt: str, mode: str, days: list, expect
     """The server's COPY of the prepared files into fresh tables (partitions created before the clock)."""
     import psycopg
 
+    from clickstream.adapters.warehouse import open_warehouse
     from clickstream.core.schema import WAREHOUSE_EVENT_COLUMNS
-    from clickstream.warehouse.engine import open_warehouse
 
     event_cols = ", ".join(name for name, _ in WAREHOUSE_EVENT_COLUMNS)
     with fresh_database(dsn) as db:
@@ -382,8 +382,8 @@ def run_peer(dsn: str, files, days: list, expected: tuple[int, int]) -> dict:
     import duckdb
     import psycopg
 
+    from clickstream.adapters.warehouse import open_warehouse
     from clickstream.core.schema import SESSION_COLUMN_NAMES, WAREHOUSE_EVENT_COLUMNS
-    from clickstream.warehouse.engine import open_warehouse
 
     event_names = [name for name, _ in WAREHOUSE_EVENT_COLUMNS]
     con = duckdb.connect()

@@ -24,7 +24,7 @@ its own address space; ``ru_maxrss`` of a forked child would include the parent'
          session_id column (md5 per event). No session logic: its ratio to the floor bounds what "within 1.5x of
          the floor" can mean here.
 
-All five write Parquet with the same settings as the sessionizer's outputs (``files.PARQUET``: zstd level 1,
+All five write Parquet with the same settings as the sessionizer's outputs (``core.sql.PARQUET``: zstd level 1,
 DuckDB's default row groups) and run with DuckDB's default threads and no progress bar. With ``--repeat N`` the
 contenders take turns N times and each one's fastest run is reported (the machine is shared: the minimum is the
 least disturbed measurement); ``--memory-limit 3GB`` gives the DuckDB contenders the same memory limit.
@@ -129,7 +129,7 @@ kind, src, out, sql, memory_limit, root = sys.argv[1:7]
 Path(out).mkdir(parents=True, exist_ok=True)
 settings = f"SET memory_limit = '{memory_limit}'; SET temp_directory = '{out}/spill';" if memory_limit else ""
 if kind == "ours":
-    from clickstream.sessionize.engine import DuckDBOptions
+    from clickstream.sessionize.rule import DuckDBOptions
     from clickstream.sessionize.files import sessionize_files
     options = DuckDBOptions(memory_limit=memory_limit, temp_directory=f"{out}/spill") if memory_limit else None
     sessionize_files([Path(src)], Path(out) / "result", options=options)
@@ -144,7 +144,7 @@ elif kind == "generate":
     con.execute(sql)
     con.close()
 else:
-    from clickstream.sessionize.files import PARQUET
+    from clickstream.core.sql import PARQUET
     con = duckdb.connect()
     con.execute(settings + sql.format(src=src, out=out, parquet=PARQUET))
     con.close()

@@ -59,7 +59,7 @@ def generate(events: int, objects: int, out: Path) -> tuple[list[Path], int, int
     from clickstream.core.config import Settings
     from clickstream.ingest.request import HttpRequest, guest_caller
     from clickstream.ingest.service import ingest_native
-    from clickstream.local.generator import GUEST_EVENTS_PATH, TrafficConfig, generate
+    from clickstream_local.generator.traffic import GUEST_EVENTS_PATH, TrafficConfig, generate
 
     class Sink:
         def __init__(self) -> None:

@@ -7,8 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.core.config import get_settings
 from clickstream.core.observability import logger, metrics
-from clickstream.pipeline.aggregate_step import run_aggregate
-from clickstream.pipeline.contracts import AggregateInput
+from clickstream.pipeline.aggregate import AggregateInput, run_aggregate
 
 
 @logger.inject_lambda_context

@@ -10,8 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.core.config import get_settings
 from clickstream.core.observability import logger, metrics
-from clickstream.pipeline.commit import commit_run, release_run
-from clickstream.pipeline.contracts import CommitInput, ReleaseInput
+from clickstream.pipeline.commit import CommitInput, ReleaseInput, release_run, run_commit
 
 
 @logger.inject_lambda_context
@@ -25,7 +24,7 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         return released.model_dump(mode="json")
     payload = CommitInput.model_validate(event)
     logger.append_keys(run_id=payload.plan.run_id)
-    result = commit_run(payload, get_settings())
+    result = run_commit(payload, get_settings())
     metrics.add_metric(name="RunsCommitted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ObjectsCommitted", unit=MetricUnit.Count, value=result.n_objects)
     return result.model_dump(mode="json")

@@ -7,8 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.core.config import get_settings
 from clickstream.core.observability import logger, metrics
-from clickstream.pipeline.contracts import LoadInput
-from clickstream.pipeline.load_step import run_load
+from clickstream.pipeline.load import LoadInput, run_load
 
 
 @logger.inject_lambda_context

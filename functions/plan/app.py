@@ -7,8 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.core.config import get_settings
 from clickstream.core.observability import logger, metrics
-from clickstream.pipeline.contracts import PlanInput
-from clickstream.pipeline.plan import plan_run
+from clickstream.pipeline.plan import PlanInput, run_plan
 
 
 @logger.inject_lambda_context
@@ -16,6 +15,6 @@ from clickstream.pipeline.plan import plan_run
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     payload = PlanInput.model_validate(event)
     logger.append_keys(run_id=payload.execution_name)
-    result = plan_run(payload, get_settings())
+    result = run_plan(payload, get_settings())
     metrics.add_metric(name="ObjectsPlanned", unit=MetricUnit.Count, value=result.n_objects)
     return result.model_dump(mode="json")

@@ -7,8 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.core.config import get_settings
 from clickstream.core.observability import logger, metrics
-from clickstream.pipeline.contracts import SessionizeInput
-from clickstream.sessionize.step import run_sessionize
+from clickstream.pipeline.sessionize import SessionizeInput, run_sessionize
 
 
 @logger.inject_lambda_context

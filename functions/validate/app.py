@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from clickstream.core.config import Settings, get_settings
 from clickstream.core.observability import logger, metrics
-from clickstream.validate.service import process_notification
+from clickstream.validate.step import process_notification
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -19,7 +19,7 @@ BIN = Path(sys.executable).parent / "clickstream"
 
 
 def clickstream(*args: str) -> list[str]:
-    return [str(BIN), *args] if BIN.exists() else [sys.executable, "-m", "clickstream.cli", *args]
+    return [str(BIN), *args] if BIN.exists() else [sys.executable, "-m", "clickstream_cli.main", *args]
 
 
 def environment() -> dict[str, str]:
@@ -90,7 +90,7 @@ class ServeProcess:
         if self.prelude is None:
             command = clickstream(*args)
         else:
-            code = f"import sys\n{self.prelude}\nfrom clickstream.cli import main\nsys.exit(main({list(args)!r}))"
+            code = f"import sys\n{self.prelude}\nfrom clickstream_cli.main import main\nsys.exit(main({list(args)!r}))"
             command = [sys.executable, "-c", code]
         self.proc = subprocess.Popen(
             command,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clickstream.cli import main
+from clickstream_cli.main import main
 
 pytestmark = pytest.mark.slow
 

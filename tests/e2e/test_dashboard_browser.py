@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from clickstream.report.browser import PageProbe, find_chromium, inspect_page, screenshot
+from clickstream.adapters.warehouse import Connection, open_warehouse
 from clickstream.report.render import TILES, _formatters, raw
-from clickstream.warehouse.engine import Connection, open_warehouse
 from clickstream.warehouse.kpis import kpi_totals
+from clickstream_local.browser import PageProbe, find_chromium, inspect_page, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -50,7 +50,7 @@ def chromium() -> str:
 @pytest.fixture(scope="session")
 def demo_report(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo run: two simulated days through the whole pipeline; returns its output folder."""
-    from clickstream.local.runner import DemoOptions, run_demo
+    from clickstream_local.runner import DemoOptions, run_demo
 
     out = tmp_path_factory.mktemp("dashboard") / "out"
     result = run_demo(

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from clickstream.cli import main
+from clickstream_cli.main import main
 
 pytestmark = pytest.mark.slow
 

@@ -67,7 +67,7 @@ import os
 import clickstream.pipeline.commit as commit
 def _die(*args, **kwargs):
     os._exit(9)
-commit.commit_run = _die
+commit.run_commit = _die
 """
 
 

@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent / "clickstream"
 
 
 def _clickstream(*args: str) -> list[str]:
-    return [str(BIN), *args] if BIN.exists() else [sys.executable, "-m", "clickstream.cli", *args]
+    return [str(BIN), *args] if BIN.exists() else [sys.executable, "-m", "clickstream_cli.main", *args]
 
 
 @pytest.mark.slow

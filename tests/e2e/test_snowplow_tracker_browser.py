@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from clickstream.local.auth import LocalIssuer
-from clickstream.report.browser import find_chromium
+from clickstream_local.auth import LocalIssuer
+from clickstream_local.browser import find_chromium
 from tests.e2e.serve_process import ServeProcess, environment, token, warehouse_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -11,10 +11,10 @@ import pytest
 
 from clickstream.adapters.aws import client
 from clickstream.adapters.storage import S3ObjectStore
-from clickstream.cli import main
 from clickstream.core.config import get_settings
-from clickstream.local import bridge
-from clickstream.sessionize.cli import STACK_OUTPUTS
+from clickstream_cli.commands.backfill import STACK_OUTPUTS
+from clickstream_cli.main import main
+from clickstream_local import bridge
 from tests.integration.test_state_machine import T0, sfn  # noqa: F401  (the stack fixture)
 from tests.unit.sessionize.data import Stream, write_parquet
 

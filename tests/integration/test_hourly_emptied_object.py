@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import duckdb
 
-from clickstream.adapters.state import iso
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core.config import get_settings
-from clickstream.local import bridge
+from clickstream.core.times import iso
+from clickstream_local import bridge
 from tests.integration.test_state_machine import T0, sfn  # noqa: F401  (the stack fixture)
 from tests.unit.sessionize.data import Stream, write_parquet
 

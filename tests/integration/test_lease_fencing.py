@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from clickstream.adapters.state import iso
 from clickstream.adapters.storage import S3ObjectStore
-from clickstream.local import bridge
+from clickstream.core.times import iso
 from clickstream.pipeline.lease import PIPELINE_LEASE
+from clickstream_local import bridge
 from tests.integration.test_state_machine import T0, _notifications, sfn  # noqa: F401  (the stack fixture)
 from tests.unit.sessionize.data import Stream, write_parquet
 

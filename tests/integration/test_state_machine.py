@@ -13,41 +13,31 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clickstream.adapters.state import DynamoStateStore, iso
+from clickstream.adapters.factory import adapters_for
+from clickstream.adapters.state import DynamoStateStore
 from clickstream.core.errors import TransientError
-from clickstream.local import bridge
-from clickstream.local.template import ASL_PATH, load_template
-from clickstream.pipeline.commit import get_run
-from clickstream.pipeline.contracts import (
-    AggregateInput,
-    AggregateResult,
-    CommitResult,
-    LoadInput,
-    LoadResult,
-    SessionizeInput,
-    SessionizeResult,
-)
+from clickstream.core.times import iso
+from clickstream.pipeline.aggregate import AggregateInput, AggregateResult
+from clickstream.pipeline.commit import CommitResult
+from clickstream.pipeline.load import LoadInput
+from clickstream.pipeline.manifest import LoadResult, SessionizeResult
+from clickstream.pipeline.sessionize import SessionizeInput
+from clickstream_local import bridge
+from clickstream_local.template import asl_path, functions_dir, load_template
+from tests.conftest import REPO_ROOT
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-ASL = json.loads(ASL_PATH.read_text(encoding="utf-8"))
+ASL = json.loads(asl_path().read_text(encoding="utf-8"))
 
 
 @pytest.fixture
 def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     """The stack in moto configured to execute state machines, and an SQS queue subscribed to the failure topic."""
-    from moto import mock_aws
+    from clickstream.adapters.aws import client
+    from clickstream_local.stack import local_settings, local_stack
 
-    from clickstream.adapters.aws import client, reset_clients
-    from clickstream.core.config import get_settings
-    from clickstream.local.resources import create_resources, local_settings
-
-    with mock_aws(config=bridge.MOTO_CONFIG):
-        settings = local_settings()
-        stack = create_resources(settings, with_cognito=False)
-        for name, value in settings.as_dict().items():
-            monkeypatch.setenv(name.upper(), str(value))
-        monkeypatch.setenv("FAILURE_TOPIC_ARN", stack.topic_arn)
-        get_settings.cache_clear()
+    with local_stack(local_settings(), with_cognito=False, setenv=monkeypatch.setenv) as stack:
+        settings = stack.settings
         sqs = client("sqs")
         queue_url = sqs.create_queue(QueueName="failure-inbox")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -61,8 +51,6 @@ def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
             "queue_url": queue_url,
             "state": DynamoStateStore(settings.state_table),
         }
-        reset_clients()
-        get_settings.cache_clear()
 
 
 class Steps:
@@ -177,7 +165,7 @@ def test_happy_path_runs_every_step_and_commits_the_watermark(sfn):
     assert AggregateInput.model_validate(steps.calls["aggregate"][0]).loaded.events_loaded == n_buckets
     assert CommitResult.model_validate(run["output"]).watermark == iso(T0 + timedelta(hours=1))
     assert state.get_watermark() == T0 + timedelta(hours=1)
-    assert get_run("hourly-1", sfn["settings"])["execution_id"] == run["execution_arn"]
+    assert adapters_for(sfn["settings"]).state.get_run("hourly-1")["execution_id"] == run["execution_arn"]
     assert _notifications(sfn["queue_url"]) == []
 
 
@@ -230,7 +218,7 @@ def test_a_step_failing_every_time_is_retried_then_notifies_and_leaves_the_water
     assert steps.calls["aggregate"] == []
     assert "Commit" not in run["states"]
     assert state.get_watermark() == T0
-    assert get_run("hourly-1", sfn["settings"]) is None
+    assert adapters_for(sfn["settings"]).state.get_run("hourly-1") is None
 
 
 def test_after_a_failed_run_the_next_run_reads_the_same_objects_again(sfn):
@@ -342,7 +330,7 @@ def test_the_bridge_refuses_a_moto_that_does_not_execute_state_machines():
     from moto import mock_aws
 
     from clickstream.adapters.aws import reset_clients
-    from clickstream.local.resources import create_resources, local_settings
+    from clickstream_local.stack import create_resources, local_settings
 
     with mock_aws():
         stack = create_resources(local_settings(), with_cognito=False)
@@ -413,7 +401,7 @@ def test_each_handler_gets_a_lambda_like_context(sfn):
 
 def test_substitution_fills_every_placeholder_and_refuses_a_missing_one():
     # Given the real ASL
-    text = ASL_PATH.read_text(encoding="utf-8")
+    text = asl_path().read_text(encoding="utf-8")
     # When its placeholders are listed, Then they are exactly the five functions and the failure topic
     assert bridge.placeholders(text) == {*bridge.FUNCTION_PLACEHOLDERS.values(), bridge.TOPIC_PLACEHOLDER}
     # And a full substitution leaves none behind and keeps the document valid JSON
@@ -432,7 +420,7 @@ def test_the_template_substitutes_what_the_bridge_substitutes():
         pytest.skip("template.yaml declares no state machine yet")
     # When its DefinitionSubstitutions are read, Then they fill the same placeholders as the local bridge,
     # each function placeholder with the function whose code is the same functions/<name> directory
-    assert set(subs) == bridge.placeholders(ASL_PATH.read_text(encoding="utf-8"))
+    assert set(subs) == bridge.placeholders(asl_path().read_text(encoding="utf-8"))
     assert {p: subs[p] for p in bridge.FUNCTION_PLACEHOLDERS.values()} == {
         p: n for n, p in bridge.FUNCTION_PLACEHOLDERS.items()
     }
@@ -494,7 +482,7 @@ def test_unknown_or_missing_handlers_are_refused_with_their_name(sfn, tmp_path):
     with pytest.raises(bridge.BridgeError, match="validate"):
         bridge.create_pipeline_state_machine(sfn["stack"], {"validate": Steps().load})
     with pytest.raises(bridge.BridgeError, match="does not exist"):
-        bridge.load_handler("plan", functions_dir=tmp_path)
+        bridge.load_handler("plan", functions=tmp_path)
 
 
 def test_real_handlers_are_loaded_by_file_path():
@@ -546,7 +534,7 @@ def _validated_object(path, visitors: int, events_each: int, start: datetime) ->
 
 def test_the_real_handlers_run_the_whole_chain(sfn, tmp_path, monkeypatch):
     # Given every step's real handler, a DuckDB warehouse, and one validated object of three visitors
-    if not all((bridge.FUNCTIONS_DIR / name / "app.py").is_file() for name in REAL_STEPS):
+    if not all((functions_dir() / name / "app.py").is_file() for name in REAL_STEPS):
         pytest.skip("not every pipeline step has its handler yet")
     import duckdb
 
@@ -592,7 +580,7 @@ def test_the_bridge_pins_the_moto_range_the_project_installs():
     import re
     import tomllib
 
-    pyproject = tomllib.loads((bridge.FUNCTIONS_DIR.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     spec = next(r for r in pyproject["project"]["optional-dependencies"]["local"] if r.startswith("moto"))
     # When its bounds are read, Then the bridge checks exactly that range
     low = tuple(int(x) for x in re.search(r">=\s*([\d.]+)", spec).group(1).split(".")[:2])
@@ -653,7 +641,7 @@ def test_a_backfill_goes_through_the_distributed_map_and_leaves_the_watermark(sf
     # And the warehouse is what the hourly run left (re-processing changes nothing), the watermark unmoved
     assert _warehouse_tables(warehouse) == before and before[0]
     assert state.get_watermark() == T0 + timedelta(hours=1)
-    assert get_run("backfill-2", sfn["settings"])["kind"] == "backfill"
+    assert adapters_for(sfn["settings"]).state.get_run("backfill-2")["kind"] == "backfill"
 
 
 def test_the_backfill_map_reads_its_items_from_the_plan_manifest():
@@ -715,7 +703,7 @@ def test_a_run_started_while_another_holds_the_lease_is_skipped_and_a_backfill_r
     assert {c["run_id"] for c in steps.calls["sessionize"]} == {"hourly-1"}
     assert first["status"] == "SUCCEEDED", first
     assert state.get_watermark() == T0 + timedelta(hours=1)
-    assert get_run("hourly-2", sfn["settings"]) is None
+    assert adapters_for(sfn["settings"]).state.get_run("hourly-2") is None
     # And the only failure notice is the refused back-fill's; the first run gave the lease back
     notes = _notifications(sfn["queue_url"])
     assert len(notes) == 1 and "step Plan failed with RunRefused" in notes[0]["Message"]

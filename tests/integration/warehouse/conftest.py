@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clickstream.warehouse.engine import Warehouse, open_warehouse
+from clickstream.adapters.warehouse import Warehouse, open_warehouse
 from clickstream.warehouse.migrate import migrate
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clickstream.warehouse.engine import WarehouseError, binary_copy_select, open_warehouse, parquet_source
+from clickstream.adapters.warehouse import WarehouseError, binary_copy_select, open_warehouse, parquet_source
 
 pytestmark = pytest.mark.postgres
 

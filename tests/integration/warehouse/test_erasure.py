@@ -15,17 +15,18 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from clickstream.adapters.state import DynamoStateStore, id_hash
+from clickstream.adapters.factory import Adapters
+from clickstream.adapters.state import DynamoStateStore
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core import clock
 from clickstream.core.config import get_settings
-from clickstream.pipeline.contracts import LoadInput, PlanInput, SessionizeInput
-from clickstream.pipeline.load_step import run_load
-from clickstream.pipeline.plan import plan_run
-from clickstream.sessionize.step import sessionize_bucket
-from clickstream.validate import service
-from clickstream.validate.service import validate_object
-from clickstream.warehouse.erasure import LAKE_PARQUET_PREFIXES, Person, forget
+from clickstream.core.ids import id_hash
+from clickstream.operations.erasure import LAKE_PARQUET_PREFIXES, Person, forget
+from clickstream.pipeline.load import LoadInput, run_load
+from clickstream.pipeline.plan import PlanInput, run_plan
+from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
+from clickstream.validate import step as service
+from clickstream.validate.step import validate_object
 from clickstream.warehouse.kpis import all_days, recompute_daily_kpis
 from clickstream.warehouse.snapshot import table_digest
 from tests.unit.validate.helpers import event, load_validate_handler, record, s3_notification, sqs_event
@@ -95,20 +96,18 @@ def _run_pipeline(stores, warehouse, run_id="run-1"):
     service._tombstone_cache.clear()  # a fresh process: tombstones read now
     for key in sorted(raw.list_keys("raw/")):
         validate_object(key, settings=settings, raw_store=raw, lake_store=lake, state=state)
-    plan = plan_run(
+    plan = run_plan(
         PlanInput(
             execution_id=f"arn:exec:{run_id}", execution_name=run_id, input={"as_of": "2030-01-01T00:00:00Z"}
         ),
         settings,
-        state=state,
-        store=lake,
+        Adapters(settings, state=state, lake=lake),
     )
     buckets = [sessionize_bucket(SessionizeInput(run_id=run_id, bucket=b), lake) for b in plan.buckets]
     loaded = run_load(
         LoadInput(execution_id=plan.execution_id, plan=plan, buckets=buckets),
         settings,
-        store=lake,
-        warehouse=warehouse,
+        Adapters(settings, lake=lake, warehouse=warehouse),
     )
     with warehouse.connect() as conn:
         recompute_daily_kpis(conn, loaded.affected_days, settings.store_currency)
@@ -254,9 +253,11 @@ def test_a_late_event_of_a_forgotten_visitor_is_quarantined_as_erased(stores, wa
     raw.put_bytes(key, (json.dumps(record([event("page_view")], anonymous_id="dev-late")) + "\n").encode())
     service._tombstone_cache.clear()  # a new process (or the tombstone TTL elapsed)
     handler = load_validate_handler()
-    from tests.unit.validate.helpers import LambdaContextStub
+    from tests.fakes.context import lambda_context
 
-    answer = handler.lambda_handler(sqs_event(s3_notification(settings.raw_bucket, key)), LambdaContextStub())
+    answer = handler.lambda_handler(
+        sqs_event(s3_notification(settings.raw_bucket, key)), lambda_context("ValidateFunction")
+    )
     # Then it is quarantined as erased, keeping only the id's hash
     assert answer == {"batchItemFailures": []}
     ledger = state.get_ledger(key)
@@ -268,10 +269,10 @@ def test_a_late_event_of_a_forgotten_visitor_is_quarantined_as_erased(stores, wa
 
 
 def test_forget_cli_on_a_warehouse_only(tmp_path, capsys):
-    from clickstream.cli import main
-    from clickstream.warehouse.engine import open_warehouse
+    from clickstream.adapters.warehouse import open_warehouse
     from clickstream.warehouse.loader import RunRecord, load_run
     from clickstream.warehouse.migrate import migrate
+    from clickstream_cli.main import main
     from tests.unit.warehouse.factory import store_day, write_run
 
     # Given a local warehouse holding the store day

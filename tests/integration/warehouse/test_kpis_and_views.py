@@ -253,7 +253,7 @@ def test_signed_in_users_count_people_across_devices_and_internal_traffic_is_lef
         load_run(conn, write_run(tmp_path / "r1", events, sessions), RunRecord("run-1"))
         recompute_daily_kpis(conn, [DAY], "USD")
         kpis = conn.query_dicts("SELECT * FROM daily_kpis")[0]
-    # Then the second device is one more visitor and session but the same signed-in user (DESIGN.md: visitors =
+    # Then the second device is one more visitor and session but the same signed-in user (warehouse.kpis: visitors =
     # distinct anonymous_id, signed-in users = distinct user_id), and the staff purchase counts nowhere
     _assert_kpis(
         kpis,

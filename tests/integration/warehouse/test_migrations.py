@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
+from clickstream.adapters.warehouse import open_warehouse
 from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS, WAREHOUSE_EVENT_COLUMNS
-from clickstream.warehouse.engine import open_warehouse
 from clickstream.warehouse.loader import RunRecord, load_run
 from clickstream.warehouse.migrate import applied, discover, migrate, migrations_dir
 from tests.unit.warehouse.factory import store_day, write_run

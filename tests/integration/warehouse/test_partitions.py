@@ -9,8 +9,13 @@ import duckdb
 import psycopg
 import pytest
 
+from clickstream.adapters.warehouse import (
+    CONNECT_TIMEOUT_SECONDS,
+    KeyConflict,
+    open_warehouse,
+    parquet_source,
+)
 from clickstream.core.schema import EVENT_COLUMNS, WAREHOUSE_EVENT_COLUMNS
-from clickstream.warehouse.engine import CONNECT_TIMEOUT_SECONDS, KeyConflict, open_warehouse, parquet_source
 from clickstream.warehouse.loader import RunRecord, load_run
 from clickstream.warehouse.migrate import migrate, migrations_dir
 from clickstream.warehouse.snapshot import warehouse_digest

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from clickstream.warehouse import engine
-from clickstream.warehouse.engine import open_warehouse
+from clickstream.adapters import warehouse as engine
+from clickstream.adapters.warehouse import open_warehouse
 from clickstream.warehouse.loader import RunRecord, _day_ranges, load_run
 from clickstream.warehouse.migrate import migrate
 from clickstream.warehouse.snapshot import table_digest, warehouse_digest

@@ -5,39 +5,27 @@ from __future__ import annotations
 import importlib.util
 import json
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from clickstream.adapters.aws import client
 from clickstream.adapters.storage import S3ObjectStore
+from clickstream.adapters.warehouse import open_warehouse, warehouse_from_settings
 from clickstream.core.config import get_settings
-from clickstream.local.template import FUNCTIONS_DIR
-from clickstream.pipeline.aggregate_step import run_aggregate
-from clickstream.pipeline.contracts import AggregateInput, LoadInput
-from clickstream.pipeline.load_step import run_load
-from clickstream.warehouse.engine import open_warehouse, warehouse_from_settings
+from clickstream.pipeline.aggregate import AggregateInput, run_aggregate
+from clickstream.pipeline.load import LoadInput, run_load
 from clickstream.warehouse.snapshot import warehouse_digest
+from clickstream_local.template import functions_dir
 from tests.conftest import load_event
+from tests.fakes.context import lambda_context
 from tests.unit.warehouse.factory import STORE_DAY_KPIS, store_day, write_run
 
 BUCKET_VISITORS = {0: {"A", "B"}, 2: {"C", "D"}}
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "clickstream-load"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:clickstream-load"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
 def _handler(name: str):
-    spec = importlib.util.spec_from_file_location(f"handler_{name}", FUNCTIONS_DIR / name / "app.py")
+    spec = importlib.util.spec_from_file_location(f"handler_{name}", functions_dir() / name / "app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.lambda_handler
@@ -86,13 +74,13 @@ def test_load_and_aggregate_steps_end_to_end_on_duckdb(aws, tmp_path, duckdb_url
     result = run_aggregate(
         AggregateInput(execution_id=payload.execution_id, plan=payload.plan, loaded=loaded), settings
     )
-    # Then the day's KPIs are recomputed and the report is in the lake and next to the DuckDB file
+    # Then the day's KPIs are recomputed and the report is in the lake, and only there (a Lambda step writes no
+    # file beside a local DuckDB warehouse: the demo copies the report from the lake itself)
     assert result.days_recomputed == ["2026-03-02"]
     assert result.report_key == settings.report_key
     html = S3ObjectStore(settings.lake_bucket).get_bytes(settings.report_key).decode("utf-8")
     assert 'id="kpi-revenue" data-kpi="revenue" data-value="1400.00"' in html
-    local = Path(duckdb_url.removeprefix("duckdb://")).parent / "report.html"
-    assert local.read_text(encoding="utf-8") == html
+    assert not (Path(duckdb_url.removeprefix("duckdb://")).parent / "report.html").exists()
     head = client("s3").head_object(Bucket=settings.lake_bucket, Key=settings.report_key)
     assert head["ContentType"].startswith("text/html")
 
@@ -102,10 +90,10 @@ def test_handlers_answer_their_contracts_for_the_sample_events(aws, tmp_path, du
     load_payload = load_event("load.json")
     _stage_sample_run(aws, tmp_path, LoadInput.model_validate(load_payload))
     # When the LoadWarehouse handler is invoked twice with the same event (a retry)
-    first = _handler("load")(load_payload, FakeContext())
+    first = _handler("load")(load_payload, lambda_context("clickstream-load"))
     with open_warehouse(duckdb_url).connect() as conn:
         before = warehouse_digest(conn)
-    second = _handler("load")(load_payload, FakeContext())
+    second = _handler("load")(load_payload, lambda_context("clickstream-load"))
     # Then it answers the LoadResult contract as JSON, and the retry changed nothing
     assert first == second
     assert first["run_id"] == "hourly-2026-03-02T10" and first["affected_days"] == ["2026-03-02"]
@@ -113,9 +101,7 @@ def test_handlers_answer_their_contracts_for_the_sample_events(aws, tmp_path, du
     with open_warehouse(duckdb_url).connect() as conn:
         assert warehouse_digest(conn) == before
     # When the Aggregate handler gets the sample aggregate event
-    answer = _handler("aggregate")(
-        load_event("aggregate.json"), FakeContext(function_name="clickstream-aggregate")
-    )
+    answer = _handler("aggregate")(load_event("aggregate.json"), lambda_context("clickstream-aggregate"))
     # Then it answers the AggregateResult contract and the KPIs are in the warehouse
     assert answer == {
         "run_id": "hourly-2026-03-02T10",

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clickstream.adapters.state import DynamoStateStore, iso
-from tests.unit.pipeline.fakes import MemoryStateStore
+from clickstream.adapters.state import DynamoStateStore
+from clickstream.core.times import iso
+from tests.fakes.state import MemoryStateStore
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

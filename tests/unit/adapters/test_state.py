@@ -62,6 +62,6 @@ def test_watermark_never_moves_backwards(aws):
     # Then nothing changes
     assert (moved_back, moved_same) == (False, False)
     assert store.get_watermark() == t
-    assert store.get_item("watermark", "pipeline")["run_id"] == "run-2"
+    assert store.watermark_run() == "run-2"
     # And a later one moves it
     assert store.set_watermark(t + timedelta(hours=1), "run-3") is True

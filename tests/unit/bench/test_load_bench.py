@@ -47,7 +47,7 @@ def test_a_floor_the_server_cannot_write_falls_back_to_stdin(
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from clickstream.warehouse.engine import open_warehouse
+    from clickstream.adapters.warehouse import open_warehouse
     from clickstream.warehouse.migrate import migrate
 
     files = run.generate(500, 1, tmp_path / "input")

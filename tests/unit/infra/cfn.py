@@ -16,7 +16,8 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
-from clickstream.local.template import REPO_ROOT, load_template
+from clickstream_local.template import load_template
+from tests.conftest import REPO_ROOT
 
 NO_VALUE = ("ref", "AWS::NoValue")
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from clickstream.core.observability import NAMESPACE, SERVICE
-from clickstream.local.template import REPO_ROOT, load_template
+from clickstream_local.template import load_template
+from tests.conftest import REPO_ROOT
 
 # AWS metrics this stack may alarm on: namespace -> (metric names, dimension -> resource type it names).
 AWS_METRICS: dict[str, tuple[set[str], dict[str, str]]] = {
@@ -42,7 +43,7 @@ AWS_METRICS: dict[str, tuple[set[str], dict[str, str]]] = {
         {"DeliveryStreamName": "AWS::KinesisFirehose::DeliveryStream"},
     ),
 }
-CODE_DIRS = ("functions", "layers/domain/clickstream")
+CODE_DIRS = ("functions", "src/clickstream")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from clickstream.local.template import ASL_PATH, load_template
+from clickstream_local.template import asl_path, load_template
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_the_machine_may_start_and_follow_its_own_child_executions(machine):
 
 def test_the_machine_may_read_the_items_plan_writes_to_the_lake(machine):
     # Given the ASL's back-fill branch, which reads items from the bucket Plan names
-    asl = json.loads(ASL_PATH.read_text(encoding="utf-8"))
+    asl = json.loads(asl_path().read_text(encoding="utf-8"))
     reader = asl["States"]["SessionizeBackfill"]["ItemReader"]
     assert reader["Resource"] == "arn:aws:states:::s3:getObject"
     # Then the machine may read the run's items Plan writes under runs/ in the lake, and no other object
@@ -48,7 +48,7 @@ def test_the_machine_may_read_the_items_plan_writes_to_the_lake(machine):
 
 def test_back_fill_concurrency_stays_within_a_lambda_account_default(machine):
     # Given the Distributed Map's concurrency
-    asl = json.loads(ASL_PATH.read_text(encoding="utf-8"))
+    asl = json.loads(asl_path().read_text(encoding="utf-8"))
     branch = asl["States"]["SessionizeBackfill"]
     # Then it is a number (Step Functions refuses a string) well under the default 1,000 concurrent Lambdas
     assert isinstance(branch["MaxConcurrency"], int) and 0 < branch["MaxConcurrency"] <= 100

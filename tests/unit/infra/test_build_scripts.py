@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -10,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from clickstream.local.template import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 
 def _script(name: str) -> ModuleType:
@@ -121,6 +123,7 @@ def test_check_build_passes_a_sound_build_and_prints_the_table(build, capsys):
     assert "IngestFunction" in out and "ValidateFunction" in out
     assert "Domain,Data" in out
     assert "2 of 2 functions import cleanly" in out
+    assert "no layer ships the harness" in out
 
 
 def test_check_build_reads_layers_and_environment_from_the_built_template(build):
@@ -194,6 +197,51 @@ def test_runtime_packages_come_from_the_stand_in_only(build, tmp_path, capsys):
     # And only runtime packages are exposed (a layer missing pydantic must not be masked)
     standin = check_build.runtime_standin(env, tmp_path / "standin")
     assert sorted(p.name for p in standin.iterdir()) == ["boto3"]
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("clickstream_local/__init__.py", "ships clickstream_local beside the clickstream package"),
+        ("clickstream_cli/main.py", "ships clickstream_cli beside the clickstream package"),
+        ("clickstream/generator/traffic.py", "ships clickstream/generator"),
+        ("clickstream/tests/test_x.py", "ships clickstream/tests"),
+    ],
+)
+def test_check_build_fails_when_the_domain_layer_ships_the_harness(build, capsys, path, reason):
+    # Given a domain layer that carries a piece of the laptop stack, the CLI or tests
+    _write(build / "DomainLayer" / "python" / path, "")
+    # When the build is checked / Then it fails and names what ships
+    assert _run_check(build) == 1
+    assert f"layer DomainLayer {reason}" in capsys.readouterr().err
+
+
+def test_check_build_fails_when_a_product_module_imports_the_harness(build, capsys):
+    _write(
+        build / "DomainLayer" / "python" / "clickstream" / "x.py", "from clickstream_local import runner\n"
+    )
+    assert _run_check(build) == 1
+    assert "layer DomainLayer: clickstream/x.py imports clickstream_local" in capsys.readouterr().err
+
+
+def test_the_domain_layer_makefile_copies_the_product_package_only(tmp_path):
+    # Given the layer's build target, as sam build runs it (BuildMethod: makefile, ContentUri: src/)
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    artifacts = tmp_path / "DomainLayer"
+    subprocess.run(
+        [make, "-s", "-C", str(REPO_ROOT / "src"), "build-DomainLayer", f"ARTIFACTS_DIR={artifacts}"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    # Then the layer holds the clickstream package with its SQL files, no cache, and nothing of the harness
+    assert sorted(p.name for p in (artifacts / "python").iterdir()) == ["clickstream"]
+    assert (artifacts / "python" / "clickstream" / "pipeline" / "plan.py").is_file()
+    assert list((artifacts / "python" / "clickstream").rglob("*.sql"))
+    assert not list(artifacts.rglob("__pycache__"))
+    assert check_build.harness_in_layer("DomainLayer", artifacts) == []
 
 
 # ---------------------------------------------------------------------------------------------- compile_build

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.local.template import load_template
+from clickstream_local.template import load_template
 from tests.unit.infra.cfn import created, parameters, resolve, translated
 
 FUNCTIONS = (

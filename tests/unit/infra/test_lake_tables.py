@@ -15,15 +15,16 @@ from typing import Any
 import duckdb
 import pytest
 
+from clickstream.adapters.factory import Adapters
 from clickstream.adapters.state import DynamoStateStore
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core import clock
 from clickstream.core.schema import SESSION_COLUMNS, VALIDATED_COLUMNS
-from clickstream.local.template import load_template
-from clickstream.pipeline.contracts import PlanInput, SessionizeInput
-from clickstream.pipeline.plan import plan_run
-from clickstream.sessionize.step import STATE_SLICES, run_sessionize
-from clickstream.validate.service import validate_object
+from clickstream.pipeline.plan import PlanInput, run_plan
+from clickstream.pipeline.sessionize import SessionizeInput, run_sessionize
+from clickstream.sessionize.state import STATE_SLICES
+from clickstream.validate.step import validate_object
+from clickstream_local.template import load_template
 from tests.unit.validate.helpers import T0, event, raw_object, record
 
 # DuckDB's type names (as DESCRIBE reports them for a Parquet file) -> the Hive types Athena reads them as.
@@ -93,18 +94,19 @@ def lake_files(aws, tmp_path) -> dict[str, tuple[str, Path]]:
     clock.set_clock(clock.SimulatedClock(datetime(2026, 3, 2, 10, 7, tzinfo=UTC)))
     try:
         validate_object(RAW_KEY, settings=settings, raw_store=raw, lake_store=lake, state=state)
-        plan = plan_run(
+        plan = run_plan(
             PlanInput(
                 execution_id="arn:aws:states:us-east-1:123456789012:execution:p:lake-tables",
                 execution_name="lake-tables",
                 input={"as_of": "2026-03-02T11:00:00Z"},
             ),
             settings,
-            state=state,
-            store=lake,
+            Adapters(settings, state=state, lake=lake),
         )
         for bucket in plan.buckets:
-            run_sessionize(SessionizeInput(run_id=plan.run_id, bucket=bucket), settings, lake=lake)
+            run_sessionize(
+                SessionizeInput(run_id=plan.run_id, bucket=bucket), settings, Adapters(settings, lake=lake)
+            )
     finally:
         clock.set_clock(None)
     validated = [k for k in lake.list_keys("validated/")]

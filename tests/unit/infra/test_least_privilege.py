@@ -20,7 +20,7 @@ import pytest
 from tests.unit.infra.cfn import translated
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
-# The local stack's names (clickstream.local.resources.local_settings) for the template's resources.
+# The local stack's names (clickstream_local.stack.local_settings) for the template's resources.
 NAMES = {
     "LakeBucket": "clickstream-local-lake",
     "RawBucket": "clickstream-local-raw",
@@ -165,8 +165,8 @@ def recorded(tmp_path_factory) -> dict[str, set[tuple[str, str, tuple]]]:
     """Every AWS call of each function's handler in a small demo with a re-validating back-fill."""
     import boto3
 
-    from clickstream.local import bridge
-    from clickstream.local.runner import DemoOptions, run_demo
+    from clickstream_local import bridge
+    from clickstream_local.runner import DemoOptions, run_demo
 
     current: contextvars.ContextVar[str | None] = contextvars.ContextVar("function", default=None)
     calls: dict[str, set[tuple[str, str, tuple]]] = {name: set() for name in FUNCTIONS}
@@ -237,8 +237,8 @@ def _ingest_once(load_handler: Any) -> None:
 
     from clickstream.core.config import get_settings
     from clickstream.ingest.sink import set_sink
-    from clickstream.local.bridge import FakeLambdaContext
-    from clickstream.local.resources import create_resources, local_settings
+    from clickstream_local.bridge import FakeLambdaContext
+    from clickstream_local.stack import create_resources, local_settings
     from tests.conftest import load_event
 
     with mock_aws(), pytest.MonkeyPatch.context() as mp:

@@ -14,7 +14,8 @@ from types import ModuleType
 import pytest
 
 from clickstream.core.config import Settings
-from clickstream.local.template import ASL_PATH, REPO_ROOT, load_template
+from clickstream_local.template import asl_path, load_template
+from tests.conftest import REPO_ROOT
 
 FUNCTIONS = (
     "IngestFunction",
@@ -42,7 +43,7 @@ def resources(template) -> dict:
 
 @pytest.fixture(scope="module")
 def asl() -> dict:
-    return json.loads(ASL_PATH.read_text(encoding="utf-8"))
+    return json.loads(asl_path().read_text(encoding="utf-8"))
 
 
 class GetAtt:
@@ -133,11 +134,20 @@ def test_layers_build_for_the_function_runtime(template, resources):
     arch = template["Globals"]["Function"]["Architectures"]
     for name in ("DomainLayer", "RuntimeLayer", "DataLayer"):
         layer = resources[name]
-        # Then every layer is built with that runtime's Python and for that architecture
-        assert layer["Metadata"]["BuildMethod"] == runtime
+        # Then every layer is built for that runtime and architecture
         assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
         assert layer["Properties"]["CompatibleArchitectures"] == arch
+    for name in ("RuntimeLayer", "DataLayer"):
+        # The dependency layers install their requirements with that runtime's Python
+        layer = resources[name]
+        assert layer["Metadata"]["BuildMethod"] == runtime
         assert (REPO_ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").is_file()
+    # And the domain layer is the project's own build: src/Makefile copies the product package alone
+    domain = resources["DomainLayer"]
+    assert domain["Metadata"]["BuildMethod"] == "makefile"
+    assert domain["Properties"]["ContentUri"].rstrip("/") == "src"
+    makefile = (REPO_ROOT / "src" / "Makefile").read_text(encoding="utf-8")
+    assert "build-DomainLayer:" in makefile and "cp -R clickstream " in makefile
 
 
 # ---------------------------------------------------------------------------------------------- configuration
@@ -162,7 +172,6 @@ def test_stack_configures_every_deployment_setting(template):
         "LAKE_BUCKET",
         "STATE_TABLE",
         "DELIVERY_STREAM",
-        "FAILURE_TOPIC_ARN",
         "WAREHOUSE_SECRET_ARN",
         "SESSION_TIMEOUT_MINUTES",
         "MAX_SESSION_HOURS",
@@ -241,7 +250,7 @@ def test_state_table_is_recoverable_and_encrypted(resources):
 # ---------------------------------------------------------------------------------------------- state machine
 def test_asl_placeholders_and_substitutions_match(resources):
     # Given the ASL text and the state machine's DefinitionSubstitutions
-    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL_PATH.read_text(encoding="utf-8")))
+    placeholders = set(re.findall(r"\$\{(\w+)\}", asl_path().read_text(encoding="utf-8")))
     props = _props(resources, "PipelineStateMachine")
     # Then every placeholder is substituted and every substitution is used
     assert placeholders == set(props["DefinitionSubstitutions"])
@@ -601,11 +610,10 @@ def test_layer_requirements_match_the_package_ranges():
     for name, line in {**runtime, **data}.items():
         assert line == declared[name], name
     assert "tracer" in runtime["aws-lambda-powertools"]
-    assert _requirements("domain") == {}
 
 
 def test_no_layer_ships_boto3_pyarrow_or_pandas():
-    for layer in ("domain", "runtime", "data"):
+    for layer in ("runtime", "data"):
         assert not {"boto3", "botocore", "pyarrow", "pandas"} & set(_requirements(layer)), layer
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.local.template import load_template
+from clickstream_local.template import load_template
 from tests.unit.infra.cfn import NO_VALUE, created, parameters, refusals, resolve, translated
 
 WAREHOUSE_CLIENTS = ("LoadFunction", "AggregateFunction")
@@ -216,7 +216,7 @@ def test_the_secret_the_stack_generates_is_one_the_functions_can_connect_with():
     # Given the secret as Secrets Manager holds it once the attachment added the instance's address
     from psycopg.conninfo import conninfo_to_dict
 
-    from clickstream.warehouse.engine import dsn_from_secret
+    from clickstream.adapters.warehouse import dsn_from_secret
 
     generated = load_template()["Resources"]["WarehouseSecret"]["Properties"]["GenerateSecretString"]
     secret = json.loads(generated["SecretStringTemplate"]) | {
@@ -274,7 +274,7 @@ def test_inconsistent_warehouse_parameters_are_refused_at_deploy(template, given
 def test_the_dsn_comes_from_secrets_manager_with_tls_required(aws):
     # Given an RDS-style secret in Secrets Manager (moto), named by the settings
     from clickstream.adapters.aws import client
-    from clickstream.warehouse.engine import warehouse_from_settings
+    from clickstream.adapters.warehouse import warehouse_from_settings
 
     secret = {"engine": "postgres", "host": "db.internal", "port": 5432, "username": "app", "password": "p w"}
     arn = client("secretsmanager").create_secret(Name="warehouse", SecretString=json.dumps(secret))["ARN"]

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from clickstream.adapters.firehose import MemorySink
 from clickstream.core.config import Settings
 from clickstream.ingest.api import app
 from tests.conftest import REPO_ROOT, load_event
+from tests.fakes.sink import MemorySink
 
 NATIVE = load_event("ingest_native.json")
 SUB = NATIVE["requestContext"]["authorizer"]["claims"]["sub"]
@@ -115,16 +115,6 @@ def records_of(sink: MemorySink) -> list[dict]:
 @pytest.fixture
 def sink() -> MemorySink:
     return MemorySink([])
-
-
-@dataclass
-class FakeLambdaContext:
-    """The attributes the Lambda runtime passes in its context object."""
-
-    function_name: str = "IngestFunction"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:IngestFunction"
-    aws_request_id: str = "5d3e7a1c-0000-4000-8000-000000000001"
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 from clickstream.adapters.aws import client
-from clickstream.adapters.firehose import MemorySink
 from clickstream.core.config import get_settings
 from clickstream.core.observability import metrics
 from clickstream.ingest.sink import get_sink, set_sink
 from tests.conftest import load_event
+from tests.fakes.context import lambda_context
+from tests.fakes.sink import MemorySink
 
-from .conftest import SUB, FakeLambdaContext, api_event, envelope
+from .conftest import SUB, api_event, envelope
 
 
 def _raw_objects(bucket: str) -> list[str]:
@@ -24,7 +25,7 @@ def test_handler_writes_the_request_through_firehose_to_the_raw_bucket(aws, inge
     # Given the stack in moto (Firehose delivering into the raw bucket under raw/)
     event = load_event("ingest_native.json")
     # When API Gateway invokes the handler with the sample request
-    response = ingest_handler.lambda_handler(event, FakeLambdaContext())
+    response = ingest_handler.lambda_handler(event, lambda_context("IngestFunction", memory_mb=256))
     # Then it answers 202 with the count
     assert response["statusCode"] == 202
     assert json.loads(response["body"]) == {"accepted": 3}
@@ -39,7 +40,9 @@ def test_handler_writes_the_request_through_firehose_to_the_raw_bucket(aws, inge
 
 
 def test_handler_gzip_sample_reaches_s3(aws, ingest_handler):
-    response = ingest_handler.lambda_handler(load_event("ingest_gzip.json"), FakeLambdaContext())
+    response = ingest_handler.lambda_handler(
+        load_event("ingest_gzip.json"), lambda_context("IngestFunction", memory_mb=256)
+    )
     assert response["statusCode"] == 202
     [text] = _raw_objects(aws.settings.raw_bucket)
     assert len(json.loads(text)["events"]) == 3
@@ -47,7 +50,9 @@ def test_handler_gzip_sample_reaches_s3(aws, ingest_handler):
 
 def test_handler_rejection_writes_nothing(aws, ingest_handler):
     # Given the sample with a broken envelope
-    response = ingest_handler.lambda_handler(load_event("ingest_bad_envelope.json"), FakeLambdaContext())
+    response = ingest_handler.lambda_handler(
+        load_event("ingest_bad_envelope.json"), lambda_context("IngestFunction", memory_mb=256)
+    )
     # Then it is a 400 and the raw bucket stays empty
     assert response["statusCode"] == 400
     assert json.loads(response["body"])["error"]["field"] == "anonymous_id"
@@ -59,7 +64,9 @@ def test_missing_delivery_stream_is_503_with_nothing_accepted(aws, ingest_handle
     monkeypatch.setenv("DELIVERY_STREAM", "no-such-stream")
     get_settings.cache_clear()
     # When a valid request arrives
-    response = ingest_handler.lambda_handler(api_event(envelope()), FakeLambdaContext())
+    response = ingest_handler.lambda_handler(
+        api_event(envelope()), lambda_context("IngestFunction", memory_mb=256)
+    )
     # Then it is a 503 in the JSON error shape and nothing reached S3
     assert response["statusCode"] == 503
     body = json.loads(response["body"])
@@ -76,7 +83,9 @@ def test_default_sink_is_firehose_on_the_configured_stream_and_can_be_replaced(a
     memory = MemorySink([])
     set_sink(memory)
     try:
-        response = ingest_handler.lambda_handler(api_event(envelope()), FakeLambdaContext())
+        response = ingest_handler.lambda_handler(
+            api_event(envelope()), lambda_context("IngestFunction", memory_mb=256)
+        )
     finally:
         set_sink(None)
     assert response["statusCode"] == 202 and len(memory.records) == 1
@@ -88,7 +97,9 @@ def test_handler_publishes_accepted_events_metric(aws, ingest_handler, capsys):
     # Given no metrics pending from earlier direct calls of the API
     metrics.clear_metrics()
     # When a 3-event request is accepted
-    ingest_handler.lambda_handler(load_event("ingest_native.json"), FakeLambdaContext())
+    ingest_handler.lambda_handler(
+        load_event("ingest_native.json"), lambda_context("IngestFunction", memory_mb=256)
+    )
     # Then the flushed EMF metrics count the accepted events
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     accepted = [m for m in emf if "AcceptedEvents" in m]
@@ -99,7 +110,9 @@ def test_handler_publishes_rejections_by_code(aws, ingest_handler, capsys):
     # Given no metrics pending from earlier direct calls of the API
     metrics.clear_metrics()
     # When a request without identity is refused
-    ingest_handler.lambda_handler(api_event(envelope(), claims=None), FakeLambdaContext())
+    ingest_handler.lambda_handler(
+        api_event(envelope(), claims=None), lambda_context("IngestFunction", memory_mb=256)
+    )
     # Then one rejection is counted under its code, and one in the invocation's total
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert [m["RejectedRequests"] for m in emf if m.get("code") == "unauthorized"] == [[1.0]]
@@ -132,7 +145,10 @@ def test_snowplow_and_guest_samples_reach_s3_through_the_real_handler(aws, inges
     tp2 = load_event("ingest_snowplow.json")
     guest = load_event("ingest_guest.json")
     # When API Gateway invokes the handler with each
-    answers = [ingest_handler.lambda_handler(e, FakeLambdaContext()) for e in (tp2, guest)]
+    answers = [
+        ingest_handler.lambda_handler(e, lambda_context("IngestFunction", memory_mb=256))
+        for e in (tp2, guest)
+    ]
     # Then both are accepted and land in the raw bucket under their identities
     assert [a["statusCode"] for a in answers] == [202, 202]
     records = [

@@ -12,9 +12,9 @@ import hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clickstream.adapters.firehose import MemorySink
 from clickstream.core.config import Settings
 from clickstream.validate.judge import JudgeOptions, judge_object
+from tests.fakes.sink import MemorySink
 
 from .conftest import GUEST_IDENTITY, SUB, api_event, call, envelope, guest_identity, load_capture
 

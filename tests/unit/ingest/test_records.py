@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from clickstream.adapters.firehose import MAX_RECORD_BYTES
+from clickstream.adapters.sink import MAX_RECORD_BYTES
 from clickstream.core.config import Settings
 from clickstream.ingest.records import RequestMeta, build_records
 

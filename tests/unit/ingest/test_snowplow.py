@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clickstream.adapters.firehose import MemorySink
 from clickstream.core.config import Settings
 from clickstream.ingest.snowplow import custom_type, decode_base64url, map_batch, map_event
 from clickstream.validate.enrich import row_as_dict
 from clickstream.validate.judge import JudgeOptions, judge_object
+from tests.fakes.sink import MemorySink
 
 from .conftest import SUB, call, captured_event, load_capture, records_of
 

@@ -18,7 +18,7 @@ from clickstream.ingest.api import (
     app,
 )
 from clickstream.ingest.body import GZIP_MEDIA_TYPES
-from clickstream.local.template import load_template
+from clickstream_local.template import load_template
 from tests.conftest import load_event
 from tests.unit.infra.cfn import parameters, refusals, resolve, samconfig_parameters, translated
 

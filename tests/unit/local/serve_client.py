@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from clickstream.local.auth import LocalIssuer
-from clickstream.local.serve import LocalServer, ServeOptions, running, stop_server
+from clickstream_local.auth import LocalIssuer
+from clickstream_local.serve import LocalServer, ServeOptions, running, stop_server
 
 
 class Served:

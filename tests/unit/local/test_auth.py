@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clickstream.local.auth import (
+from clickstream_local.auth import (
     ISSUER_FILE,
     InvalidToken,
     LocalIssuer,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from clickstream.core.schema import GA4_EVENT_TYPES
-from clickstream.local.generator import (
+from clickstream_local.generator.traffic import (
     DEFAULT_START,
     INTERNAL_HEADER,
     INTERNAL_NETWORK,
@@ -436,3 +436,19 @@ def test_small_runs_still_contain_every_kind_of_trouble():
     assert kinds["retry"] >= 2 and kinds["malformed"] >= 4
     assert small.counts["bot_sessions"] >= 1 and small.counts["too_late_sessions"] >= 1
     assert small.counts["malformed_events"] >= 4
+
+
+def test_the_catalog_is_the_data_file():
+    # Given the catalog as data (what a storefront reads too)
+    from importlib import resources
+
+    data = json.loads(
+        resources.files("clickstream_local.generator").joinpath("catalog.json").read_text("utf-8")
+    )
+    # Then the generator's products are exactly its entries, in order, ids numbered per category
+    expected = [
+        (f"{c['code']}-{i:04d}", f"{p['brand']} {p['model']}", c["name"], p["brand"], p["price"])
+        for c in data["categories"]
+        for i, p in enumerate(c["products"], start=1)
+    ]
+    assert [(p.product_id, p.name, p.category, p.brand, p.price) for p in catalog()] == expected

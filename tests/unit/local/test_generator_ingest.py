@@ -6,8 +6,8 @@ import json
 from collections import Counter
 
 from clickstream.adapters.aws import client
-from clickstream.local.bridge import FakeLambdaContext, load_handler
-from clickstream.local.generator import TrafficConfig, generate
+from clickstream_local.bridge import FakeLambdaContext, load_handler
+from clickstream_local.generator.traffic import TrafficConfig, generate
 
 
 def test_ingest_accepts_the_trackers_requests_and_refuses_the_malformed_ones(aws):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from clickstream.adapters.aws import client
-from clickstream.local.runner import (
+from clickstream_local.runner import (
     MAX_RECEIVES,
     WalkStats,
     boundaries,
@@ -181,7 +181,7 @@ class _Recorder:
 def test_delivery_buffer_writes_one_batch_per_interval_on_the_simulated_clock():
     # Given Firehose's buffer with a 300 s interval in front of a recording sink
     from clickstream.core.clock import SimulatedClock
-    from clickstream.local.runner import DeliveryBuffer
+    from clickstream_local.runner import DeliveryBuffer
 
     clock = SimulatedClock(T0)
     sink = _Recorder()
@@ -204,7 +204,7 @@ def test_delivery_buffer_writes_one_batch_per_interval_on_the_simulated_clock():
 def test_delivery_buffer_delivers_early_when_the_size_hint_is_reached():
     # Given a buffer whose size hint is 10 bytes
     from clickstream.core.clock import SimulatedClock
-    from clickstream.local.runner import DeliveryBuffer
+    from clickstream_local.runner import DeliveryBuffer
 
     clock = SimulatedClock(T0)
     sink = _Recorder()

@@ -18,15 +18,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from clickstream.local.auth import LocalIssuer
-from clickstream.local.serve import (
+from clickstream_local.auth import LocalIssuer
+from clickstream_local.serve import (
     NO_ROUTE_MESSAGE,
     GatewayShape,
     ServeOptions,
     api_gateway_event,
     running,
 )
-from clickstream.local.template import load_template
+from clickstream_local.template import load_template
 from tests.conftest import load_event
 
 ALLOWED = "http://localhost:5173"

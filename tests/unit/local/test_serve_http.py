@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from clickstream.local.serve import NO_ROUTE_MESSAGE
+from clickstream_local.serve import NO_ROUTE_MESSAGE
 from tests.unit.local.serve_client import Served, is_api_error, read_answer
 
 IDLE = 0.5

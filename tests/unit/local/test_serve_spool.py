@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from clickstream.local.spool import Spool, SpoolBusy
+from clickstream_local.spool import Spool, SpoolBusy
 
 
 def test_entries_come_back_in_order_with_their_records_across_a_reopen(tmp_path):

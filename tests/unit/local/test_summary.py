@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from clickstream.local.summary import (
+from clickstream_local.summary import (
     LedgerTotals,
     WarehouseFacts,
     build_summary,
@@ -149,7 +149,7 @@ def test_each_integrity_check_fails_the_summary_on_its_own(change, failed):
 
 def test_read_warehouse_counts_and_finds_events_without_sessions(tmp_path: Path):
     # Given a DuckDB warehouse built by the project's migrations, with an event whose session is missing
-    from clickstream.warehouse.engine import open_warehouse
+    from clickstream.adapters.warehouse import open_warehouse
     from clickstream.warehouse.migrate import migrate
 
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"

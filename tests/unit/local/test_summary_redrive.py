@@ -11,18 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from clickstream.adapters.state import DynamoStateStore, iso
+from clickstream.adapters.factory import Adapters
+from clickstream.adapters.state import DynamoStateStore
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core import clock
-from clickstream.local.summary import LedgerTotals, build_summary, failed_checks, read_warehouse
-from clickstream.pipeline.commit import commit_run
-from clickstream.pipeline.contracts import CommitInput, LoadInput, PlanInput, SessionizeInput
-from clickstream.pipeline.load_step import run_load
-from clickstream.pipeline.plan import plan_run
-from clickstream.sessionize.step import bucket_state_totals, sessionize_bucket
-from clickstream.validate import service
-from clickstream.validate.quarantine import plan_redrive, run_redrive, summarize
-from clickstream.validate.service import validate_object
+from clickstream.core.times import iso
+from clickstream.operations.quarantine import summarize
+from clickstream.operations.redrive import plan_redrive, run_redrive
+from clickstream.pipeline.commit import CommitInput, run_commit
+from clickstream.pipeline.load import LoadInput, run_load
+from clickstream.pipeline.plan import PlanInput, run_plan
+from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
+from clickstream.sessionize.state import bucket_state_totals
+from clickstream.validate import step as service
+from clickstream.validate.step import validate_object
+from clickstream_local.summary import LedgerTotals, build_summary, failed_checks, read_warehouse
 from tests.unit.validate.helpers import T0, event, raw_object, record
 
 KEY_A = "raw/dt=2026-03-02/hr=10/clickstream-events-1-2026-03-02-10-05-00-aaa"
@@ -46,15 +49,16 @@ def _late(hours: float) -> dict:
 def _run_pipeline(settings, lake, state, name: str) -> None:
     """Plan, Sessionize every bucket, Load and Commit, as the state machine does for one incremental run."""
     clock.set_clock(clock.SimulatedClock(clock.now() + timedelta(minutes=10)))
-    plan = plan_run(
+    plan = run_plan(
         PlanInput(execution_id=name, execution_name=name, input={"as_of": iso(clock.now())}),
         settings,
-        state=state,
-        store=lake,
+        Adapters(settings, state=state, lake=lake),
     )
     results = [sessionize_bucket(SessionizeInput(run_id=plan.run_id, bucket=b), lake) for b in plan.buckets]
-    run_load(LoadInput(execution_id=name, plan=plan, buckets=results), settings, store=lake)
-    commit_run(CommitInput(execution_id=name, plan=plan), settings, state=state)
+    run_load(
+        LoadInput(execution_id=name, plan=plan, buckets=results), settings, Adapters(settings, lake=lake)
+    )
+    run_commit(CommitInput(execution_id=name, plan=plan), settings, Adapters(settings, state=state))
 
 
 def test_a_redriven_event_is_counted_once_and_the_demo_summary_reconciles(aws, sim_clock, tmp_path: Path):
@@ -85,9 +89,8 @@ def test_a_redriven_event_is_counted_once_and_the_demo_summary_reconciles(aws, s
     # When too_late is re-driven under the stack's 72 h lookback, an hour later, and the next run takes the redrive
     # object
     clock.set_clock(clock.SimulatedClock(clock.now() + timedelta(hours=1)))
-    items = run_redrive(
-        plan_redrive(lake, raw, reasons=["too_late"]), settings=settings, lake=lake, raw=raw, state=state
-    )
+    adapters = Adapters(settings, raw=raw, lake=lake, state=state)
+    items = run_redrive(plan_redrive(adapters, reasons=["too_late"]), adapters)
     assert [(i.outcome["events_in"], i.outcome["validated"], i.outcome["duplicates"]) for i in items] == [
         (3, 2, 1)
     ]

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from clickstream.adapters.state import iso
+from clickstream.adapters.factory import Adapters
 from clickstream.core.errors import InputError
-from clickstream.pipeline.commit import commit_run, get_run
-from clickstream.pipeline.contracts import CommitInput, LoadInput, PlanInput, SessionizeResult
-from clickstream.pipeline.load_step import bucket_results
-from clickstream.pipeline.plan import arrival_day, plan_run, read_manifest
-from clickstream.sessionize.step import run_result_key
+from clickstream.core.times import iso
+from clickstream.pipeline.commit import CommitInput, run_commit
+from clickstream.pipeline.load import LoadInput, bucket_results
+from clickstream.pipeline.manifest import SessionizeResult, arrival_day, read_manifest, run_result_key
+from clickstream.pipeline.plan import PlanInput, run_plan
 from tests.unit.pipeline.conftest import T0
 from tests.unit.pipeline.test_plan import _ledger
 
@@ -24,7 +24,7 @@ def _backfill(settings, name: str, start: str, end: str):
         execution_name=name,
         input={"backfill": {"from": start, "to": end}},
     )
-    return plan_run(payload, settings)
+    return run_plan(payload, settings)
 
 
 def test_a_backfill_takes_the_objects_of_its_arrival_days_whatever_the_watermark(aws, state, lake):
@@ -60,11 +60,15 @@ def test_committing_a_backfill_leaves_the_watermark(aws, state):
     plan = _backfill(aws.settings, "backfill-3", "2026-03-01", "2026-03-02")
     # When it is committed (twice)
     for _ in range(2):
-        result = commit_run(CommitInput(execution_id=plan.execution_id, plan=plan), aws.settings, state=state)
+        result = run_commit(
+            CommitInput(execution_id=plan.execution_id, plan=plan),
+            aws.settings,
+            Adapters(aws.settings, state=state),
+        )
     # Then the watermark stays, and the run is recorded as a back-fill that did not move it
     assert state.get_watermark() == T0 + timedelta(hours=5)
     assert result.watermark == iso(T0 + timedelta(hours=5))
-    run = get_run("backfill-3", aws.settings, state=state)
+    run = state.get_run("backfill-3")
     assert run["kind"] == "backfill" and run["watermark_moved"] is False
 
 

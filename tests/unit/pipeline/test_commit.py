@@ -6,10 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from clickstream.adapters.state import DynamoStateStore, iso
-from clickstream.pipeline.commit import commit_run, get_run
-from clickstream.pipeline.contracts import CommitInput, CommitResult, PlanResult
+from clickstream.adapters.factory import adapters_for
+from clickstream.adapters.state import DynamoStateStore
+from clickstream.core.times import iso
+from clickstream.pipeline.commit import CommitInput, CommitResult, run_commit
 from clickstream.pipeline.lease import LeaseLost, acquire_pipeline_lease
+from clickstream.pipeline.manifest import PlanResult
 from tests.conftest import load_event
 from tests.unit.pipeline.conftest import T0
 
@@ -31,9 +33,9 @@ def _commit(settings, run_id: str, watermark_from, watermark_to, n_objects: int 
     """Commit a run whose execution holds the pipeline lease, as Plan left it (a second commit of a committed run
     finds the lease given back, which it may)."""
     plan = _plan(run_id, watermark_from, watermark_to, n_objects)
-    if get_run(run_id, settings) is None:
+    if adapters_for(settings).state.get_run(run_id) is None:
         acquire_pipeline_lease(DynamoStateStore(settings.state_table), plan.execution_id, 120, manual=False)
-    return commit_run(CommitInput(execution_id=plan.execution_id, plan=plan), settings)
+    return run_commit(CommitInput(execution_id=plan.execution_id, plan=plan), settings)
 
 
 def test_commit_moves_the_watermark_to_the_end_of_the_window(aws, state, sim_clock):
@@ -44,7 +46,7 @@ def test_commit_moves_the_watermark_to_the_end_of_the_window(aws, state, sim_clo
     result = _commit(aws.settings, "run-1", T0, T0 + timedelta(hours=1))
     # Then the watermark is at T0 + 1h, set by that run
     assert state.get_watermark() == T0 + timedelta(hours=1)
-    assert state.get_item("watermark", "pipeline")["run_id"] == "run-1"
+    assert state.watermark_run() == "run-1"
     assert result == CommitResult(
         run_id="run-1", watermark=iso(T0 + timedelta(hours=1)), n_objects=3, lease_released=True
     )
@@ -56,7 +58,7 @@ def test_commit_records_the_run_with_its_window_counts_and_time(aws, state, sim_
     # When a first run (no earlier watermark) commits
     _commit(aws.settings, "run-1", None, T0 + timedelta(hours=1), n_objects=5)
     # Then the state table holds the run's record
-    run = get_run("run-1", aws.settings)
+    run = adapters_for(aws.settings).state.get_run("run-1")
     assert run is not None
     assert run["status"] == "SUCCEEDED"
     assert run["execution_id"].endswith(":run-1")
@@ -66,7 +68,7 @@ def test_commit_records_the_run_with_its_window_counts_and_time(aws, state, sim_
     assert run["buckets"] == 4
     assert run["watermark_moved"] is True
     assert run["committed_at"] == iso(T0 + timedelta(hours=1, minutes=7))
-    assert state.get_item("run#run-1", "run") == run
+    assert state.get_run("run-1") == run
 
 
 def test_a_replayed_older_run_never_moves_the_watermark_back(aws, state):
@@ -76,9 +78,9 @@ def test_a_replayed_older_run_never_moves_the_watermark_back(aws, state):
     result = _commit(aws.settings, "run-1", T0, T0 + timedelta(hours=1))
     # Then the watermark stays at T0 + 2h, still owned by run-2, and the replay says so
     assert state.get_watermark() == T0 + timedelta(hours=2)
-    assert state.get_item("watermark", "pipeline")["run_id"] == "run-2"
+    assert state.watermark_run() == "run-2"
     assert result.watermark == iso(T0 + timedelta(hours=2))
-    assert get_run("run-1", aws.settings)["watermark_moved"] is False
+    assert adapters_for(aws.settings).state.get_run("run-1")["watermark_moved"] is False
 
 
 def test_an_empty_window_at_the_watermark_leaves_it_in_place(aws, state):
@@ -87,16 +89,16 @@ def test_an_empty_window_at_the_watermark_leaves_it_in_place(aws, state):
     # When it commits
     result = _commit(aws.settings, "run-1", T0, T0, n_objects=0)
     # Then the watermark and its owner are unchanged, and the run is still recorded
-    assert state.get_item("watermark", "pipeline")["run_id"] == "run-0"
+    assert state.watermark_run() == "run-0"
     assert result.watermark == iso(T0)
-    assert get_run("run-1", aws.settings)["n_objects"] == 0
+    assert adapters_for(aws.settings).state.get_run("run-1")["n_objects"] == 0
 
 
 def test_committing_the_same_run_twice_has_the_effect_of_once(aws, state, sim_clock):
     # Given a committed run
     sim_clock.set(T0 + timedelta(hours=1))
     first = _commit(aws.settings, "run-1", T0, T0 + timedelta(hours=1))
-    record = get_run("run-1", aws.settings)
+    record = adapters_for(aws.settings).state.get_run("run-1")
     # When Commit is retried later
     sim_clock.advance(3600)
     second = _commit(aws.settings, "run-1", T0, T0 + timedelta(hours=1))
@@ -105,18 +107,18 @@ def test_committing_the_same_run_twice_has_the_effect_of_once(aws, state, sim_cl
     assert first.lease_released and not second.lease_released
     assert second.model_copy(update={"lease_released": True}) == first
     assert state.get_watermark() == T0 + timedelta(hours=1)
-    assert get_run("run-1", aws.settings) == record
+    assert adapters_for(aws.settings).state.get_run("run-1") == record
 
 
 def test_an_uncommitted_run_has_no_record(aws):
     # Given a run that never reached Commit
     # When its record is read, Then there is none
-    assert get_run("never", aws.settings) is None
+    assert adapters_for(aws.settings).state.get_run("never") is None
 
 
 def test_commit_handler_answers_the_commit_result(aws, state):
     # Given the sample event sam local invoke uses, and the watermark at its window's start
-    from clickstream.local.bridge import FakeLambdaContext, load_handler
+    from clickstream_local.bridge import FakeLambdaContext, load_handler
 
     event = load_event("commit.json")
     state.set_watermark(T0, "run-0")
@@ -133,7 +135,7 @@ def test_commit_handler_answers_the_commit_result(aws, state):
     # Then the watermark moved to the window's end and the answer is a CommitResult
     assert CommitResult.model_validate(answer).watermark == event["plan"]["watermark_to"]
     assert iso(state.get_watermark()) == event["plan"]["watermark_to"]
-    assert get_run(event["plan"]["run_id"], aws.settings)["status"] == "SUCCEEDED"
+    assert adapters_for(aws.settings).state.get_run(event["plan"]["run_id"])["status"] == "SUCCEEDED"
 
 
 @pytest.mark.parametrize("holder", ["arn:aws:states:us-east-1:123456789012:execution:p:other", None])
@@ -145,12 +147,12 @@ def test_an_execution_that_lost_the_lease_moves_nothing(aws, state, sim_clock, h
     plan = _plan("run-1", T0, T0 + timedelta(hours=1))
     # When run-1's execution commits
     with pytest.raises(LeaseLost) as refused:
-        commit_run(CommitInput(execution_id=plan.execution_id, plan=plan), aws.settings)
+        run_commit(CommitInput(execution_id=plan.execution_id, plan=plan), aws.settings)
     # Then it is refused by name, the watermark and the lease stay, and no run is recorded
     assert plan.execution_id in str(refused.value)
     assert state.get_watermark() == T0
     assert (state.get_lease("pipeline") or {}).get("owner") == holder
-    assert get_run("run-1", aws.settings) is None
+    assert adapters_for(aws.settings).state.get_run("run-1") is None
 
 
 def test_an_expired_lease_nobody_took_still_lets_its_execution_commit(aws, state, sim_clock):
@@ -160,6 +162,6 @@ def test_an_expired_lease_nobody_took_still_lets_its_execution_commit(aws, state
     acquire_pipeline_lease(state, plan.execution_id, 1, manual=False)
     sim_clock.set(T0 + timedelta(hours=3))
     # When the execution commits long after the lease expired
-    result = commit_run(CommitInput(execution_id=plan.execution_id, plan=plan), aws.settings)
+    result = run_commit(CommitInput(execution_id=plan.execution_id, plan=plan), aws.settings)
     # Then the watermark moves: no other execution can have run
     assert result.watermark == iso(T0 + timedelta(hours=1))

@@ -6,11 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from clickstream.adapters.state import iso
-from clickstream.pipeline.commit import commit_run, release_run
-from clickstream.pipeline.contracts import CommitInput, PlanInput, ReleaseInput
+from clickstream.adapters.factory import Adapters
+from clickstream.core.times import iso
+from clickstream.pipeline.commit import CommitInput, ReleaseInput, release_run, run_commit
 from clickstream.pipeline.lease import PIPELINE_LEASE, PipelineBusy, RunRefused
-from clickstream.pipeline.plan import manifest_key, plan_run
+from clickstream.pipeline.manifest import manifest_key
+from clickstream.pipeline.plan import PlanInput, run_plan
 from tests.conftest import load_event
 from tests.unit.pipeline.conftest import T0
 
@@ -29,7 +30,7 @@ def test_plan_takes_the_lease_for_its_execution_for_the_configured_time(aws, sta
     # Given a lease bound of 45 minutes
     settings = aws.settings.replace(pipeline_lease_minutes=45)
     # When Plan runs
-    plan_run(_payload("run-1", as_of=iso(T0)), settings, state=state, store=lake)
+    run_plan(_payload("run-1", as_of=iso(T0)), settings, Adapters(settings, state=state, lake=lake))
     # Then its execution holds the lease until now + 45 min
     assert state.get_lease(PIPELINE_LEASE) == {
         "owner": "arn:exec:run-1",
@@ -40,10 +41,10 @@ def test_plan_takes_the_lease_for_its_execution_for_the_configured_time(aws, sta
 def test_a_retried_plan_re_acquires_its_own_lease_and_keeps_its_window(aws, state, lake, sim_clock):
     # Given Plan ran once for run-1
     _arrive(state, "raw/a", T0 - timedelta(minutes=20))
-    first = plan_run(_payload("run-1"), aws.settings, state=state, store=lake)
+    first = run_plan(_payload("run-1"), aws.settings, Adapters(aws.settings, state=state, lake=lake))
     # When the same execution's Plan is retried a minute later
     sim_clock.advance(60)
-    again = plan_run(_payload("run-1"), aws.settings, state=state, store=lake)
+    again = run_plan(_payload("run-1"), aws.settings, Adapters(aws.settings, state=state, lake=lake))
     # Then it succeeds with the same window, still holding the lease
     assert again == first
     assert state.get_lease(PIPELINE_LEASE)["owner"] == "arn:exec:run-1"
@@ -62,10 +63,10 @@ def test_plan_of_another_execution_is_busy_and_writes_nothing(aws, state, lake, 
     # Given run-1 planned and holds the lease, with the watermark at T0
     state.set_watermark(T0 - timedelta(hours=1), "run-0")
     _arrive(state, "raw/a", T0 - timedelta(minutes=20))
-    plan_run(_payload("run-1"), aws.settings, state=state, store=lake)
+    run_plan(_payload("run-1"), aws.settings, Adapters(aws.settings, state=state, lake=lake))
     # When another execution plans (scheduled, full or back-fill)
     with pytest.raises(PipelineBusy) as busy:
-        plan_run(_payload("run-2", **input_), aws.settings, state=state, store=lake)
+        run_plan(_payload("run-2", **input_), aws.settings, Adapters(aws.settings, state=state, lake=lake))
     # Then a scheduled run is told busy, an operator's run is refused, both naming the holder
     assert type(busy.value) is error
     assert busy.value.holder == "arn:exec:run-1" and "arn:exec:run-1" in busy.value.message
@@ -78,10 +79,16 @@ def test_plan_of_another_execution_is_busy_and_writes_nothing(aws, state, lake, 
 
 def test_commit_gives_the_lease_back_after_moving_the_watermark(aws, state, lake, sim_clock):
     # Given run-1 planned
-    plan = plan_run(_payload("run-1", as_of=iso(T0)), aws.settings, state=state, store=lake)
+    plan = run_plan(
+        _payload("run-1", as_of=iso(T0)), aws.settings, Adapters(aws.settings, state=state, lake=lake)
+    )
     # When it commits, twice (a retried Commit)
     results = [
-        commit_run(CommitInput(execution_id="arn:exec:run-1", plan=plan), aws.settings, state=state)
+        run_commit(
+            CommitInput(execution_id="arn:exec:run-1", plan=plan),
+            aws.settings,
+            Adapters(aws.settings, state=state),
+        )
         for _ in "ab"
     ]
     # Then the watermark moved, the lease is free, and only the first commit had a lease to give back
@@ -89,22 +96,30 @@ def test_commit_gives_the_lease_back_after_moving_the_watermark(aws, state, lake
     assert state.get_lease(PIPELINE_LEASE) is None
     assert [r.lease_released for r in results] == [True, False]
     # And the next execution plans at once
-    plan_run(_payload("run-2", as_of=iso(T0 + timedelta(hours=1))), aws.settings, state=state, store=lake)
+    run_plan(
+        _payload("run-2", as_of=iso(T0 + timedelta(hours=1))),
+        aws.settings,
+        Adapters(aws.settings, state=state, lake=lake),
+    )
     assert state.get_lease(PIPELINE_LEASE)["owner"] == "arn:exec:run-2"
 
 
 def test_the_failure_release_frees_only_its_own_lease(aws, state, lake, sim_clock):
     # Given run-1 holds the lease
-    plan_run(_payload("run-1", as_of=iso(T0)), aws.settings, state=state, store=lake)
+    run_plan(_payload("run-1", as_of=iso(T0)), aws.settings, Adapters(aws.settings, state=state, lake=lake))
     # When a refused run's failure path releases, Then run-1 keeps the lease
     other = release_run(
-        ReleaseInput(action="release", execution_id="arn:exec:run-2"), aws.settings, state=state
+        ReleaseInput(action="release", execution_id="arn:exec:run-2"),
+        aws.settings,
+        Adapters(aws.settings, state=state),
     )
     assert other.released is False
     assert state.get_lease(PIPELINE_LEASE)["owner"] == "arn:exec:run-1"
     # When run-1's failure path releases, Then the lease is free and the watermark did not move
     mine = release_run(
-        ReleaseInput(action="release", execution_id="arn:exec:run-1"), aws.settings, state=state
+        ReleaseInput(action="release", execution_id="arn:exec:run-1"),
+        aws.settings,
+        Adapters(aws.settings, state=state),
     )
     assert mine.released is True
     assert state.get_lease(PIPELINE_LEASE) is None
@@ -113,12 +128,12 @@ def test_the_failure_release_frees_only_its_own_lease(aws, state, lake, sim_cloc
 
 def test_the_commit_handler_releases_on_the_failure_path(aws, state, lake, sim_clock):
     # Given run-1 holds the lease
-    from clickstream.local.bridge import FakeLambdaContext, load_handler
+    from clickstream_local.bridge import FakeLambdaContext, load_handler
 
     event = load_event("commit_release.json")  # the failure path's payload, as the ASL sends it
     name = event["execution_id"].rsplit(":", 1)[1]
     plan = PlanInput(execution_id=event["execution_id"], execution_name=name, input={"as_of": iso(T0)})
-    plan_run(plan, aws.settings, state=state, store=lake)
+    run_plan(plan, aws.settings, Adapters(aws.settings, state=state, lake=lake))
     handler = load_handler("commit")
     # When the Commit function gets {"action": "release"}
     answer = handler(

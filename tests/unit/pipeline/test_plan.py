@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from clickstream.adapters.state import iso
 from clickstream.core.errors import InputError
-from clickstream.pipeline.contracts import Manifest, PlanInput, PlanResult
-from clickstream.pipeline.plan import manifest_key, parse_instant, plan_run, read_manifest
+from clickstream.core.times import iso, parse_instant
+from clickstream.pipeline.manifest import Manifest, PlanResult, manifest_key, read_manifest
+from clickstream.pipeline.plan import PlanInput, run_plan
 from tests.conftest import load_event
 from tests.unit.pipeline.conftest import T0
 
@@ -29,7 +29,7 @@ def _plan(settings, name: str = "run-1", **input_) -> PlanResult:
         execution_name=name,
         input=input_,
     )
-    return plan_run(payload, settings)
+    return run_plan(payload, settings)
 
 
 def test_plan_takes_rows_after_the_watermark_up_to_and_including_as_of(aws, state):
@@ -243,7 +243,7 @@ def test_parse_instant_reads_z_offsets_and_naive_utc():
 
 def test_plan_handler_answers_the_plan_result(aws, state):
     # Given the sample event sam local invoke uses and an object in its window
-    from clickstream.local.bridge import FakeLambdaContext, load_handler
+    from clickstream_local.bridge import FakeLambdaContext, load_handler
 
     _ledger(state, "raw/a", T0 + timedelta(minutes=30))
     event = load_event("plan.json")

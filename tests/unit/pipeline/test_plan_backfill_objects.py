@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from clickstream.adapters.state import iso
-from clickstream.pipeline.contracts import BackfillRange
-from clickstream.pipeline.plan import build_backfill_manifest, ledger_arrival_day
+from clickstream.core.times import iso
+from clickstream.pipeline.manifest import BackfillRange, ledger_arrival_day
+from clickstream.pipeline.plan import build_backfill_manifest
 from tests.unit.pipeline.conftest import T0
 
 

@@ -7,13 +7,15 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clickstream.adapters.state import iso
+from clickstream.adapters.factory import Adapters
 from clickstream.core.config import Settings
-from clickstream.pipeline.commit import commit_run, release_run
-from clickstream.pipeline.contracts import CommitInput, PlanInput, ReleaseInput
-from clickstream.pipeline.plan import parse_instant, plan_run, read_manifest
+from clickstream.core.times import iso, parse_instant
+from clickstream.pipeline.commit import CommitInput, ReleaseInput, release_run, run_commit
+from clickstream.pipeline.manifest import read_manifest
+from clickstream.pipeline.plan import PlanInput, run_plan
+from tests.fakes.state import MemoryStateStore
+from tests.fakes.storage import MemoryObjectStore
 from tests.unit.pipeline.conftest import T0
-from tests.unit.pipeline.fakes import MemoryObjectStore, MemoryStateStore
 
 minutes = st.integers(min_value=0, max_value=600)
 
@@ -39,19 +41,18 @@ def test_incremental_runs_partition_the_arrivals(arrivals, schedule):
     # When each run plans, and the successful ones commit
     for n, (minute, fails) in enumerate(schedule):
         name = f"run-{n}"
-        plan = plan_run(
+        plan = run_plan(
             PlanInput(
                 execution_id=name, execution_name=name, input={"as_of": iso(T0 + timedelta(minutes=minute))}
             ),
             cfg,
-            state=state,
-            store=lake,
+            Adapters(cfg, state=state, lake=lake),
         )
         assert plan.buckets == (list(range(3)) if plan.n_objects else [])
         if fails:  # the failure path gives the pipeline lease back
-            release_run(ReleaseInput(action="release", execution_id=name), cfg, state=state)
+            release_run(ReleaseInput(action="release", execution_id=name), cfg, Adapters(cfg, state=state))
             continue
-        commit_run(CommitInput(execution_id=name, plan=plan), cfg, state=state)
+        run_commit(CommitInput(execution_id=name, plan=plan), cfg, Adapters(cfg, state=state))
         committed.extend(o.source_key for o in read_manifest(lake, name).objects)
     # Then the committed runs took each object up to the watermark exactly once, and none after it
     successes = [minute for minute, fails in schedule if not fails]
@@ -66,7 +67,7 @@ def test_incremental_runs_partition_the_arrivals(arrivals, schedule):
     assert sorted(committed) == expected
     assert len(committed) == len(set(committed))
     assert all(
-        parse_instant(state.get_item(f"run#run-{n}", "run")["watermark"]) <= watermark
+        parse_instant(state.get_run(f"run-{n}")["watermark"]) <= watermark
         for n in range(len(schedule))
         if not schedule[n][1]
     )

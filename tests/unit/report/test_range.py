@@ -8,13 +8,13 @@ from datetime import date, timedelta
 
 import pytest
 
-from clickstream.cli import main
+from clickstream.adapters.warehouse import open_warehouse
 from clickstream.report import build_report
 from clickstream.report.data import DateRange, collect, resolve_range
-from clickstream.warehouse.engine import open_warehouse
 from clickstream.warehouse.kpis import kpi_totals, recompute_daily_kpis
 from clickstream.warehouse.loader import RunRecord, load_run
 from clickstream.warehouse.migrate import migrate
+from clickstream_cli.main import main
 from tests.unit.warehouse.factory import DAY, STORE_DAY_KPIS, at, event, session, store_day, write_run
 
 STORE_DAY = DAY.date()  # 2026-03-02

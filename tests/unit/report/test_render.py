@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from clickstream.cli import main
+from clickstream.adapters.warehouse import open_warehouse
 from clickstream.report import build_report
 from clickstream.report.render import TILES, fmt_duration, raw
-from clickstream.warehouse.engine import open_warehouse
 from clickstream.warehouse.kpis import kpi_totals, recompute_daily_kpis
 from clickstream.warehouse.loader import RunRecord, load_run
 from clickstream.warehouse.migrate import migrate
+from clickstream_cli.main import main
 from tests.unit.warehouse.factory import (
     STORE_DAY_KPIS,
     at,

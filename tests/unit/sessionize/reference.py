@@ -1,4 +1,4 @@
-"""An independent, deliberately plain implementation of the sessionization rule (DESIGN.md), for comparison.
+"""An independent, deliberately plain implementation of the sessionization rule (``sessionize.rule``), for comparison.
 
 Loops over dicts, no SQL: dedupe by event_id (first received wins), order each visitor's events by
 (event_ts, event_id), and start a new session at the first event, after a gap > timeout, or more than the

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from clickstream.sessionize.engine import Sessionizer, SessionRules, connect
 from clickstream.sessionize.files import RID, load_parquet, sessionize_files
+from clickstream.sessionize.rule import Sessionizer, SessionRules, connect
 from tests.unit.sessionize import reference
 from tests.unit.sessionize.data import TIMEOUT, boundary_stream, read_parquet, write_parquet
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from clickstream.sessionize.engine import SessionRules, cut_chain
 from clickstream.sessionize.files import sessionize_files
+from clickstream.sessionize.rule import SessionRules, cut_chain
 from tests.unit.sessionize import reference
 from tests.unit.sessionize.data import (
     CAP,

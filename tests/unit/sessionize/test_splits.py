@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from clickstream.cli import main
 from clickstream.core.config import Settings
-from clickstream.sessionize.engine import SessionRules
+from clickstream.pipeline.sessionize import session_rules
 from clickstream.sessionize.files import sessionize_files
-from clickstream.sessionize.step import session_rules
+from clickstream.sessionize.rule import SessionRules
+from clickstream_cli.main import main
 from tests.unit.sessionize import reference
 from tests.unit.sessionize.data import MIN, T0, Stream, boundary_stream, read_parquet, write_parquet
 

@@ -110,15 +110,6 @@ def load_validate_handler():
     return module
 
 
-class LambdaContextStub:
-    """The attributes of Lambda's context object that Powertools reads."""
-
-    function_name = "ValidateFunction"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ValidateFunction"
-    aws_request_id = "00000000-0000-4000-8000-000000000000"
-
-
 def sqs_event(*bodies: str) -> dict[str, Any]:
     """An SQS event as Lambda's event source mapping delivers it, one message per body."""
     return {

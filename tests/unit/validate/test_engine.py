@@ -9,7 +9,7 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clickstream.adapters.state import id_hash
+from clickstream.core.ids import id_hash
 from clickstream.validate.engine import judge_to_parquet, judge_with_engine
 from clickstream.validate.enrich import row_as_dict
 from clickstream.validate.judge import JudgeOptions, judge_object

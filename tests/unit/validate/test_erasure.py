@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from clickstream.adapters.state import DynamoStateStore, id_hash
+from clickstream.adapters.state import DynamoStateStore
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core import clock
-from clickstream.validate import service
-from clickstream.validate.service import load_tombstones, validate_object
+from clickstream.core.ids import id_hash
+from clickstream.validate import step as service
+from clickstream.validate.step import load_tombstones, validate_object
 from tests.unit.validate.helpers import event, raw_object, record
 
 KEY = "raw/dt=2026-03-02/hr=10/clickstream-events-1-2026-03-02-10-05-00-erase"

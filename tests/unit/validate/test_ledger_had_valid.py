@@ -10,7 +10,7 @@ import pytest
 from clickstream.adapters.state import DynamoStateStore
 from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core import clock
-from clickstream.validate.service import validate_object
+from clickstream.validate.step import validate_object
 from tests.unit.validate.helpers import event, raw_object, record
 
 KEY = "raw/dt=2026-03-02/hr=10/clickstream-events-1-2026-03-02-10-05-00-abc"

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from clickstream.adapters.aws import client
-from clickstream.adapters.state import DynamoStateStore, id_hash, is_erased
+from clickstream.adapters.state import DynamoStateStore
+from clickstream.core.ids import erased_id, id_hash
 
 
 def test_put_tombstone_stores_only_the_hash_and_is_idempotent(aws):
@@ -29,7 +30,7 @@ def test_put_tombstone_stores_only_the_hash_and_is_idempotent(aws):
     assert store.tombstones() == frozenset({digest})
 
 
-def test_tombstones_ignores_ledger_rows_and_is_erased_checks_any_id(aws):
+def test_tombstones_ignores_ledger_rows_and_erased_id_checks_any_id(aws):
     # Given a ledger row and tombstones for an anonymous id and a user id
     store = DynamoStateStore(aws.settings.state_table)
     store.put_ledger(
@@ -39,12 +40,20 @@ def test_tombstones_ignores_ledger_rows_and_is_erased_checks_any_id(aws):
     store.put_tombstone("user_id", id_hash("user-9"))
     # When the tombstones are loaded
     stones = store.tombstones()
-    # Then only they come back, and a visitor is erased when either of their ids matches
+    # Then only they come back, and a visitor is erased when either of their ids matches, named with its hash
     assert stones == {id_hash("anon-1"), id_hash("user-9")}
-    assert is_erased(stones, "anon-1", None)
-    assert is_erased(stones, "anon-2", "user-9")
-    assert not is_erased(stones, "anon-2", "user-8")
-    assert not is_erased(frozenset(), "anon-1")
+    assert erased_id(stones, {"anonymous_id": "anon-1", "user_id": None}) == (
+        "anonymous_id",
+        id_hash("anon-1"),
+    )
+    assert erased_id(stones, {"anonymous_id": "anon-2", "user_id": "user-9"}) == (
+        "user_id",
+        id_hash("user-9"),
+    )
+    assert erased_id(stones, {"anonymous_id": "anon-2", "user_id": "user-8"}) is None
+    assert erased_id(frozenset(), {"anonymous_id": "anon-1"}) is None
+    # And only non-empty text can match (an id of another type is never erased by accident)
+    assert erased_id({id_hash("")}, {"anonymous_id": "", "user_id": 7}) is None
 
 
 def test_put_tombstone_refuses_a_raw_id_or_an_unknown_kind(aws):

@@ -14,8 +14,8 @@ from typing import Any
 
 import duckdb
 
+from clickstream.adapters.warehouse import sql_type
 from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS
-from clickstream.warehouse.engine import sql_type
 from clickstream.warehouse.loader import VISITOR_COLUMNS, RunFiles
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)

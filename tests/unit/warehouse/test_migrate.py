@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from clickstream.adapters.warehouse import WarehouseError, open_warehouse
 from clickstream.core.schema import SESSION_COLUMNS, USER_COLUMNS, WAREHOUSE_EVENT_COLUMNS
-from clickstream.warehouse.engine import WarehouseError, open_warehouse
 from clickstream.warehouse.migrate import applied, discover, migrate
 
 

@@ -1,4 +1,4 @@
-// Writes web/store/src/catalog.json from the demo generator's catalog (clickstream.local.generator.catalog()):
+// Writes web/store/src/catalog.json from the demo generator's catalog (clickstream_local.generator.traffic.catalog()):
 // the same product ids, names, categories, brands, prices and URL slugs.
 //
 //   node store/scripts/export-catalog.mjs          write the file
@@ -17,7 +17,7 @@ export const CATALOG_FILE = join(HERE, "../src/catalog.json");
 
 const PROGRAM = `
 import json
-from clickstream.local import generator as g
+from clickstream_local.generator import traffic as g
 categories = [{"name": name, "slug": slug} for name, _code, slug, _weight, _entries in g._CATALOG_SPEC]
 products = [
     {"product_id": p.product_id, "name": p.name, "category": p.category, "brand": p.brand, "price": p.price,
@@ -36,7 +36,7 @@ export function python() {
 
 export function exportCatalog() {
   return execFileSync(python(), ["-c", PROGRAM], {
-    env: { ...process.env, PYTHONPATH: join(ROOT, "layers/domain") },
+    env: { ...process.env, PYTHONPATH: join(ROOT, "src") },
     encoding: "utf8",
   });
 }

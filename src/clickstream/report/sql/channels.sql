@@ -1,0 +1,12 @@
+-- channel_performance over the reporting days.
+SELECT COALESCE(channel, 'Unassigned') AS channel,
+       count(*) AS sessions,
+       count(DISTINCT anonymous_id) AS visitors,
+       CAST(count(*) FILTER (WHERE engaged) AS DOUBLE PRECISION) / count(*) AS engagement_rate,
+       CAST(count(*) FILTER (WHERE purchased) AS DOUBLE PRECISION) / count(*) AS conversion_rate,
+       COALESCE(sum(orders), 0) AS orders,
+       COALESCE(sum(revenue), 0) AS revenue
+FROM human_sessions
+WHERE :all_days OR session_date BETWEEN :first AND :last
+GROUP BY COALESCE(channel, 'Unassigned')
+ORDER BY sessions DESC, channel

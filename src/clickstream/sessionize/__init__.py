@@ -1,0 +1,1 @@
+"""Sessionization: the rule (``rule``), the bucket state's layout in the lake (``state``), local files (``files``)."""

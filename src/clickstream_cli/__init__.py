@@ -1,0 +1,1 @@
+"""The operator CLI: the ``clickstream`` command (no Lambda layer ships it)."""

@@ -1,0 +1,1 @@
+"""One module per ``clickstream`` sub-command, each with ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""The laptop stack: the product's handlers against moto, the demo, ``clickstream serve`` and the traffic generator."""

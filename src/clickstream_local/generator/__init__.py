@@ -1,0 +1,1 @@
+"""Simulated store traffic for the demo and the tests."""

@@ -1,0 +1,1 @@
+"""In-memory stand-ins for the adapters, beside the interfaces they follow."""

@@ -1,0 +1,36 @@
+"""An in-memory :class:`clickstream.adapters.storage.ObjectStore` (a bucket as a dict)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class MemoryObjectStore:
+    bucket: str = "memory"
+    objects: dict[str, bytes] = field(default_factory=dict)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.objects[key] = bytes(data)
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.objects[key]
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        yield from sorted(k for k in self.objects if k.startswith(prefix))
+
+    def download(self, key: str, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.objects[key])
+        return path
+
+    def upload(self, path: Path, key: str, content_type: str = "application/octet-stream") -> None:
+        self.objects[key] = path.read_bytes()
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
