@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from clickstream.adapters.state import id_hash
+from clickstream.core.config import SENSITIVE_URL_PARAMS
 from clickstream.validate.enrich import (
     RecordContext,
     build_row,
@@ -35,7 +36,7 @@ from clickstream.validate.models import (
     first_error,
 )
 from clickstream.validate.reader import RawLine, decode_object, read_records
-from clickstream.validate.web import ip_prefix
+from clickstream.validate.web import SensitiveParams, ip_prefix, sensitive_params
 
 SCHEMA_VIOLATION = "schema_violation"
 SIZE_VIOLATION = "size_violation"
@@ -54,6 +55,13 @@ class JudgeOptions:
     lookback: timedelta
     internal_networks: tuple[str, ...] = ()
     tombstones: frozenset[str] = frozenset()  # sha256 of ids under erasure (adapters.state.tombstones())
+    sensitive_url_params: str = (
+        SENSITIVE_URL_PARAMS  # removed from page URLs and referrers (web.strip_sensitive)
+    )
+
+    @property
+    def sensitive(self) -> SensitiveParams:
+        return sensitive_params(self.sensitive_url_params)
 
 
 @dataclass(slots=True)
@@ -290,6 +298,7 @@ class _Judge:
             hash_=c.hash_,
             source_object=self.out.source_key,
             source_line=c.line.ordinal,
+            sensitive=self.options.sensitive,
         )
 
     def finish(self) -> Judgement:

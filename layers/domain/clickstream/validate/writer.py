@@ -1,15 +1,17 @@
 """Writing the outputs: validated rows as Parquet (DuckDB, no pyarrow) and quarantine entries as JSON lines.
 
-Rows go to a CSV file written by the C ``csv`` module and DuckDB turns it into Parquet with the exact column
-types of ``VALIDATED_COLUMNS`` (explicit schema, no sniffing). In that CSV an empty field is NULL, so rows
-never carry empty strings (``enrich.build_row`` turns them into None: an empty referrer or title means "none").
+One path writes every validated Parquet file, whatever judged the object: rows are a DuckDB table with the exact
+column types of ``VALIDATED_COLUMNS`` (``load_rows``: the values handed over as typed lists, never through a text
+format), and ``copy_parquet`` copies a query of them to zstd Parquet. The Python judge's rows are loaded so
+(``write_parquet``); the engine's are its own tables. No value can fail the copy: free text reaches it with its
+control characters replaced and no lone surrogate (``text``), and rows never carry empty strings (absent text is
+None).
 """
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,6 @@ JSONL_CONTENT_TYPE = "application/x-ndjson"
 
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _columns_struct() -> str:
-    return (
-        "{" + ", ".join(f"{_sql_literal(name)}: {_sql_literal(typ)}" for name, typ in VALIDATED_COLUMNS) + "}"
-    )
 
 
 @lru_cache(maxsize=1)
@@ -60,23 +56,36 @@ def duckdb_cursor() -> Any:
     return cursor
 
 
+def load_rows(
+    con: Any,
+    table: str,
+    rows: Sequence[tuple[Any, ...]],
+    columns: Sequence[tuple[str, str]] = VALIDATED_COLUMNS,
+) -> None:
+    """Create the temp table ``table`` (``columns``) holding ``rows``: one INSERT of typed column lists (text as
+    text, timestamps as ISO-8601 strings cast by DuckDB)."""
+    con.execute(f"CREATE TEMP TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)})")
+    if rows:
+        values = [list(col) for col in zip(*rows, strict=True)]
+        select = ", ".join(f"unnest(${i + 1})::{t}" for i, (_, t) in enumerate(columns))
+        con.execute(f"INSERT INTO {table} SELECT {select}", values)
+
+
+def copy_parquet(con: Any, query: str, path: Path) -> Path:
+    """Write the rows of ``query`` to a zstd Parquet file at ``path`` (the one way validated Parquet is written)."""
+    con.execute(f"COPY ({query}) TO {_sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+    return path
+
+
 def write_parquet(rows: Iterable[tuple[Any, ...]], path: Path) -> Path:
     """Write rows (VALIDATED_COLUMNS order) to a zstd Parquet file at ``path``; timestamps UTC, microseconds."""
-    staging = path.with_suffix(".csv")
-    with open(staging, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh, lineterminator="\n").writerows(rows)
     con = duckdb_cursor()  # a cursor of one per-process database: no start-up cost per object
     try:
-        con.execute(
-            f"COPY (SELECT * FROM read_csv({_sql_literal(str(staging))}, header = false, auto_detect = false, "
-            f"columns = {_columns_struct()}, delim = ',', quote = '\"', escape = '\"', nullstr = '', "
-            f"allow_quoted_nulls = false, strict_mode = true)) "
-            f"TO {_sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
-        )
+        load_rows(con, "rows_out", list(rows))
+        names = ", ".join(name for name, _ in VALIDATED_COLUMNS)
+        return copy_parquet(con, f"SELECT {names} FROM rows_out", path)
     finally:
         con.close()
-        staging.unlink(missing_ok=True)
-    return path
 
 
 def quarantine_jsonl(entries: Iterable[dict[str, Any]], quarantined_at: str) -> bytes:
