@@ -2,8 +2,9 @@
 
 "Plain" is a conservative subset of the per-event schema (``models``): every field of a known type and shape, no
 unknown fields, no escapes DuckDB and Python would print differently, no token DuckDB's JSON reader accepts and
-pydantic's strict reader does not (``NaN``, ``Infinity``, trailing commas, huge exponents), and nothing to cap (a
-page URL or referrer over ``text.URL_CAP`` characters, a User-Agent over ``text.USER_AGENT_CAP`` bytes). A plain
+pydantic's strict reader does not (``NaN``, ``Infinity``, trailing commas, huge exponents), and nothing the judge
+might cap (a page URL or referrer over ``text.URL_UNCUT`` characters, a User-Agent over ``text.USER_AGENT_CAP``
+bytes). A plain
 event is valid by construction; any other event is judged by the Python path (``judge``), which gives the exact
 reason and detail (and does the truncating). Free-text columns get the judge's control-character rule
 (``clean_text``, the same replacement) before anything is derived from them. The payload hash of a plain event is the same sha256 over the same canonical JSON text as
@@ -27,7 +28,7 @@ from clickstream.validate.models import (
     PAGE_REQUIRED,
     UUID_PATTERN,
 )
-from clickstream.validate.text import CLEAN_TEXT_MACRO, URL_CAP, USER_AGENT_CAP
+from clickstream.validate.text import CLEAN_TEXT_MACRO, URL_UNCUT, USER_AGENT_CAP
 
 # A plain event's serialized size stays far below the judge's MAX_EVENT_BYTES however Python re-prints its
 # numbers: at most half of it (``plain_event_bytes``), and never over this.
@@ -348,9 +349,9 @@ timed AS (
     FROM checked
 )
 SELECT idx, position,
-    -- a URL or referrer the judge would truncate is left to it
+    -- a URL or referrer the judge might truncate is left to it
     coalesce(schema_ok AND page_ok AND offset_us <= {int(lookback_us)}
-        AND coalesce(length(eff_url) <= {URL_CAP}, true) AND coalesce(length(eff_referrer) <= {URL_CAP}, true),
+        AND coalesce(length(eff_url) <= {URL_UNCUT}, true) AND coalesce(length(eff_referrer) <= {URL_UNCUT}, true),
         false) AS plain,
     lower(sval(ef.event_id)) AS event_id, event_type,
     occurred_at, received_at,

@@ -11,9 +11,10 @@ their values exactly, control characters escaped as JSON escapes them.
 The Python judge (``clean_text``) and the DuckDB engine (the ``clean_text`` SQL macro, ``CLEAN_TEXT_MACRO``)
 apply the same rule to the same values, before anything is derived from them.
 
-**Caps.** A page URL or referrer longer than ``URL_CAP`` characters and a User-Agent longer than
-``USER_AGENT_CAP`` UTF-8 bytes are truncated before anything parses them, never refused; the row records the
-original length in its ``properties`` under ``TRUNCATED_KEY`` (``{"page_url": 5321, "user_agent": 16384}``).
+**Caps.** A page URL or referrer longer than ``URL_CAP`` characters (once its secrets and e-mail addresses are
+removed) and a User-Agent longer than ``USER_AGENT_CAP`` UTF-8 bytes are truncated before anything parses them,
+never refused; the row records the length it had before the cut in its ``properties`` under ``TRUNCATED_KEY``
+(``{"page_url": 5321, "user_agent": 16384}``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import re
 from typing import Any
 
 URL_CAP = 2048  # characters of a page URL or referrer kept (and parsed)
+# The longest URL the engine leaves to no one but itself: e-mail scrubbing can lengthen a text by at most a seventh
+# (the shortest address, a@b.cc, becomes the seven characters of [email]), so a URL this long is never cut.
+URL_UNCUT = URL_CAP * 6 // 7
 USER_AGENT_CAP = 512  # UTF-8 bytes of a User-Agent kept (and parsed)
 TRUNCATED_KEY = "_truncated"  # in ``properties``: {column: length before truncation}
 

@@ -28,8 +28,6 @@ EMAIL_PLACEHOLDER = "[email]"
 EMAIL_PATTERN = r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 # The same pattern run by RE2: linear in the text, where Python's backtracking engine is quadratic on 'aaaa…@'.
 _EMAIL = re2.compile("(?i)" + EMAIL_PATTERN)
-# What a cut can leave at the end of a truncated URL: an address whose domain lost its end.
-_EMAIL_TAIL = re2.compile(r"(?i)[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9.\-]*$")
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 # Click ids that imply a paid-search visit when a URL carries no UTM parameters (as GA4 auto-tagging does).
 CLICK_IDS = {
@@ -113,12 +111,11 @@ def strip_sensitive(url: str, sensitive: SensitiveParams = DEFAULT_SENSITIVE) ->
 
 
 def _clean_url(url: str, sensitive: SensitiveParams) -> tuple[str, int | None]:
-    """A page URL or referrer as stored: control characters replaced, capped, secrets and e-mails removed."""
-    text, truncated = cap_chars(clean_text(url) or "", URL_CAP)
-    text = scrub_emails(strip_sensitive(text, sensitive)) or ""
-    if truncated is not None and ("@" in text or "%40" in text):
-        text = _EMAIL_TAIL.sub(EMAIL_PLACEHOLDER, text)
-    return text, truncated
+    """A page URL or referrer as stored: control characters replaced, secrets and e-mail addresses removed (both
+    linear in the text), then capped at ``URL_CAP`` characters before any parser reads it. The cap comes last, so
+    it never leaves part of a secret or an address behind, and the stored value never exceeds it."""
+    text = scrub_emails(strip_sensitive(clean_text(url) or "", sensitive)) or ""
+    return cap_chars(text, URL_CAP)
 
 
 class PageUrl(NamedTuple):

@@ -88,6 +88,11 @@ def write_parquet(rows: Iterable[tuple[Any, ...]], path: Path) -> Path:
         con.close()
 
 
+# Characters a JSON text may hold raw inside a string but that some line readers take for a line break (Python's
+# str.splitlines, JavaScript before ES2019): written escaped, so a quarantine line is one line to every reader.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def quarantine_jsonl(entries: Iterable[dict[str, Any]], quarantined_at: str) -> bytes:
     """Quarantine entries as JSON lines, each stamped with ``quarantined_at``."""
     lines = [
@@ -96,7 +101,7 @@ def quarantine_jsonl(entries: Iterable[dict[str, Any]], quarantined_at: str) -> 
             ensure_ascii=False,
             separators=(",", ":"),
             default=str,
-        )
+        ).translate(_LINE_BREAKS)
         for entry in entries
     ]
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
