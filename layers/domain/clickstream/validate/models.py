@@ -5,7 +5,7 @@ checked in one pass (``RECORD_ADAPTER.validate_json``), which is as fast as ``js
 fails, its envelope and each of its events are judged apart (``ENVELOPE_ADAPTER``, ``EVENT_ADAPTER``), so one bad
 event never costs the good ones. Unknown fields are kept (``extra="allow"``).
 
-Type rules (DESIGN.md): items on view_item / add_to_cart / remove_from_cart / begin_checkout / purchase; value +
+Type rules: items on view_item / add_to_cart / remove_from_cart / begin_checkout / purchase; value +
 currency on purchase / refund (currency whenever a value is given); transaction_id on purchase / refund.
 """
 
