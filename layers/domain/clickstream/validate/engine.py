@@ -60,9 +60,10 @@ _TRAILING_COMMA = re.compile(TRAILING_COMMA_PATTERN)
 # one compiled literal per token: a regex search of a large object is about twice as fast as ``bytes in``
 _SUSPECT = tuple(re.compile(re.escape(token)) for token in SUSPECT_TOKENS)
 # Content DuckDB's reader refuses or would read as a control character or a lone surrogate in a record's envelope:
-# raw control bytes (never valid inside a JSON string) and \u escapes of a control character or a surrogate. A
-# line holding one is judged by Python whole, so one such record never sends a large object down the slow path.
-_HOSTILE = re.compile(rb"[\x00-\x1f]|\\u(?:00[0189]|007|[dD][89a-fA-F])")
+# raw control bytes (never valid inside a JSON string; the newline between records aside) and \u escapes of a
+# control character or a surrogate. A line holding one is judged by Python whole, so one such record never sends a
+# large object down the slow path.
+_HOSTILE = re.compile(rb"[\x00-\x09\x0b-\x1f]|\\u(?:00[0189]|007|[dD][89a-fA-F])")
 # Below this decoded size the Python judge is as fast or faster: the engine's fixed cost (planning its statements,
 # about 150 ms of CPU per object here) against its ~40 µs per event and the judge's ~75 µs breaks even near
 # 4,000 events, about 2 MiB of raw records (docs/decisions.md). Real Firehose objects are far larger.
