@@ -63,7 +63,15 @@ _SUSPECT = tuple(re.compile(re.escape(token)) for token in SUSPECT_TOKENS)
 # raw control bytes (never valid inside a JSON string; the newline between records aside) and \u escapes of a
 # control character or a surrogate. A line holding one is judged by Python whole, so one such record never sends a
 # large object down the slow path.
-_HOSTILE = re.compile(rb"[\x00-\x09\x0b-\x1f]|\\u(?:00[0189]|007|[dD][89a-fA-F])")
+_CONTROL_BYTES = bytes(b for b in range(0x20) if b != 0x0A)
+_HOSTILE_ESCAPE = re.compile(rb"\\u(?:00[0189]|007|[dD][89a-fA-F])")
+
+
+def _hostile(data: bytes) -> bool:
+    # bytes.translate finds a control byte about ten times faster than a regex character class
+    return len(data.translate(None, _CONTROL_BYTES)) != len(data) or _HOSTILE_ESCAPE.search(data) is not None
+
+
 # Below this decoded size the Python judge is as fast or faster: the engine's fixed cost (planning its statements,
 # about 150 ms of CPU per object here) against its ~40 µs per event and the judge's ~75 µs breaks even near
 # 4,000 events, about 2 MiB of raw records (docs/decisions.md). Real Firehose objects are far larger.
@@ -82,19 +90,17 @@ def split_lines(payload: bytes) -> list[bytes]:
 
 def suspect_lines(payload: bytes, lines: list[bytes]) -> set[int]:
     """1-based numbers of the lines holding a token DuckDB's reader accepts and Python's strict one does not, or
-    hostile content (``_HOSTILE``)."""
+    hostile content (``_hostile``)."""
     if (
         not any(token.search(payload) for token in _SUSPECT)
         and not _TRAILING_COMMA.search(payload)
-        and not _HOSTILE.search(payload)
+        and not _hostile(payload)
     ):
         return set()
     return {
         i
         for i, line in enumerate(lines, start=1)
-        if any(token in line for token in SUSPECT_TOKENS)
-        or _TRAILING_COMMA.search(line)
-        or _HOSTILE.search(line)
+        if any(token in line for token in SUSPECT_TOKENS) or _TRAILING_COMMA.search(line) or _hostile(line)
     }
 
 
