@@ -231,3 +231,13 @@ def test_a_record_nested_too_deeply_is_unparseable_not_a_failed_object(path, tmp
     judgement, rows = _judge(data, path, tmp_path)
     assert judgement.validated == 3 and judgement.quarantined == {"unparseable_record": 1}
     assert len(rows) == 3
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_a_megabytes_long_value_is_stored_whole(path, tmp_path):
+    # Given a record whose user id (no limit of its own: it comes from the token) is 3 million 2-byte characters
+    data = raw_object(_others()[0], record([event()], user_id="é" * 3_000_000))
+    # When judged / Then the row holds it whole
+    judgement, rows = _judge(data, path, tmp_path)
+    assert judgement.validated == 3
+    assert max(len(r["user_id"] or "") for r in rows) == 3_000_000

@@ -94,14 +94,14 @@ def write_parquet(rows: Iterable[tuple[Any, ...]], path: Path) -> Path:
     for the same rows handed over as typed column lists)."""
     staging = path.with_suffix(".jsonl")
     encode = _ROW_JSON.encode
-    text = "\n".join([encode(dict(zip(VALIDATED_COLUMN_NAMES, row, strict=True))) for row in rows])
-    staging.write_bytes(text.encode("utf-8"))
+    data = "\n".join([encode(dict(zip(VALIDATED_COLUMN_NAMES, row, strict=True))) for row in rows]).encode()
+    staging.write_bytes(data)
     con = duckdb_cursor()  # a cursor of one per-process database: no start-up cost per object
     try:
         return copy_parquet(
             con,
             f"SELECT * FROM read_json({_sql_literal(str(staging))}, format = 'newline_delimited', "
-            f"columns = {_columns_struct()}, maximum_object_size = {len(text) + 1})",
+            f"columns = {_columns_struct()}, maximum_object_size = {len(data) + 1})",
             path,
         )
     finally:
