@@ -7,7 +7,7 @@ TOOLS := .tools
 PY312_BIN := $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12.*/bin) /usr/bin)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint build bench check-build clean tools serve
+.PHONY: setup demo test lint build bench check-build clean tools serve web
 
 $(VENV)/.stamp: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -18,16 +18,35 @@ $(VENV)/.stamp: pyproject.toml
 
 setup: $(VENV)/.stamp
 
+# The browser half (web/): the tracker and the store, one npm project (web/package-lock.json), built with esbuild
+# to web/tracker/dist/ and web/store/dist/. npm ci runs again only when the lock file changes.
+web/node_modules/.stamp: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "need node 20+ and npm on PATH for web/"; exit 1; }
+	npm ci --prefix web --no-audit --no-fund
+	touch $@
+
+web: web/node_modules/.stamp
+	npm run build --prefix web
+
 demo: setup
 	$(VENV)/bin/clickstream demo $(DEMO_ARGS)
 
-serve: setup
+serve: setup web
 	$(VENV)/bin/clickstream serve $(SERVE_ARGS)
+
+# The real Snowplow tracker, esbuild and playwright-core for tests/e2e/test_snowplow_tracker_browser.py; npm ci runs
+# again only when the lock file changes.
+SNOWPLOW_JS := web/snowplow-capture
+$(SNOWPLOW_JS)/node_modules/.stamp: $(SNOWPLOW_JS)/package.json $(SNOWPLOW_JS)/package-lock.json
+	@command -v npm >/dev/null || { echo "need node 20+ and npm on PATH for $(SNOWPLOW_JS)"; exit 1; }
+	npm ci --prefix $(SNOWPLOW_JS) --no-audit --no-fund
+	touch $@
 
 # Coverage is measured over the unit and integration tests; the end-to-end tests (whole simulated weeks through
 # moto) run after them without the line tracer, which slows their pure-Python paths about eightfold.
-test: setup
+test: setup web $(SNOWPLOW_JS)/node_modules/.stamp
 	bash scripts/ensure-chromium.sh
+	npm test --prefix web
 	$(PY) -m pytest --cov=clickstream --cov-report=term:skip-covered --cov-fail-under=80 --ignore=tests/e2e $(PYTEST_ARGS)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
@@ -47,15 +66,22 @@ $(TOOLS)/checkov/.stamp:
 
 tools: $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
 
-# cfn-lint runs on the template translated by samtranslator (Refs inside serverless resources checked too) and
-# fails on errors only; checkov reports its findings without failing (hardening is tracked separately).
+# cfn-lint and checkov run on the template translated by samtranslator (Refs inside serverless resources checked
+# too), twice: with the parameters' defaults, and with every optional part switched on (checkov evaluates the
+# template's conditions with the defaults, so the second translation writes those values as defaults). cfn-lint
+# fails on errors, checkov on any failed check; a skipped check is justified in its resource's Metadata.
+LINT_OPTIONS := CreateWarehouse=true EnableWaf=true Stage=prod AllowedOrigin=https://shop.example.com \
+	AlarmEmail=ops@example.com
 lint: setup tools
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	SAM_CLI_TELEMETRY=0 PATH="$(PY312_BIN):$$PATH" $(TOOLS)/sam/bin/sam validate --lint --template template.yaml
 	$(TOOLS)/sam/bin/python scripts/translate_template.py template.yaml .aws-sam/translated.json
-	$(TOOLS)/sam/bin/cfn-lint --non-zero-exit-code error -- .aws-sam/translated.json
-	$(TOOLS)/checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation -f template.yaml --soft-fail
+	$(TOOLS)/sam/bin/python scripts/translate_template.py template.yaml .aws-sam/translated-options.json \
+		$(addprefix --default ,$(LINT_OPTIONS))
+	$(TOOLS)/sam/bin/cfn-lint --non-zero-exit-code error -- .aws-sam/translated.json .aws-sam/translated-options.json
+	$(TOOLS)/checkov/bin/checkov --skip-download --quiet --compact --framework cloudformation \
+		-f .aws-sam/translated.json -f .aws-sam/translated-options.json
 
 # sam build for python3.12 (pyenv's interpreter on PATH), then byte-compile what it built: layers ship no .pyc.
 build: tools
@@ -66,8 +92,13 @@ build: tools
 check-build: build
 	$(TOOLS)/sam/bin/python scripts/check_build.py .aws-sam/build --python $(PY312_BIN)/python3.12 --runtime-from $(TOOLS)/sam
 
-bench: setup
+# The benchmarks' peers (Polars) come from the optional `bench` extra, installed here only.
+$(VENV)/.bench-stamp: $(VENV)/.stamp pyproject.toml
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-stamp
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf .aws-sam demo-output serve-output .pytest_cache .coverage
+	rm -rf .aws-sam demo-output serve-output .pytest_cache .coverage web/tracker/dist web/store/dist

@@ -6,9 +6,15 @@ resources go unchecked. This script runs the transform itself (``samtranslator``
 * local artifact paths (``CodeUri``, ``ContentUri``) become placeholder S3 locations, as ``sam package`` would
   make them, after checking that each path exists;
 * the state machine's ``DefinitionUri`` is inlined as ``Definition``, so the ASL is linted with the stack;
-* managed policies named by short name resolve through a local map instead of ``iam:ListPolicies``.
+* managed policies named by short name resolve through a local map instead of ``iam:ListPolicies``;
+* checkov skips (``Metadata.checkov``) of an ``AWS::Serverless::Api`` are carried to the stage SAM derives from it
+  (SAM passes ``Metadata`` to the REST API only, while settings such as caching belong to the stage).
 
-Usage: ``python scripts/translate_template.py template.yaml OUT.json [--region us-east-1] [--param K=V ...]``
+``--default K=V`` also writes V as parameter K's default in the output: checkov evaluates the template's
+conditions with the defaults, so a run with the optional parts switched on (``CreateWarehouse=true`` …) checks them.
+
+Usage: ``python scripts/translate_template.py template.yaml OUT.json [--region us-east-1] [--param K=V ...]
+[--default K=V ...]``
 """
 
 from __future__ import annotations
@@ -107,12 +113,44 @@ def translate(
         raise SystemExit(f"SAM transform failed: {messages}") from exc
 
 
+# SAM resource type -> the derived resource types that take its checkov skips (SAM does not copy Metadata to them).
+CHECKOV_SKIPS_CARRIED_TO = {"AWS::Serverless::Api": ("AWS::ApiGateway::Stage",)}
+
+
+def carry_checkov_skips(sam: dict[str, Any], cfn: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``cfn`` where the derived resources named in ``CHECKOV_SKIPS_CARRIED_TO`` (logical ids that start
+    with their SAM resource's id) have that resource's ``Metadata.checkov``."""
+    out = copy.deepcopy(cfn)
+    for logical_id, resource in sam.get("Resources", {}).items():
+        skips = (resource.get("Metadata") or {}).get("checkov")
+        kinds = CHECKOV_SKIPS_CARRIED_TO.get(resource.get("Type", ""))
+        if not skips or not kinds:
+            continue
+        for derived_id, derived in out["Resources"].items():
+            if derived_id != logical_id and derived_id.startswith(logical_id) and derived["Type"] in kinds:
+                derived.setdefault("Metadata", {})["checkov"] = copy.deepcopy(skips)
+    return out
+
+
+def with_defaults(cfn: dict[str, Any], defaults: dict[str, str]) -> dict[str, Any]:
+    """A copy of ``cfn`` whose named parameters default to the given values (an unknown name is an error)."""
+    out = copy.deepcopy(cfn)
+    parameters = out.get("Parameters", {})
+    unknown = sorted(set(defaults) - set(parameters))
+    if unknown:
+        raise SystemExit(f"not parameters of the template: {', '.join(unknown)}")
+    for name, value in defaults.items():
+        parameters[name]["Default"] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("template", type=Path)
     parser.add_argument("output", type=Path)
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--default", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     # samtranslator logs a warning per feature toggle it cannot find in its (AWS-hosted) configuration.
     logging.getLogger("samtranslator").setLevel(logging.ERROR)
@@ -120,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     params = dict(p.split("=", 1) for p in args.param)
     sam = load_sam_template(args.template)
     cfn = translate(localize_artifacts(sam, args.template.resolve().parent), params, args.region)
+    cfn = with_defaults(carry_checkov_skips(sam, cfn), dict(d.split("=", 1) for d in args.default))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(cfn, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     n = len(cfn.get("Resources", {}))

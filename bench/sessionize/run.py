@@ -1,4 +1,4 @@
-"""Sessionizer benchmark: the project's sessionizer against a plain DuckDB window-function peer and a copy floor.
+"""Sessionizer benchmark: the project's sessionizer against DuckDB SQL and Polars peers, a copy floor and a bound.
 
 ``python -m bench sessionize -- --events 1000000 [--events 10000000] [--keep DIR]``
 
@@ -12,16 +12,22 @@ its own address space; ``ru_maxrss`` of a forked child would include the parent'
 - peer:  plain DuckDB SQL: ``row_number() over (partition by event_id order by received_at, event_ts) = 1``, a
          ``lag`` gap flag over ``partition by anonymous_id order by event_ts, event_id``, a running ``sum`` for
          session numbers, writing the same two files (no cap, four session columns);
+- polars: the same rule as the peer in Polars (lazy, default threads): the first delivery of each event_id by
+         ``received_at, event_ts``, a gap flag from ``event_ts.diff().over(anonymous_id)`` after a sort by
+         ``anonymous_id, event_ts, event_id``, a running ``cum_sum`` per visitor for session numbers, the same two
+         files (no cap, the peer has none). Polars has no md5, so ``session_id`` is its own 64-bit hash of
+         ``anonymous_id|session_no`` (same grouping, other ids). Needs the optional ``bench`` extra; left out, with
+         the reason printed, when Polars is not installed;
 - floor: DuckDB copying the input Parquet to Parquet;
 - bound: what any exact sessionizer built on DuckDB must at least do, and nothing more: the event_id repeat count
          (one hash aggregation), one sort of the narrow keys (visitor hash, event_ts, event_id), and the copy with a
          session_id column (md5 per event). No session logic: its ratio to the floor bounds what "within 1.5x of
          the floor" can mean here.
 
-All four write Parquet with the same settings as the sessionizer's outputs (``files.PARQUET``: zstd level 1,
+All five write Parquet with the same settings as the sessionizer's outputs (``files.PARQUET``: zstd level 1,
 DuckDB's default row groups) and run with DuckDB's default threads and no progress bar. With ``--repeat N`` the
 contenders take turns N times and each one's fastest run is reported (the machine is shared: the minimum is the
-least disturbed measurement); ``--memory-limit 3GB`` gives all four the same DuckDB memory limit.
+least disturbed measurement); ``--memory-limit 3GB`` gives the DuckDB contenders the same memory limit.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -118,7 +125,7 @@ COPY (SELECT *, md5(anonymous_id || '|' || epoch_us(event_ts)::VARCHAR) AS sessi
 CHILD = """
 import sys, duckdb
 from pathlib import Path
-kind, src, out, sql, memory_limit = sys.argv[1:6]
+kind, src, out, sql, memory_limit, root = sys.argv[1:7]
 Path(out).mkdir(parents=True, exist_ok=True)
 settings = f"SET memory_limit = '{memory_limit}'; SET temp_directory = '{out}/spill';" if memory_limit else ""
 if kind == "ours":
@@ -126,6 +133,10 @@ if kind == "ours":
     from clickstream.sessionize.files import sessionize_files
     options = DuckDBOptions(memory_limit=memory_limit, temp_directory=f"{out}/spill") if memory_limit else None
     sessionize_files([Path(src)], Path(out) / "result", options=options)
+elif kind == "polars":
+    sys.path.insert(0, root)
+    from bench.sessionize.run import polars_peer
+    polars_peer(Path(src), Path(out))
 elif kind == "generate":
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
@@ -143,11 +154,65 @@ print(peak_kb, file=sys.stderr)
 """
 
 
-def measure(kind: str, src: Path, out: Path, sql: str = "", memory_limit: str = "") -> tuple[float, float]:
-    """Wall seconds and peak resident memory (MB) of one contender in its own process."""
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def polars_peer(src: Path, out: Path) -> None:
+    """The peer's rule in Polars: dedupe, 30-minute gap, running sum per visitor, events and sessions files."""
+    import polars as pl
+
+    numbered = (
+        pl.scan_parquet(src)
+        .sort(["received_at", "event_ts"])
+        .unique(subset="event_id", keep="first")
+        .sort(["anonymous_id", "event_ts", "event_id"])
+        .with_columns(
+            (pl.col("event_ts").diff().over("anonymous_id") > pl.duration(minutes=30))
+            .fill_null(False)
+            .cast(pl.Int64)
+            .cum_sum()
+            .over("anonymous_id")
+            .alias("session_no")
+        )
+        .with_columns(
+            pl.concat_str([pl.col("anonymous_id"), pl.col("session_no").cast(pl.String)], separator="|")
+            .hash()
+            .cast(pl.String)
+            .alias("session_id")
+        )
+        .collect()
+    )
+    numbered.drop("session_no").write_parquet(out / "events.parquet", compression="zstd", compression_level=1)
+    (
+        numbered.group_by("anonymous_id", "session_no")
+        .agg(
+            pl.col("session_id").first(),
+            pl.col("event_ts").min().alias("session_start"),
+            pl.col("event_ts").max().alias("session_end"),
+            pl.len().alias("n_events"),
+        )
+        .select("session_id", "anonymous_id", "session_start", "session_end", "n_events")
+        .write_parquet(out / "sessions.parquet", compression="zstd", compression_level=1)
+    )
+
+
+def polars_missing() -> str | None:
+    """Why the Polars peer cannot run here (None when it can)."""
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        return "polars is not installed (pip install -e '.[bench]')"
+    return None
+
+
+def measure(
+    kind: str, src: Path, out: Path, sql: str = "", memory_limit: str = ""
+) -> tuple[float, float, float]:
+    """Wall seconds, peak resident memory (MB) and CPU seconds (all threads) of one contender in its own process."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, kind, str(src), str(out), sql, memory_limit],
+        [sys.executable, "-c", CHILD, kind, str(src), str(out), sql, memory_limit, str(REPO_ROOT)],
         stderr=subprocess.PIPE,
         text=True,
         check=False,
@@ -155,7 +220,9 @@ def measure(kind: str, src: Path, out: Path, sql: str = "", memory_limit: str = 
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{proc.stderr}")
-    return elapsed, int(proc.stderr.strip().splitlines()[-1]) / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    return elapsed, int(proc.stderr.strip().splitlines()[-1]) / 1024, cpu
 
 
 def load_average() -> str:
@@ -167,13 +234,23 @@ def bench(n: int, work: Path, repeat: int = 1, memory_limit: str = "") -> dict:
     if not src.exists():
         measure("generate", src, work, GENERATE.format(n=n, path=src))
     load_before = load_average()
-    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "peer": [], "floor": [], "bound": []}
+    runs: dict[str, list[tuple[float, float]]] = {
+        "ours": [],
+        "peer": [],
+        "polars": [],
+        "floor": [],
+        "bound": [],
+    }
+    no_polars = polars_missing()
     for _ in range(repeat):
         runs["ours"].append(measure("ours", src, work / "ours", "", memory_limit))
         runs["peer"].append(measure("peer", src, work / "peer", PEER, memory_limit))
+        if not no_polars:
+            runs["polars"].append(measure("polars", src, work / "polars"))
         runs["floor"].append(measure("floor", src, work / "floor", FLOOR, memory_limit))
         runs["bound"].append(measure("bound", src, work / "bound", BOUND, memory_limit))
     ours, peer, floor, bound = (min(runs[k]) for k in ("ours", "peer", "floor", "bound"))
+    polars = min(runs["polars"]) if runs["polars"] else None
     return {
         "events": n,
         "repeat": repeat,
@@ -182,13 +259,19 @@ def bench(n: int, work: Path, repeat: int = 1, memory_limit: str = "") -> dict:
         "peer_s": round(peer[0], 2),
         "floor_s": round(floor[0], 2),
         "bound_s": round(bound[0], 2),
+        "polars_s": round(polars[0], 2) if polars else None,
+        "polars_skipped": no_polars,
         "peer_over_ours": round(peer[0] / ours[0], 2),
+        "polars_over_ours": round(polars[0] / ours[0], 2) if polars else None,
         "ours_over_floor": round(ours[0] / floor[0], 2),
         "bound_over_floor": round(bound[0] / floor[0], 2),
         "ours_over_bound": round(ours[0] / bound[0], 2),
         "ours_peak_mb": round(max(r[1] for r in runs["ours"])),
         "peer_peak_mb": round(max(r[1] for r in runs["peer"])),
+        "polars_peak_mb": round(max(r[1] for r in runs["polars"])) if polars else None,
         "floor_peak_mb": round(max(r[1] for r in runs["floor"])),
+        # CPU seconds of each contender's fastest run (all its threads): steadier than wall time on a busy machine
+        "cpu_s": {k: round(min(runs[k])[2], 2) for k in runs if runs[k]},
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }
@@ -216,13 +299,19 @@ def main(argv: list[str]) -> int:
         for n in sizes:
             result = bench(n, work, args.repeat, args.memory_limit)
             print(json.dumps(result))
+            polars = (
+                f"polars {result['polars_s']} s (polars/ours {result['polars_over_ours']}x), "
+                if result["polars_s"] is not None
+                else f"polars skipped: {result['polars_skipped']}, "
+            )
             print(
                 f"{n:>11,} events: ours {result['ours_s']} s, peer {result['peer_s']} s "
-                f"(peer/ours {result['peer_over_ours']}x; goal >= 2x), floor {result['floor_s']} s "
+                f"(peer/ours {result['peer_over_ours']}x; goal >= 2x), {polars}floor {result['floor_s']} s "
                 f"(ours/floor {result['ours_over_floor']}x; goal <= 1.5x), bound {result['bound_s']} s "
                 f"(bound/floor {result['bound_over_floor']}x, ours/bound {result['ours_over_bound']}x), "
                 f"peak {result['ours_peak_mb']} MB "
-                f"(goal < 4096 MB); load average {result['load_average_before']} -> {result['load_average_after']}"
+                f"(goal < 4096 MB); CPU s {result['cpu_s']}; load average {result['load_average_before']} -> "
+                f"{result['load_average_after']}"
             )
     return 0
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS
-from clickstream.warehouse.migrate import applied, discover, migrate
+import shutil
+
+import pytest
+
+from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS, WAREHOUSE_EVENT_COLUMNS
+from clickstream.warehouse.engine import open_warehouse
+from clickstream.warehouse.loader import RunRecord, load_run
+from clickstream.warehouse.migrate import applied, discover, migrate, migrations_dir
+from tests.unit.warehouse.factory import store_day, write_run
 
 _TYPES = {
     "varchar": "VARCHAR",
@@ -52,9 +59,40 @@ def test_both_engines_get_the_same_tables_and_views(warehouse):
             )
             return [(n, _TYPES[t.lower()]) for n, t in rows]
 
-        assert columns("events") == list(EVENT_COLUMNS)
+        assert columns("events") == list(WAREHOUSE_EVENT_COLUMNS)
         assert columns("sessions") == [*SESSION_COLUMNS, ("session_date", "DATE")]
         views = {r[0] for r in conn.query("SELECT table_name FROM information_schema.views")}
         assert views >= VIEWS
         for view in VIEWS:
             assert conn.query(f"SELECT count(*) FROM {view}") == [(0,)]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_0006_leaves_the_lake_only_columns_and_keeps_every_row(engine, request, tmp_path):
+    # Given a warehouse at version 0005 (every sessionized column) holding the store day
+    older = tmp_path / "migrations"
+    older.mkdir()
+    for path in migrations_dir().glob("*.sql"):
+        if int(path.name[:4]) <= 5:
+            shutil.copy(path, older / path.name)
+    url = f"duckdb://{tmp_path}/w.duckdb" if engine == "duckdb" else request.getfixturevalue("pg_database")
+    kept = ", ".join(name for name, _ in WAREHOUSE_EVENT_COLUMNS)
+    events, sessions = store_day()
+    with open_warehouse(url).connect() as conn:
+        migrate(conn, older)
+        load_run(conn, write_run(tmp_path / "r", events, sessions), RunRecord("r1"))
+        before = sorted(conn.query(f"SELECT {kept} FROM events"))
+        products = conn.query("SELECT * FROM top_products ORDER BY product_id")
+        assert len(before) == len(events) and products
+        # When the shipped migrations are applied
+        assert migrate(conn) == [6]
+        # Then events has every row with the same values, the views over it answer the same, and the lake-only
+        # columns are gone
+        assert sorted(conn.query(f"SELECT {kept} FROM events")) == before
+        assert conn.query("SELECT * FROM top_products ORDER BY product_id") == products
+        all_names = ", ".join(name for name, _ in EVENT_COLUMNS)
+        with pytest.raises(Exception, match=r"user_agent|received_at|client_session_id"):
+            conn.query(f"SELECT {all_names} FROM events")
+        # And a load after the migration replaces the day as before
+        load_run(conn, write_run(tmp_path / "r", events, sessions), RunRecord("r1"))
+        assert sorted(conn.query(f"SELECT {kept} FROM events")) == before

@@ -9,7 +9,7 @@ import duckdb
 import psycopg
 import pytest
 
-from clickstream.core.schema import EVENT_COLUMNS
+from clickstream.core.schema import EVENT_COLUMNS, WAREHOUSE_EVENT_COLUMNS
 from clickstream.warehouse.engine import CONNECT_TIMEOUT_SECONDS, KeyConflict, open_warehouse, parquet_source
 from clickstream.warehouse.loader import RunRecord, load_run
 from clickstream.warehouse.migrate import migrate, migrations_dir
@@ -320,7 +320,7 @@ def test_a_key_repeated_inside_a_new_day_is_a_key_conflict(pg, tmp_path):
     with pg.connect() as conn:
         # When they are loaded into events
         with pytest.raises(KeyConflict), conn.transaction():
-            conn.load_events(EVENT_COLUMNS, parquet_source(conn, EVENT_COLUMNS, [path]))
+            conn.load_events(WAREHOUSE_EVENT_COLUMNS, parquet_source(conn, WAREHOUSE_EVENT_COLUMNS, [path]))
         # Then nothing is left behind
         assert conn.query("SELECT to_regclass('events_p20260302')") == [(None,)]
 

@@ -35,9 +35,15 @@ def test_the_machine_may_read_the_items_plan_writes_to_the_lake(machine):
     asl = json.loads(ASL_PATH.read_text(encoding="utf-8"))
     reader = asl["States"]["SessionizeBackfill"]["ItemReader"]
     assert reader["Resource"] == "arn:aws:states:::s3:getObject"
-    # Then the machine may read the lake bucket
-    readable = [p["S3ReadPolicy"]["BucketName"] for p in machine["Policies"] if "S3ReadPolicy" in p]
-    assert readable == [{"Ref": "LakeBucket"}]
+    # Then the machine may read the run's items Plan writes under runs/ in the lake, and no other object
+    from clickstream.core.keys import RUNS_PREFIX
+    from clickstream.pipeline.plan import items_key
+
+    assert items_key("some-run").startswith(RUNS_PREFIX)
+    reads = [s for s in _statements(machine) if "s3:GetObject" in s["Action"]]
+    assert [s["Resource"] for s in reads] == [
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{LakeBucket}}/{RUNS_PREFIX}*"}
+    ]
 
 
 def test_back_fill_concurrency_stays_within_a_lambda_account_default(machine):

@@ -163,9 +163,8 @@ def test_read_warehouse_counts_and_finds_events_without_sessions(tmp_path: Path)
         )
         for event_id, session_id in (("e1", "s1"), ("e2", "s1"), ("e3", "s-missing")):
             conn.execute(
-                "INSERT INTO events (event_id, anonymous_id, event_type, event_ts, received_at, session_id)"
-                " VALUES (?, 'a1', 'page_view', TIMESTAMPTZ '2026-03-02 10:00:00+00',"
-                " TIMESTAMPTZ '2026-03-02 10:00:01+00', ?)",
+                "INSERT INTO events (event_id, anonymous_id, event_type, event_ts, session_id)"
+                " VALUES (?, 'a1', 'page_view', TIMESTAMPTZ '2026-03-02 10:00:00+00', ?)",
                 (event_id, session_id),
             )
     # When the demo reads it

@@ -188,9 +188,42 @@ SESSION_COLUMNS: tuple[tuple[str, str], ...] = (
 
 SESSION_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in SESSION_COLUMNS)
 
-# Warehouse ``events`` = every validated column plus the session it belongs to.
+# Sessionized events (the sessionizer's events.parquet) = every validated column plus the session it belongs to.
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (*VALIDATED_COLUMNS, ("session_id", "VARCHAR"))
 EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)
+
+# Columns of sessionized events that stay in the lake and not in the warehouse's ``events``: request metadata and
+# lineage (nothing in the warehouse reads them), and the attributes every ``sessions`` row already carries.
+LAKE_ONLY_EVENT_COLUMNS: frozenset[str] = frozenset(
+    {
+        "client_session_id",
+        "received_at",
+        "occurred_at",
+        "page_referrer",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_term",
+        "utm_content",
+        "channel",
+        "user_agent",
+        "device_type",
+        "browser",
+        "os",
+        "is_bot",
+        "is_internal",
+        "ip_prefix",
+        "ts_clamped",
+        "payload_hash",
+        "source_object",
+        "source_line",
+    }
+)
+# Warehouse ``events``: what each event says the shopper did (identity, time, page, product and order, properties)
+# and its session, in EVENT_COLUMNS order.
+WAREHOUSE_EVENT_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    c for c in EVENT_COLUMNS if c[0] not in LAKE_ONLY_EVENT_COLUMNS
+)
 
 # ``users``: anonymous_id -> user_id with first/last seen, for counting people across devices.
 USER_COLUMNS: tuple[tuple[str, str], ...] = (

@@ -5,7 +5,9 @@ and, for signed-out visitors, as a guest sibling behind IAM authorization (SigV4
 credentials). Every answer is JSON. Errors are ``{"error": {"code", "message", "field"?}}``; client input can only
 ever produce a 4xx. The only 5xx is a 503 when the record sink fails after its retries, and then nothing is
 reported accepted. Every answer to an allowed ``Origin`` carries CORS headers, with credentials allowed for an origin named or
-matched by a pattern (preflight is API Gateway's).
+matched by a pattern. The CORS preflight (``OPTIONS`` on every route) is answered here too, without authorization:
+API Gateway's own preflight can only name one static origin, and an answer that allows credentials must echo the
+caller's origin when several origins or patterns are allowed.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ ROUTES: dict[str, frozenset[str]] = {
     path: frozenset({"POST"}) for path in (NATIVE_PATH, SNOWPLOW_PATH, GUEST_NATIVE_PATH, GUEST_SNOWPLOW_PATH)
 }
 CORS_EXPOSED_HEADERS = "Retry-After"
+# The preflight's answer (template.yaml's IngestApi ``Cors`` block states the same values; a test holds them equal).
+# Max-age: browsers cache a preflight at most this long (Chromium caps it at 2 hours), one invocation per origin,
+# route and browser in that time.
+PREFLIGHT_ALLOW_METHODS = "OPTIONS,POST"
+PREFLIGHT_ALLOW_HEADERS = (
+    "Authorization,Content-Type,Content-Encoding,X-Amz-Date,X-Amz-Security-Token,X-Amz-Content-Sha256"
+)
+PREFLIGHT_MAX_AGE_SECONDS = 7200
 
 # Domain error class -> HTTP status. Looked up along the exception's class hierarchy.
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
@@ -185,6 +195,34 @@ def post_guest_events() -> Response:
 @app.post(GUEST_SNOWPLOW_PATH)
 def post_guest_snowplow() -> Response:
     return _accept(ingest_snowplow, guest_caller)
+
+
+def preflight_response(origin: str | None, allowed_origins: str) -> Response:
+    """The answer to a CORS preflight from ``origin``: 204 with the CORS headers of :func:`cors_headers` (the origin
+    echoed, credentials allowed unless the configuration is ``*``) plus the methods, headers and max-age; a request
+    without ``Origin`` or from a foreign one gets a 403 in the API's error shape and no CORS header, so the browser
+    sends nothing."""
+    headers = cors_headers(origin, allowed_origins)
+    if not headers:
+        _count_rejection("origin_not_allowed")
+        return error_response(403, "origin_not_allowed", "origin not allowed")  # no CORS header: not allowed
+    headers.update(
+        {
+            "Access-Control-Allow-Methods": PREFLIGHT_ALLOW_METHODS,
+            "Access-Control-Allow-Headers": PREFLIGHT_ALLOW_HEADERS,
+            "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_SECONDS),
+            "Vary": "Origin",
+        }
+    )
+    return Response(status_code=204, body="", headers=headers)
+
+
+def _preflight() -> Response:
+    return preflight_response(HttpRequest.origin_of(app.current_event.raw_event), _settings().allowed_origins)
+
+
+for _path in ROUTES:
+    app.route(_path, method="OPTIONS")(_preflight)
 
 
 @app.exception_handler(DomainError)

@@ -116,13 +116,17 @@ def _utc_datetime(text: str) -> datetime:
 
 # -- serve and token -----------------------------------------------------------------------------------------------
 def _register_serve(subparsers: argparse._SubParsersAction) -> None:
+    from clickstream.local.serve import IDLE_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
+
     serve = subparsers.add_parser(
         "serve",
         help="serve the ingest API on 127.0.0.1 for a browser or a tracker, the pipeline behind it (moto)",
         description=(
             "POST /v1/events and /com.snowplowanalytics.snowplow/tp2 with 'Authorization: Bearer <token>' "
             "(clickstream token); POST /local/run-pipeline validates what arrived and runs the state machine; GET / "
-            "shows the report. Stops cleanly on SIGINT/SIGTERM, leaving DIR/warehouse.duckdb readable."
+            "shows the report. A 202 means the request is on disk in DIR/spool; every start puts the spool through "
+            "the pipeline's stack again, so nothing accepted is lost to a crash. Stops cleanly on SIGINT/SIGTERM "
+            "(a second signal exits at once), leaving DIR/warehouse.duckdb readable."
         ),
     )
     serve.add_argument("--port", type=_port, default=3000, help="TCP port; 0 picks a free one (default 3000)")
@@ -148,6 +152,23 @@ def _register_serve(subparsers: argparse._SubParsersAction) -> None:
         dest="allow_origins",
         help="origin allowed to post from a browser; repeatable, '*' patterns allowed "
         "(default http://localhost:* and http://127.0.0.1:*)",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        dest="allow_hosts",
+        help="a Host name (without port) accepted besides the bound address, localhost and 127.0.0.1; repeatable "
+        "(requests for any other Host are refused: DNS rebinding)",
+    )
+    serve.add_argument(
+        "--read-timeout",
+        type=_positive_float,
+        default=READ_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"time a client has to send a request's headers and body (default {READ_TIMEOUT_SECONDS:g}); "
+        f"an idle kept-alive connection is closed after {IDLE_TIMEOUT_SECONDS:g} s",
     )
     serve.add_argument("--quiet", action="store_true", help="no access log on stderr")
     serve.set_defaults(func=run_serve)
@@ -194,6 +215,8 @@ def run_serve(args: argparse.Namespace) -> int:
         out=args.out,
         warehouse=args.warehouse,
         allow_origins=tuple(args.allow_origins or DEFAULT_ALLOWED_ORIGINS),
+        allow_hosts=tuple(args.allow_hosts or ()),
+        read_timeout=args.read_timeout,
     )
     try:
         return serve(

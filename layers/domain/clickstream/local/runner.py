@@ -91,6 +91,8 @@ class WalkStats:
     rejected_by_status: Counter = field(default_factory=Counter)
     validate_batches: int = 0
     validate_failures: int = 0
+    # Each failed receive of a notification: the raw objects it names and the error (when the handler raised).
+    validate_errors: list[dict[str, Any]] = field(default_factory=list)
     executions: Counter = field(default_factory=Counter)
     failed_executions: list[dict[str, Any]] = field(default_factory=list)
 
@@ -220,13 +222,20 @@ def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[st
 
 
 def drain_queue(
-    queue_url: str, validate: Callable[[dict, Any], dict], context_for: Callable[[], Any], stats: WalkStats
+    queue_url: str,
+    validate: Callable[[dict, Any], dict],
+    context_for: Callable[[], Any],
+    stats: WalkStats,
+    *,
+    batch_size: int = SQS_BATCH_SIZE,
 ) -> int:
     """Feed every message on the queue to ``validate`` in batches of 10, as Lambda's event source does.
 
     Messages the handler reports in ``batchItemFailures`` are made visible again at once (the simulated clock
     does not wait for the visibility timeout); after ``MAX_RECEIVES`` receives the queue's redrive policy moves
-    them to the dead-letter queue. Returns the number of messages processed successfully.
+    them to the dead-letter queue. An invocation that raises fails its whole batch, as in Lambda (Powertools
+    raises when every record of a batch failed). Each failure is recorded in ``stats.validate_errors`` with the
+    objects it names. Returns the number of messages processed successfully.
     """
     from clickstream.adapters.aws import client
 
@@ -239,15 +248,27 @@ def drain_queue(
     while True:
         messages = sqs.receive_message(
             QueueUrl=queue_url,
-            MaxNumberOfMessages=SQS_BATCH_SIZE,
+            MaxNumberOfMessages=batch_size,
             WaitTimeSeconds=0,
             AttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
             return done
         event = {"Records": [_sqs_record(m, queue_arn, region) for m in messages]}
-        answer = validate(event, context_for()) or {}
-        failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+        error: str | None = None
+        try:
+            answer = validate(event, context_for()) or {}
+            failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+        except Exception as exc:  # the invocation failed: every message of the batch is retried
+            failed, error = {m["MessageId"] for m in messages}, _describe_error(exc)
+        for m in messages:
+            if m["MessageId"] in failed:
+                stats.validate_errors.append(
+                    {
+                        "objects": _notified_keys(m["Body"]),
+                        "error": error or "the validate handler reported the message as failed",
+                    }
+                )
         stats.validate_batches += 1
         stats.validate_failures += len(failed)
         ok = [m for m in messages if m["MessageId"] not in failed]
@@ -262,6 +283,25 @@ def drain_queue(
                     QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
                 )
         done += len(ok)
+
+
+def _describe_error(exc: BaseException, limit: int = 500) -> str:
+    """``Type: message`` of what failed; for Powertools' all-records-failed error, of the first record's error."""
+    children = getattr(exc, "child_exceptions", None) or []
+    first = next((c[1] for c in children if isinstance(c, tuple) and len(c) > 1 and c[1] is not None), None)
+    cause = first if isinstance(first, BaseException) else exc
+    text = f"{type(cause).__name__}: {cause}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _notified_keys(body: str) -> list[str]:
+    """The raw object keys an S3 notification names (the body itself, shortened, if it is not one)."""
+    from clickstream.validate.notifications import parse_notification
+
+    try:
+        return [ref.key for ref in parse_notification(body)]
+    except Exception:  # not a notification: name the message by its body
+        return [body[:200]]
 
 
 def _queue_depth(queue_url: str) -> int:

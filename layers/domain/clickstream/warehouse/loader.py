@@ -2,10 +2,11 @@
 
 The sessionizer recomputes every activity chain the new events touch and hands over, per user bucket, all kept
 events and all sessions of the affected visitors (plus their ids). Loading them means: delete those visitors'
-events, sessions and user links, write the new rows straight into the tables (DuckDB reads the Parquet itself;
-PostgreSQL gets it by COPY streamed from DuckDB, no staging copy), write their ``users`` rows, record the run,
-commit. Same input twice → the same tables (idempotent); any failure before the commit → the previous state
-(atomic).
+events (only on the UTC days their old sessions span), sessions and user links, write the new rows straight into
+the tables (DuckDB reads the Parquet itself; PostgreSQL gets them by binary COPY encoded by DuckDB, no staging
+copy, and rebuilds a day's partition that the load mostly rewrites), write their ``users`` rows, record the run,
+commit. Only ``WAREHOUSE_EVENT_COLUMNS`` of each event reach the warehouse; the rest stays in the lake. Same input
+twice → the same tables (idempotent); any failure before the commit → the previous state (atomic).
 
 What is read from the Parquet files (the affected visitors, the days, the counts, the ``users`` rows, the
 ``session_date`` of each session) is computed by DuckDB over the files, so only the small set of affected visitors
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from clickstream.core import clock
-from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
+from clickstream.core.schema import SESSION_COLUMNS, USER_COLUMNS, WAREHOUSE_EVENT_COLUMNS
 from clickstream.warehouse.engine import Connection, KeyConflict, parquet_source
 
 VISITOR_COLUMNS = (("anonymous_id", "VARCHAR"),)
@@ -67,7 +68,7 @@ class _Source:
 
 
 def _source(conn: Connection, files: RunFiles, site_timezone: str) -> _Source:
-    events = parquet_source(conn, EVENT_COLUMNS, files.events)
+    events = parquet_source(conn, WAREHOUSE_EVENT_COLUMNS, files.events)
     sessions = parquet_source(conn, SESSION_COLUMNS, files.sessions)
     visitors = parquet_source(conn, VISITOR_COLUMNS, files.visitors)
     tz = "'" + site_timezone.replace("'", "''") + "'"
@@ -116,7 +117,8 @@ def load_run(
                 " WHERE anonymous_id IN (SELECT anonymous_id FROM stage_affected)"
             )
         )
-        for table in ("events", "sessions", "users"):
+        _delete_visitor_events(conn)
+        for table in ("sessions", "users"):
             conn.execute(
                 f"DELETE FROM {table} WHERE anonymous_id IN (SELECT anonymous_id FROM stage_affected)"
             )
@@ -133,10 +135,56 @@ def load_run(
     )
 
 
+def _delete_visitor_events(conn: Connection) -> None:
+    """Delete the affected visitors' events, looking only at the UTC days their old sessions span.
+
+    Every stored event lies within its session (``session_start`` .. ``session_end``: the loader writes both from the
+    same files, erasure removes both), so those days hold all of the visitors' old events. The days become a few
+    ``event_ts`` ranges in the statement, and PostgreSQL prunes every other daily partition at plan time; a
+    visitor without old sessions (a first load) needs no delete at all.
+    """
+    spans = conn.query(
+        "SELECT DISTINCT CAST(session_start AS DATE), CAST(session_end AS DATE) FROM sessions"
+        " WHERE anonymous_id IN (SELECT anonymous_id FROM stage_affected)"
+    )
+    ranges = _day_ranges([(_as_date(lo), _as_date(hi)) for lo, hi in spans])
+    if not ranges:
+        return
+    where = " OR ".join("(event_ts >= ? AND event_ts < ?)" for _ in ranges)
+    params = [bound for lo, hi in ranges for bound in (_utc_midnight(lo), _utc_midnight(hi))]
+    conn.execute(
+        f"DELETE FROM events WHERE ({where}) AND anonymous_id IN (SELECT anonymous_id FROM stage_affected)",
+        params,
+    )
+
+
+def _day_ranges(spans: Sequence[tuple[date, date]]) -> list[tuple[date, date]]:
+    """Inclusive (first day, last day) spans merged into half-open [first, after last) ranges, in order."""
+    out: list[tuple[date, date]] = []
+    for lo, hi in sorted(spans):
+        end = hi + timedelta(days=1)
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((lo, end))
+    return out
+
+
+def _as_date(value: date | datetime | str) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _utc_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 def _insert(conn: Connection, src: _Source) -> None:
-    conn.load_events(EVENT_COLUMNS, src.events)
+    # events last: a rebuilt day's partition swap locks events until the commit (see load_events)
     conn.load_select("sessions", SESSION_TABLE_COLUMNS, src.sessions)
     conn.load_select("users", USER_COLUMNS, src.users)
+    conn.load_events(WAREHOUSE_EVENT_COLUMNS, src.events)
 
 
 def _write_rows(conn: Connection, src: _Source) -> set[str]:
