@@ -16,7 +16,7 @@ The stack is moto, in this process (``create_resources``): Firehose → the raw 
 report once a run wrote one, else a status page; ``GET /health`` answers ``{"ok": true}``; ``GET
 /.well-known/jwks.json`` publishes the local issuer's public keys.
 
-Nothing accepted is lost: the ingest handler's record sink is the spool (``clickstream.local.spool``), so a
+Nothing accepted is lost: the ingest handler's record sink is the spool (``clickstream_local.spool``), so a
 ``202`` is answered only once the request's raw records are ``fsync``-ed under ``DIR/spool/``; they go on to moto's
 Firehose from there, and every start puts the whole spool through Firehose again (the moto stack lives in memory).
 
@@ -331,7 +331,7 @@ class LocalEndpoint:
 
     def _replay_spool(self) -> None:
         """Put every spooled request through Firehose again, one object each, as when it arrived: the lake is
-        rebuilt whole, so the next run recomputes every visitor the spool holds (see ``clickstream.local.spool``)."""
+        rebuilt whole, so the next run recomputes every visitor the spool holds (see ``clickstream_local.spool``)."""
         entries = self.spool.entries()
         loaded = self.spool.loaded
         self._unforwarded = list(entries)

@@ -15,6 +15,14 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+# Query parameters the validate step removes from page URLs and referrers (names case-insensitive; a trailing *
+# matches every name it starts; "none" removes nothing): OAuth / OpenID Connect tokens and codes, passwords, API
+# keys, signatures (S3 presigned URLs' X-Amz-*) and e-mail addresses. See clickstream.validate.web.
+SENSITIVE_URL_PARAMS = (
+    "token,access_token,id_token,refresh_token,auth_token,code,state,password,passwd,pwd,secret,"
+    "client_secret,api_key,apikey,key,jwt,email,sig,signature,X-Amz-*"
+)
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -58,6 +66,7 @@ class Settings:
     store_currency: str = "USD"
     site_timezone: str = "UTC"
     internal_ip_ranges: str = ""  # comma-separated CIDRs
+    sensitive_url_params: str = SENSITIVE_URL_PARAMS  # comma-separated; removed from page URLs and referrers
     allowed_origins: str = "*"  # comma-separated
 
     max_body_bytes: int = 1_048_576

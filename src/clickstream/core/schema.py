@@ -6,6 +6,8 @@ sessionizer, the warehouse and the Glue tables together.
 
 from __future__ import annotations
 
+import re
+
 RAW_SCHEMA_VERSION = "clickstream/raw/1"
 
 # One raw record (a JSON line in a Firehose record) is one accepted request, or one chunk of it when the request
@@ -36,6 +38,25 @@ RAW_RECORD_FIELDS = (
     "context",
     "events",
 )
+
+# Identifiers (``app_id``, ``anonymous_id``; the Snowplow fields they come from, ``aid``, ``duid``/``nuid``, and the
+# tracker version ``tv``) obey one rule on every route, at ingest and in validation: 1 to MAX_APP_ID (app) or
+# MAX_IDENTIFIER (the others) characters, none of them a control character (C0, DEL, C1), a line or paragraph
+# separator, or an invisible format character that makes two ids look alike (zero-width characters, bidirectional
+# controls, the byte-order mark). The pattern is written with escapes every engine that checks it reads the same
+# way: the ingest function's JSON Schema (Python ``re``), pydantic (Rust ``regex``) and, rewritten by
+# ``re2_class``, the validation engine (DuckDB's RE2).
+IDENTIFIER_EXCLUDED = r"\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+PRINTABLE = rf"^[^{IDENTIFIER_EXCLUDED}]*$"
+MAX_APP_ID = 64
+MAX_IDENTIFIER = 128
+IDENTIFIER_MESSAGE = "must be printable text (no control characters)"
+
+
+def re2_class(pattern: str) -> str:
+    """``pattern`` with each ``\\uXXXX`` escape written as RE2 reads it (``\\x{XXXX}``)."""
+    return re.sub(r"\\u([0-9a-fA-F]{4})", r"\\x{\1}", pattern)
+
 
 # Validated events: one Parquet row per event. (name, DuckDB type). Timestamps are UTC, microseconds.
 VALIDATED_COLUMNS: tuple[tuple[str, str], ...] = (

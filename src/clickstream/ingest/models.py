@@ -16,16 +16,17 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from clickstream.core.schema import MAX_APP_ID, MAX_IDENTIFIER, PRINTABLE
 from clickstream.ingest.rules import (
     ISO_DATETIME,
     PAYLOAD_DATA_PATTERN,
-    PRINTABLE,
     aware_iso_datetime,
     too_many_events,
 )
 
-Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE)]
-AppId = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
+# The identifier rule (``clickstream.core.schema.PRINTABLE``), the same on the native and the Snowplow routes.
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_IDENTIFIER, pattern=PRINTABLE)]
+AppId = Annotated[str, Field(min_length=1, max_length=MAX_APP_ID, pattern=PRINTABLE)]
 IsoDateTime = Annotated[
     str, Field(min_length=10, max_length=64, pattern=ISO_DATETIME), AfterValidator(aware_iso_datetime)
 ]
@@ -73,13 +74,26 @@ class Envelope(BaseModel):
         return events
 
 
+class SnowplowEvent(BaseModel):
+    """One tp2 event: the tracker's string fields. The identifiers that become the record's app and visitor
+    (``aid``, ``duid``, else ``nuid``) and the tracker version ``tv`` obey the native route's identifier rule;
+    every other field is mapped as sent and judged downstream, event by event."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    aid: AppId | None = None
+    duid: Identifier | None = None
+    nuid: Identifier | None = None
+    tv: Identifier | None = None
+
+
 class PayloadData(BaseModel):
     """``{"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-x", "data": [{…}, …]}``."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
     schema_: Annotated[str, Field(alias="schema", pattern=PAYLOAD_DATA_PATTERN)]
-    data: Annotated[list[dict[str, Any]], Field(min_length=1)]
+    data: Annotated[list[SnowplowEvent], Field(min_length=1)]
 
 
 def request_schemas() -> dict[str, Any]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-# No C0/C1 control characters (and no DEL): identifiers end up in file names, logs and CSV.
-PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"
+# The identifier rule, defined once for every route and the validate step (``clickstream.core.schema``).
+from clickstream.core.schema import IDENTIFIER_MESSAGE, PRINTABLE
+
 # An ISO-8601 date-time that carries its offset; calendar validity is checked by ``aware_iso_datetime``.
 ISO_DATETIME = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,9})?)?"
@@ -19,7 +20,7 @@ ISO_DATETIME = (
 PAYLOAD_DATA_PATTERN = r"^iglu:com\.snowplowanalytics\.snowplow/payload_data/jsonschema/1-"
 
 PATTERN_MESSAGES = {
-    PRINTABLE: "must be printable text (no control characters)",
+    PRINTABLE: IDENTIFIER_MESSAGE,
     ISO_DATETIME: "must be an ISO-8601 date-time with a time zone offset, e.g. 2026-03-01T10:00:00.000Z",
     PAYLOAD_DATA_PATTERN: "must be the payload_data schema (iglu:com.snowplowanalytics.snowplow/payload_data/…)",
 }

@@ -1,9 +1,11 @@
 """The Snowplow tracker protocol (tp2): ``payload_data`` batches mapped to the native raw record.
 
 The JavaScript tracker v4 posts ``{"schema": "iglu:…/payload_data/jsonschema/1-0-4", "data": [{…}, …]}``, one
-object of string fields per event. Only that wrapper is judged here (the tp2 "envelope"): each event is mapped to a
-native event object as well as its fields allow and travels on to validation, which judges it alone, so one odd
-event never costs the others. Mapping:
+object of string fields per event. Only that wrapper is judged here (the tp2 "envelope"), with the identifiers
+that become a record's envelope (``aid``, ``duid``, ``nuid``, and the tracker version ``tv``), which obey the
+native route's identifier rule (``clickstream.core.schema.PRINTABLE``): each event is mapped to a native event
+object as well as its fields allow and travels on to validation, which judges it alone, so one odd event never
+costs the others. Mapping:
 
 =====================  =======================================================================================
 tp2 field              native

@@ -116,7 +116,8 @@ def quarantine_keys(lake: ObjectStore, first: date | None = None, last: date | N
 def read_entries(lake: ObjectStore, key: str) -> list[dict[str, Any]]:
     """The entries of one quarantine object, in file order."""
     entries = []
-    for number, line in enumerate(lake.get_bytes(key).decode("utf-8").splitlines(), start=1):
+    # lines end at "\n" only: str.splitlines would also break inside a string at U+0085, U+2028 or U+2029
+    for number, line in enumerate(lake.get_bytes(key).decode("utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from clickstream.core.schema import VALIDATED_COLUMNS
-from clickstream.core.sql import literal
 from clickstream.validate import judge as judge_module
 from clickstream.validate.channel import default_channel
 from clickstream.validate.judge import (
@@ -51,14 +50,27 @@ from clickstream.validate.web import (
     ip_in_networks,
     ip_prefix,
     parse_page_url,
+    parse_referrer,
     scrub_emails,
-    url_host,
 )
-from clickstream.validate.writer import duckdb_cursor
+from clickstream.validate.writer import copy_parquet, duckdb_cursor, load_rows
 
 _TRAILING_COMMA = re.compile(TRAILING_COMMA_PATTERN)
 # one compiled literal per token: a regex search of a large object is about twice as fast as ``bytes in``
 _SUSPECT = tuple(re.compile(re.escape(token)) for token in SUSPECT_TOKENS)
+# Content DuckDB's reader refuses or would read as a control character or a lone surrogate in a record's envelope:
+# raw control bytes (never valid inside a JSON string; the newline between records aside) and \u escapes of a
+# control character or a surrogate. A line holding one is judged by Python whole, so one such record never sends a
+# large object down the slow path.
+_CONTROL_BYTES = bytes(b for b in range(0x20) if b != 0x0A)
+_HOSTILE_ESCAPE = re.compile(rb"\\u(?:00[0189]|007|[dD][89a-fA-F])")
+
+
+def _hostile(data: bytes) -> bool:
+    # bytes.translate finds a control byte about ten times faster than a regex character class
+    return len(data.translate(None, _CONTROL_BYTES)) != len(data) or _HOSTILE_ESCAPE.search(data) is not None
+
+
 # Below this decoded size the Python judge is as fast or faster: the engine's fixed cost (planning its statements,
 # about 150 ms of CPU per object here) against its ~40 µs per event and the judge's ~75 µs breaks even near
 # 4,000 events, about 2 MiB of raw records (docs/decisions.md). Real Firehose objects are far larger.
@@ -76,13 +88,18 @@ def split_lines(payload: bytes) -> list[bytes]:
 
 
 def suspect_lines(payload: bytes, lines: list[bytes]) -> set[int]:
-    """1-based numbers of the lines holding a token DuckDB's reader accepts and Python's strict one does not."""
-    if not any(token.search(payload) for token in _SUSPECT) and not _TRAILING_COMMA.search(payload):
+    """1-based numbers of the lines holding a token DuckDB's reader accepts and Python's strict one does not, or
+    hostile content (``_hostile``)."""
+    if (
+        not any(token.search(payload) for token in _SUSPECT)
+        and not _TRAILING_COMMA.search(payload)
+        and not _hostile(payload)
+    ):
         return set()
     return {
         i
         for i, line in enumerate(lines, start=1)
-        if any(token in line for token in SUSPECT_TOKENS) or _TRAILING_COMMA.search(line)
+        if any(token in line for token in SUSPECT_TOKENS) or _TRAILING_COMMA.search(line) or _hostile(line)
     }
 
 
@@ -225,8 +242,9 @@ class Engine:
 
     def _pages(self) -> None:
         con = self.con
+        sensitive = self.options.sensitive
         urls = [r[0] for r in con.execute("SELECT DISTINCT url FROM ev WHERE plain AND url <> ''").fetchall()]
-        pages = [parse_page_url(u) for u in urls]
+        pages = [parse_page_url(u, sensitive) for u in urls]
         utm = [p.utm or (None,) * 5 for p in pages]
         self._table(
             "urls",
@@ -253,9 +271,10 @@ class Engine:
                 "SELECT DISTINCT referrer FROM ev WHERE plain AND referrer IS NOT NULL"
             ).fetchall()
         ]
+        referrers = [parse_referrer(r, sensitive) for r in refs]
         self._table(
             "refs",
-            {"referrer": refs, "clean": [scrub_emails(r) for r in refs], "host": [url_host(r) for r in refs]},
+            {"referrer": refs, "clean": [r.url for r in referrers], "host": [r.host for r in referrers]},
             {"referrer": "VARCHAR", "clean": "VARCHAR", "host": "VARCHAR"},
         )
         titles = [
@@ -354,15 +373,8 @@ class Engine:
         return out
 
     def _python_rows(self) -> None:
-        cols = ", ".join(f"{n} {t}" for n, t in VALIDATED_COLUMNS)
-        self.con.execute(f"CREATE TEMP TABLE py_rows ({cols}, position INTEGER)")
-        rows = self.py.candidate_rows()
-        if rows:
-            columns = [list(col) for col in zip(*(r for r, _ in rows), strict=True)]
-            columns.append([p for _, p in rows])
-            types = [t for _, t in VALIDATED_COLUMNS] + ["INTEGER"]
-            select = ", ".join(f"unnest(${i + 1})::{t}" for i, t in enumerate(types))
-            self.con.execute(f"INSERT INTO py_rows SELECT {select}", columns)
+        rows = [(*row, position) for row, position in self.py.candidate_rows()]
+        load_rows(self.con, "py_rows", rows, (*VALIDATED_COLUMNS, ("position", "INTEGER")))
 
     @property
     def out_sql(self) -> str:
@@ -393,7 +405,7 @@ WITH rec AS (
     LEFT JOIN cutm ON cutm.utm_key = rec.utm_key
 )
 SELECT
-    rec.app_id, ev.event_id, rec.anonymous_id, rec.user_id,
+    rec.app_id, ev.event_id, rec.anonymous_id, clean_text(rec.user_id) AS user_id,
     coalesce(ev.event_session, ev.ctx_session) AS client_session_id,
     ev.event_type, ev.event_ts, ev.received_at, ev.occurred_at,
     urls.clean AS page_url, urls.path AS page_path,
@@ -468,9 +480,10 @@ def judge_to_parquet(
 ) -> Judgement:
     """The judgement, its validated rows written as zstd Parquet to ``path`` (nothing written when none).
 
-    Objects of at least ``min_bytes`` (decoded; default ``ENGINE_MIN_BYTES``) are judged set-wise; smaller ones, and objects DuckDB's reader
-    refuses, by the event-by-event judge (whose rows go through ``writer.write_parquet``): the outcome is the
-    same either way, and ``judgement.engine`` tells which path ran (``"duckdb"`` or ``"python"``)."""
+    Objects of at least ``min_bytes`` (decoded; default ``ENGINE_MIN_BYTES``) are judged set-wise; smaller ones,
+    and objects DuckDB's reader refuses, by the event-by-event judge. The outcome is the same either way, both
+    write their Parquet with ``writer.copy_parquet``, and ``judgement.engine`` tells which path ran
+    (``"duckdb"`` or ``"python"``)."""
     from clickstream.validate.writer import write_parquet
 
     payload = decode_object(data)
@@ -489,9 +502,7 @@ def judge_to_parquet(
         return judgement
     try:
         if engine.judgement.validated:
-            engine.con.execute(
-                f"COPY ({engine.out_sql}) TO {literal(path)} (FORMAT parquet, COMPRESSION zstd)"
-            )
+            copy_parquet(engine.con, engine.out_sql, path)
     finally:
         engine.close()
     engine.judgement.engine = "duckdb"

@@ -1,8 +1,11 @@
 """Enrichment: a validated event and its record's envelope → one row of the validated-events Parquet.
 
-Columns and order are ``clickstream.core.schema.VALIDATED_COLUMNS``. Event time is skew-corrected
-(:func:`corrected_time`); user agent, IP, page URL, UTM fields and channel are derived here; e-mail addresses are scrubbed
-from URLs and query strings; the full IP never leaves the raw zone (only its /24 or /48 prefix does).
+Columns and order are ``clickstream.core.schema.VALIDATED_COLUMNS``. Event time is skew-corrected (received time
+minus the device's own send-to-occur offset); user agent, IP, page URL, UTM fields and channel are derived here;
+free text has its control characters replaced (``text.clean_text``), page URL, referrer and user agent are capped
+before anything parses them (``text``: truncated and flagged, never refused); secrets are removed from URLs
+(``web.strip_sensitive``) and e-mail addresses from URLs, titles and query strings; the full IP never leaves the
+raw zone (only its /24 or /48 prefix does).
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ from typing import Any
 
 from clickstream.core.schema import VALIDATED_COLUMN_NAMES
 from clickstream.validate.channel import default_channel
+from clickstream.validate.text import TRUNCATED_KEY, cap_utf8, clean_text
 from clickstream.validate.useragent import UserAgentInfo, classify
 from clickstream.validate.web import (
+    DEFAULT_SENSITIVE,
     NO_UTM,
+    SensitiveParams,
     Utm,
     context_utm,
     ip_in_networks,
     ip_prefix,
     parse_page_url,
+    parse_referrer,
     scrub_emails,
-    url_host,
 )
 
 # Event fields with a column of their own; any other field of an event is kept in ``properties``.
@@ -79,7 +85,8 @@ class RecordContext:
     received_at: datetime
     sent_at: datetime
     received_at_iso: str
-    user_agent: str | None
+    user_agent: str | None  # control characters replaced, capped (text.USER_AGENT_CAP bytes)
+    user_agent_bytes: int | None  # the User-Agent's length before the cap, when it was cut
     agent: UserAgentInfo
     ip_prefix: str | None
     is_internal: bool
@@ -100,24 +107,25 @@ def record_context(envelope: dict[str, Any], internal_networks: tuple[str, ...])
     if "referrer" not in page and isinstance(context.get("referrer"), str):
         page = {**page, "referrer": context["referrer"]}
     ip = envelope.get("ip")
-    user_agent = envelope.get("user_agent") or None
+    user_agent, user_agent_bytes = cap_utf8(clean_text(envelope.get("user_agent") or None) or "")
     session = context.get("client_session_id", context.get("session_id"))
     received_at = envelope["received_at"].astimezone(UTC)
     return RecordContext(
         app_id=envelope["app_id"],
         anonymous_id=envelope["anonymous_id"],
-        user_id=envelope.get("user_id") or None,
+        user_id=clean_text(envelope.get("user_id") or None),
         received_at=received_at,
         received_at_iso=received_at.isoformat(),
         sent_at=envelope["sent_at"],
-        user_agent=user_agent,
-        agent=classify(user_agent),
+        user_agent=user_agent or None,
+        user_agent_bytes=user_agent_bytes,
+        agent=classify(user_agent or None),
         ip_prefix=ip_prefix(ip),
         is_internal=bool(envelope.get("internal")) or ip_in_networks(ip, internal_networks),
         context=context,
         context_page=page,
         context_utm=context_utm(context),
-        client_session_id=session if isinstance(session, str) and session else None,
+        client_session_id=clean_text(session) if isinstance(session, str) and session else None,
     )
 
 
@@ -144,19 +152,38 @@ def event_page(event: dict[str, Any], ctx: RecordContext) -> dict[str, Any]:
     return page
 
 
-def properties_json(event: dict[str, Any]) -> str | None:
-    """The event's properties plus every unknown field (an unknown field never overwrites a property)."""
+def properties_json(event: dict[str, Any], truncated: dict[str, int] | None = None) -> str | None:
+    """The event's properties plus every unknown field (an unknown field never overwrites a property), plus
+    ``_truncated`` (column → length before the cap) when a value was cut; a client's own ``_truncated`` then
+    moves to ``_event._truncated``."""
     props = event.get("properties") or {}
     extras = [k for k in event if k not in KNOWN_EVENT_FIELDS]
-    if extras:
+    if extras or truncated:
         props = dict(props)
         for key in extras:
             props[key if key not in props else UNKNOWN_FIELD_PREFIX + key] = event[key]
+        if truncated:
+            if TRUNCATED_KEY in props:
+                props[UNKNOWN_FIELD_PREFIX + TRUNCATED_KEY] = props[TRUNCATED_KEY]
+            props[TRUNCATED_KEY] = truncated
     return dumps(props) if props else None
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    """A non-empty string as a free-text column holds it (control characters replaced), else None."""
+    return clean_text(value) if isinstance(value, str) and value else None
+
+
+def _page_url(
+    url: Any, sensitive: SensitiveParams, truncated: dict[str, int]
+) -> tuple[str | None, str | None, str | None, Utm | None]:
+    """The page URL's stored form, path, host and UTM fields (None for no URL); a cut is noted in ``truncated``."""
+    if not isinstance(url, str) or not url:
+        return None, None, None, None
+    parsed = parse_page_url(url, sensitive)
+    if parsed.truncated is not None:
+        truncated["page_url"] = parsed.truncated
+    return parsed.url, parsed.path, parsed.host, parsed.utm
 
 
 def build_row(
@@ -169,21 +196,20 @@ def build_row(
     hash_: str,
     source_object: str,
     source_line: int,
+    sensitive: SensitiveParams = DEFAULT_SENSITIVE,
 ) -> tuple[Any, ...]:
     """One validated row, in ``VALIDATED_COLUMNS`` order (timestamps as UTC ISO-8601 strings).
 
-    A row never holds an empty string: absent text is None (the Parquet writer relies on it)."""
+    A row never holds an empty string: absent text is None. Free text is cleaned (``text.clean_text``) before
+    anything is derived from it; the page URL and referrer lose their sensitive parameters (``sensitive``)."""
     page = event_page(event, ctx)
-    url = page.get("url")
-    page_url: str | None = None
-    page_path: str | None = None
-    page_host: str | None = None
-    url_utm: Utm | None = None
-    if isinstance(url, str) and url:
-        parsed = parse_page_url(url)
-        page_url, page_path, page_host, url_utm = parsed.url, parsed.path, parsed.host, parsed.utm
-    referrer = _text(page.get("referrer"))
-    referrer_host = url_host(referrer)
+    truncated: dict[str, int] = {}
+    page_url, page_path, page_host, url_utm = _page_url(page.get("url"), sensitive, truncated)
+    referrer = parse_referrer(_text(page.get("referrer")), sensitive)
+    if referrer.truncated is not None:
+        truncated["page_referrer"] = referrer.truncated
+    if ctx.user_agent_bytes is not None:
+        truncated["user_agent"] = ctx.user_agent_bytes
     utm = url_utm or ctx.context_utm or NO_UTM
     items = event.get("items") or None
     first = items[0] if items else {}
@@ -199,24 +225,24 @@ def build_row(
         occurred_at_iso,
         page_url,
         page_path,
-        scrub_emails(referrer),
+        referrer.url,
         scrub_emails(_text(page.get("title"))),
         utm[0],
         utm[1],
         utm[2],
         utm[3],
         utm[4],
-        default_channel(utm[0], utm[1], utm[2], referrer_host, page_host),
-        first.get("product_id"),
+        default_channel(utm[0], utm[1], utm[2], referrer.host, page_host),
+        _text(first.get("product_id")),
         _text(first.get("name")),
         _text(first.get("category")),
         first.get("price"),
         first.get("quantity", 1) if first else None,
         event.get("value"),
         event.get("currency"),
-        event.get("transaction_id"),
+        _text(event.get("transaction_id")),
         dumps(items) if items else None,
-        properties_json(event),
+        properties_json(event, truncated),
         ctx.user_agent,
         ctx.agent.device_type,
         ctx.agent.browser,

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from clickstream.core.config import SENSITIVE_URL_PARAMS
 from clickstream.core.ids import erased_id
 from clickstream.validate.enrich import (
     RecordContext,
@@ -37,7 +38,7 @@ from clickstream.validate.models import (
     MAX_EVENT_BYTES as MAX_EVENT_BYTES,
 )
 from clickstream.validate.reader import RawLine, decode_object, read_records
-from clickstream.validate.web import ip_prefix
+from clickstream.validate.web import SensitiveParams, ip_prefix, sensitive_params
 
 SCHEMA_VIOLATION = "schema_violation"
 SIZE_VIOLATION = "size_violation"
@@ -45,6 +46,15 @@ TOO_LATE = "too_late"
 DUPLICATE_CONFLICT = "duplicate_conflict"
 UNPARSEABLE_RECORD = "unparseable_record"
 ERASED = "erased"
+# Every reason a quarantined event can carry (the quarantine's and the ledger's vocabulary).
+QUARANTINE_REASONS = (
+    SCHEMA_VIOLATION,
+    SIZE_VIOLATION,
+    TOO_LATE,
+    DUPLICATE_CONFLICT,
+    UNPARSEABLE_RECORD,
+    ERASED,
+)
 
 
 class AccountingError(AssertionError):
@@ -56,6 +66,13 @@ class JudgeOptions:
     lookback: timedelta
     internal_networks: tuple[str, ...] = ()
     tombstones: frozenset[str] = frozenset()  # sha256 of ids under erasure (adapters.state.tombstones())
+    sensitive_url_params: str = (
+        SENSITIVE_URL_PARAMS  # removed from page URLs and referrers (web.strip_sensitive)
+    )
+
+    @property
+    def sensitive(self) -> SensitiveParams:
+        return sensitive_params(self.sensitive_url_params)
 
 
 @dataclass(slots=True)
@@ -289,6 +306,7 @@ class _Judge:
             hash_=c.hash_,
             source_object=self.out.source_key,
             source_line=c.line.ordinal,
+            sensitive=self.options.sensitive,
         )
 
     def finish(self) -> Judgement:

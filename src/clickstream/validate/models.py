@@ -26,15 +26,22 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from clickstream.core.schema import GA4_EVENT_TYPES
+from clickstream.core.schema import (
+    GA4_EVENT_TYPES,
+    IDENTIFIER_MESSAGE,
+    MAX_APP_ID,
+    MAX_IDENTIFIER,
+    PRINTABLE,
+)
 
 ITEMS_REQUIRED = frozenset({"view_item", "add_to_cart", "remove_from_cart", "begin_checkout", "purchase"})
 MONEY_REQUIRED = frozenset({"purchase", "refund"})
 PAGE_REQUIRED = frozenset({"page_view", "page_ping"})
 
-# Size limits: a longer string or list is a ``size_violation``, and so is an event over MAX_EVENT_BYTES.
+# Size limits: a longer string or list is a ``size_violation``, and so is an event over MAX_EVENT_BYTES. A page URL
+# or referrer has no limit of its own (the event's bounds it): one longer than ``text.URL_CAP`` is truncated and
+# flagged by enrichment, not refused.
 MAX_EVENT_BYTES = 32 * 1024
-MAX_URL = 4096
 MAX_TEXT = 1024
 MAX_ID = 128
 MAX_ITEMS = 200
@@ -48,7 +55,7 @@ _STRICT = ConfigDict(strict=True, extra="allow")
 
 EventId = Annotated[str, Field(max_length=36, pattern=UUID_PATTERN)]
 EventType = Annotated[str, Field(max_length=MAX_ID, pattern=EVENT_TYPE_PATTERN)]
-Url = Annotated[str, Field(max_length=MAX_URL, pattern=HTTP_URL_PATTERN)]
+Url = Annotated[str, Field(pattern=HTTP_URL_PATTERN)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 Money = Annotated[float, Field(allow_inf_nan=False)]
@@ -59,7 +66,7 @@ class Page(TypedDict):
     __pydantic_config__ = _STRICT  # type: ignore[misc]
 
     url: Url
-    referrer: NotRequired[Annotated[str, Field(max_length=MAX_URL)] | None]
+    referrer: NotRequired[str | None]
     title: NotRequired[Text | None]
 
 
@@ -153,9 +160,9 @@ class Envelope(TypedDict):
     ip: NotRequired[str | None]
     user_agent: NotRequired[str | None]
     internal: NotRequired[bool | None]
-    app_id: Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+    app_id: Annotated[str, Field(min_length=1, max_length=MAX_APP_ID, pattern=PRINTABLE)]
     sent_at: AwareDatetime
-    anonymous_id: Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+    anonymous_id: Annotated[str, Field(min_length=1, max_length=MAX_IDENTIFIER, pattern=PRINTABLE)]
     context: NotRequired[dict[str, Any] | None]
 
 
@@ -180,6 +187,8 @@ _FRIENDLY = {
     ("string_pattern_mismatch", "event_type"): "must be a GA4 e-commerce event name or custom:<name>",
     ("string_pattern_mismatch", "page.url"): "must be an absolute http(s) URL",
     ("string_pattern_mismatch", "currency"): "must be an ISO 4217 code (3 capital letters)",
+    ("string_pattern_mismatch", "app_id"): IDENTIFIER_MESSAGE,
+    ("string_pattern_mismatch", "anonymous_id"): IDENTIFIER_MESSAGE,
 }
 
 

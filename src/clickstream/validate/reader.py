@@ -2,7 +2,9 @@
 
 Each raw record is yielded with its ordinal in the object (``source_line``: 1-based, the line number when every
 record sits on its own line). A well-formed record comes out already validated (one pydantic-core pass over the
-line); anything else comes out loose (a decoded JSON value) or as unparseable text, for the caller to judge.
+line); anything else comes out loose (a decoded JSON value) or as unparseable text, for the caller to judge. A
+loose value's lone surrogates (escaped in the JSON; pydantic-core refuses them) are replaced by U+FFFD
+(``text.repair_surrogates``), and a document nested too deeply to decode is unparseable text.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from clickstream.validate.models import MAX_EVENT_BYTES, RECORD_ADAPTER
+from clickstream.validate.text import SURROGATE_ESCAPE, repair_surrogates
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -82,8 +85,10 @@ def split_documents(line: bytes, *, errors: str = "replace") -> Iterator[tuple[A
             return
         try:
             value, stop = decoder.raw_decode(text, idx)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # not JSON, or nested deeper than any record is
             yield None, text[idx:], False
             return
+        if SURROGATE_ESCAPE.search(text, idx, stop) is not None:
+            value = repair_surrogates(value)  # a lone surrogate, escaped, becomes U+FFFD
         yield value, text[idx:stop], True
         idx = stop

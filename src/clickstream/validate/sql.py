@@ -2,9 +2,12 @@
 
 "Plain" is a conservative subset of the per-event schema (``models``): every field of a known type and shape, no
 unknown fields, no escapes DuckDB and Python would print differently, no token DuckDB's JSON reader accepts and
-pydantic's strict reader does not (``NaN``, ``Infinity``, trailing commas, huge exponents). A plain event is
-valid by construction; any other event is judged by the Python path (``judge``), which gives the exact reason and
-detail. The payload hash of a plain event is the same sha256 over the same canonical JSON text as
+pydantic's strict reader does not (``NaN``, ``Infinity``, trailing commas, huge exponents), and nothing the judge
+might cap (a page URL or referrer over ``text.URL_UNCUT`` characters, a User-Agent over ``text.USER_AGENT_CAP``
+bytes). A plain
+event is valid by construction; any other event is judged by the Python path (``judge``), which gives the exact
+reason and detail (and does the truncating). Free-text columns get the judge's control-character rule
+(``clean_text``, the same replacement) before anything is derived from them. The payload hash of a plain event is the same sha256 over the same canonical JSON text as
 ``enrich.payload_hash`` (sorted keys, compact, money as Python floats print): a property test holds them equal.
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from clickstream.core.schema import RAW_RECORD_FIELDS
+from clickstream.core.schema import MAX_APP_ID, MAX_IDENTIFIER, PRINTABLE, RAW_RECORD_FIELDS, re2_class
 from clickstream.core.sql import literal as _lit
 from clickstream.validate.enrich import KNOWN_EVENT_FIELDS
 from clickstream.validate.models import (
@@ -23,11 +26,11 @@ from clickstream.validate.models import (
     MAX_ID,
     MAX_ITEMS,
     MAX_TEXT,
-    MAX_URL,
     MONEY_REQUIRED,
     PAGE_REQUIRED,
     UUID_PATTERN,
 )
+from clickstream.validate.text import CLEAN_TEXT_MACRO, URL_UNCUT, USER_AGENT_CAP
 
 # A plain event's serialized size stays far below the judge's MAX_EVENT_BYTES however Python re-prints its
 # numbers: at most half of it (``plain_event_bytes``), and never over this.
@@ -88,6 +91,8 @@ CREATE OR REPLACE MACRO str_le(x, n) AS coalesce(is_str(x) AND (strlen(x::VARCHA
     false);
 CREATE OR REPLACE MACRO opt_str_le(x, n) AS (is_null(x) OR str_le(x, n));
 CREATE OR REPLACE MACRO id_ok(x) AS coalesce(str_le(x, {MAX_ID}) AND strlen(x::VARCHAR) > 2, false);
+CREATE OR REPLACE MACRO ident_ok(x, n) AS coalesce(str_le(x, n) AND strlen(x::VARCHAR) > 2
+    AND regexp_full_match(sval(x), {_lit(re2_class(PRINTABLE))}), false);
 CREATE OR REPLACE MACRO opt_id_ok(x) AS (is_null(x) OR id_ok(x));
 CREATE OR REPLACE MACRO is_num(x) AS coalesce(json_type(x) IN ('UBIGINT', 'BIGINT')
     OR (json_type(x) = 'DOUBLE' AND isfinite(try_cast(x AS DOUBLE)) AND regexp_matches(x::VARCHAR, '[.eE]')),
@@ -107,6 +112,7 @@ CREATE OR REPLACE MACRO utc_iso(ts) AS (CASE WHEN epoch_us(ts) % 1000000 = 0
     THEN strftime(make_timestamp(epoch_us(ts)), '%Y-%m-%dT%H:%M:%S+00:00')
     ELSE strftime(make_timestamp(epoch_us(ts)), '%Y-%m-%dT%H:%M:%S.%f+00:00') END);
 CREATE OR REPLACE MACRO nonempty(x) AS (CASE WHEN is_str(x) AND x::VARCHAR <> '""' THEN sval(x) END);
+{CLEAN_TEXT_MACRO}
 """
 
 ENVELOPE_FIELDS = tuple(name for name in RAW_RECORD_FIELDS if name != "events")
@@ -132,7 +138,7 @@ WITH parsed AS (
 kept AS (
 SELECT idx, events, context, context->'$.page' AS cp, json_keys(context) AS ckeys,
        sval(app_id) AS app_id, sval(anonymous_id) AS anonymous_id, nonempty(user_id) AS user_id,
-       nonempty(user_agent) AS user_agent, sval(ip) AS ip,
+       clean_text(nonempty(user_agent)) AS user_agent, sval(ip) AS ip,
        coalesce(internal::VARCHAR = 'true', false) AS internal,
        try_cast(sval(received_at) AS TIMESTAMPTZ) AS received_at, try_cast(sval(sent_at) AS TIMESTAMPTZ) AS sent_at,
        idx AS ordinal
@@ -143,7 +149,9 @@ WHERE events IS NOT NULL
   AND opt_str_le(ip, 1000000000) AND opt_str_le(user_agent, 1000000000)
   AND (is_null(internal) OR is_bool(internal))
   AND (is_null(context) OR is_obj(context))
-  AND id_ok(app_id) AND id_ok(anonymous_id) AND ts_ok(received_at) AND ts_ok(sent_at)
+  AND ident_ok(app_id, {MAX_APP_ID}) AND ident_ok(anonymous_id, {MAX_IDENTIFIER})
+  AND ts_ok(received_at) AND ts_ok(sent_at)
+  AND coalesce(strlen(clean_text(nonempty(user_agent))) <= {USER_AGENT_CAP}, true)
 ),
 ctx AS (
     SELECT * EXCLUDE (cp, ckeys), {CONTEXT_COLUMNS} FROM kept
@@ -172,8 +180,8 @@ CONTEXT_COLUMNS = """
     CASE WHEN jt(cp) = 'OBJECT' THEN cp->'$.title' END AS cp_title,
     (jt(cp) = 'OBJECT' AND len(json_keys(cp)) > 0) OR jt(cp) = 'VARCHAR'
         OR (jt(context->'$.referrer') = 'VARCHAR') AS cp_nonempty,
-    nonempty(CASE WHEN list_contains(ckeys, 'client_session_id') THEN context->'$.client_session_id'
-                  ELSE context->'$.session_id' END) AS ctx_session,
+    clean_text(nonempty(CASE WHEN list_contains(ckeys, 'client_session_id') THEN context->'$.client_session_id'
+                  ELSE context->'$.session_id' END)) AS ctx_session,
     CASE WHEN context IS NOT NULL THEN json_object(
         'utm', context->'$.utm', 'campaign', context->'$.campaign', 'utm_source', context->'$.utm_source',
         'utm_medium', context->'$.utm_medium', 'utm_campaign', context->'$.utm_campaign',
@@ -239,8 +247,9 @@ f AS MATERIALIZED (
 page_d AS (
     SELECT text, pkeys, pg,
         coalesce(pkeys IS NOT NULL AND keys_ok(pkeys, {_keys_pattern(PAGE_FIELDS)})
-             AND str_le(pg.url, {MAX_URL}) AND regexp_full_match(sval(pg.url), {_lit(ASCII_URL_PATTERN)})
-             AND opt_str_le(pg.referrer, {MAX_URL}) AND opt_str_le(pg.title, {MAX_TEXT}), false) AS page_valid,
+             AND is_str(pg.url) AND regexp_full_match(sval(pg.url), {_lit(ASCII_URL_PATTERN)})
+             AND (is_null(pg.referrer) OR is_str(pg.referrer)) AND opt_str_le(pg.title, {MAX_TEXT}), false)
+             AS page_valid,
         '{{' || concat_ws(',',
              part(pkeys, 'referrer', coalesce((pg.referrer)::VARCHAR, 'null')),
              part(pkeys, 'title', coalesce((pg.title)::VARCHAR, 'null')),
@@ -329,32 +338,37 @@ timed AS (
         NOT is_null(ef.page) OR (
             CASE WHEN ctx_no_url THEN NOT needs_page
                  ELSE ctx_http AND (NOT needs_page OR ctx_url <> '') END
-        ) AS page_ok
+        ) AS page_ok,
+        -- the page fields the event ends up with: its own, else (field by field) its record's context
+        CASE WHEN is_null(ef.page) THEN ctx_url ELSE page_url END AS eff_url,
+        CASE WHEN is_null(ef.page) THEN ctx_referrer
+             WHEN no_referrer AND cp_nonempty THEN ctx_referrer
+             ELSE page_referrer END AS eff_referrer,
+        CASE WHEN is_null(ef.page) THEN ctx_title
+             WHEN no_title AND cp_nonempty THEN ctx_title
+             ELSE page_title END AS eff_title
     FROM checked
 )
 SELECT idx, position,
-    coalesce(schema_ok AND page_ok AND offset_us <= {int(lookback_us)}, false) AS plain,
+    -- a URL or referrer the judge might truncate is left to it
+    coalesce(schema_ok AND page_ok AND offset_us <= {int(lookback_us)}
+        AND coalesce(length(eff_url) <= {URL_UNCUT}, true) AND coalesce(length(eff_referrer) <= {URL_UNCUT}, true),
+        false) AS plain,
     lower(sval(ef.event_id)) AS event_id, event_type,
     occurred_at, received_at,
     CASE WHEN offset_us < 0 THEN received_at ELSE received_at - to_microseconds(offset_us) END AS event_ts,
     offset_us < 0 AS ts_clamped,
-    nonempty(ef.client_session_id) AS event_session,
-    CASE WHEN is_null(ef.page) THEN ctx_url ELSE page_url END AS url,
-    CASE WHEN is_null(ef.page) THEN ctx_referrer
-         WHEN no_referrer AND cp_nonempty THEN ctx_referrer
-         ELSE page_referrer END AS referrer,
-    CASE WHEN is_null(ef.page) THEN ctx_title
-         WHEN no_title AND cp_nonempty THEN ctx_title
-         ELSE page_title END AS title,
-    CASE WHEN n_items > 0 THEN product_id END AS product_id,
-    CASE WHEN n_items > 0 THEN product_name END AS product_name,
-    CASE WHEN n_items > 0 THEN category END AS category,
+    clean_text(nonempty(ef.client_session_id)) AS event_session,
+    clean_text(eff_url) AS url, clean_text(eff_referrer) AS referrer, clean_text(eff_title) AS title,
+    clean_text(CASE WHEN n_items > 0 THEN product_id END) AS product_id,
+    clean_text(CASE WHEN n_items > 0 THEN product_name END) AS product_name,
+    clean_text(CASE WHEN n_items > 0 THEN category END) AS category,
     CASE WHEN n_items > 0 THEN price END AS price,
     CASE WHEN n_items > 0 THEN quantity END AS quantity,
     CASE WHEN n_items > 0 THEN items_canon END AS items_text,
     props_canon AS props_text,
     CASE WHEN is_num(ef.value) THEN try_cast(ef.value AS DOUBLE) END AS value,
-    sval(ef.currency) AS currency, sval(ef.transaction_id) AS transaction_id,
+    sval(ef.currency) AS currency, clean_text(sval(ef.transaction_id)) AS transaction_id,
     '{{' || concat_ws(',',
         part_if(has_currency, 'currency', coalesce((ef.currency)::VARCHAR, 'null')),
         part_if(has_event_type, 'event_type', coalesce((ef.event_type)::VARCHAR, 'null')),

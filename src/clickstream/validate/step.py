@@ -79,6 +79,7 @@ def options_from(settings: Settings, tombstones: frozenset[str] = frozenset()) -
         lookback=timedelta(hours=settings.lookback_hours),
         internal_networks=tuple(settings.internal_networks),
         tombstones=tombstones,
+        sensitive_url_params=settings.sensitive_url_params,
     )
 
 

@@ -1,10 +1,17 @@
 """User agent → device type, browser, OS and a bot flag (ua-parser + crawlerdetect), cached per distinct string.
 
-Real traffic carries few distinct user-agent strings, so each is parsed once per process.
+Real traffic carries few distinct user-agent strings, so each is parsed once per process. Both parsers run in time
+linear in the string, and the string is capped first (``text.USER_AGENT_CAP`` bytes, by the caller): ua-parser
+matches with its Rust backend (``ua-parser[regex]``), and crawlerdetect's patterns are matched by RE2 here rather
+than by the package's own Python ``re`` alternation, which backtracks (21 s on a 16 KB string). The patterns, the
+exclusions and the decision are crawlerdetect's; the one pattern RE2 cannot read (a lookahead,
+``Yandex(?!Search)``) is matched on its own by Python's ``re``, where it is linear (a literal, then a fixed-length
+check).
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -51,20 +58,64 @@ class UserAgentInfo(NamedTuple):
     is_bot: bool
 
 
-@lru_cache(maxsize=1)
-def _crawler_detect() -> Any:
-    from crawlerdetect import CrawlerDetect
+class CrawlerPatterns(NamedTuple):
+    exclusions: Any  # an RE2 pattern (google-re2 ships no types): removed from the string first
+    crawlers: Any  # an RE2 pattern: any match means a crawler
+    python_only: tuple[re.Pattern[str], ...]  # the patterns RE2 cannot read, matched one by one
 
-    return CrawlerDetect()
+
+def _re2_options() -> Any:
+    import re2
+
+    options = re2.Options()
+    options.case_sensitive = False  # crawlerdetect compiles with re.IGNORECASE
+    options.log_errors = False  # a pattern RE2 refuses is expected (see python_only), not an error to log
+    return options
+
+
+@lru_cache(maxsize=1)
+def crawler_patterns() -> CrawlerPatterns:
+    """crawlerdetect's crawler and exclusion patterns, compiled for RE2 (and Python ``re`` for what RE2 refuses)."""
+    import re2
+    from crawlerdetect.providers.crawlers import data as crawlers
+    from crawlerdetect.providers.exclusions import data as exclusions
+
+    options = _re2_options()
+    readable, refused = [], []
+    for pattern in crawlers:
+        try:
+            re2.compile(pattern, options)
+        except re2.error:
+            refused.append(pattern)
+        else:
+            readable.append(pattern)
+    return CrawlerPatterns(
+        exclusions=re2.compile("(?:" + "|".join(exclusions) + ")", options),
+        crawlers=re2.compile("(?:" + "|".join(readable) + ")", options),
+        python_only=tuple(re.compile(p, re.IGNORECASE) for p in refused),
+    )
 
 
 def _is_crawler(user_agent: str) -> bool:
-    return bool(user_agent) and bool(_crawler_detect().isCrawler(user_agent))
+    """crawlerdetect's ``CrawlerDetect().is_crawler``: the string stripped, its exclusions removed, then any
+    crawler pattern found in what is left."""
+    user_agent = user_agent.strip()
+    if not user_agent:
+        return False
+    patterns = crawler_patterns()
+    agent = patterns.exclusions.sub("", user_agent)
+    if not agent:
+        return False
+    if patterns.crawlers.search(agent) is not None:
+        return True
+    return any(p.search(agent) is not None for p in patterns.python_only)
 
 
 @lru_cache(maxsize=8192)
 def classify(user_agent: str | None) -> UserAgentInfo:
-    """Device type, browser family, OS family and bot flag of a User-Agent header (``None``/empty: other)."""
+    """Device type, browser family, OS family and bot flag of a User-Agent header (``None``/empty: other).
+
+    The caller caps the string (``text.cap_utf8``): every parser here reads at most that much."""
     if not user_agent:
         return UserAgentInfo("other", "Other", "Other", False)
     import ua_parser

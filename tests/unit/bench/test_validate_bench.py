@@ -15,12 +15,30 @@ def test_a_small_run_reports_every_contender_and_the_floors(
 ) -> None:
     # Given a small generated input in two gzip objects
     # When the benchmark runs every contender once
-    assert run.main(["--events", "3000", "--objects", "2", "--keep", str(tmp_path)]) == 0
+    assert (
+        run.main(
+            [
+                "--events",
+                "3000",
+                "--objects",
+                "2",
+                "--keep",
+                str(tmp_path),
+                "--hostile-bytes",
+                "30000",
+                "--hostile-repeats",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     # Then every contender and both floors are reported with a rate, and the engine's ratios are printed
     for name in run.CONTENDERS:
         assert f"{name}:" in out
     assert "engine / peer:" in out and "floors (no validation" in out
+    # And the worst-content case ran after them (bench.validate.hostile), on both paths
+    assert out.count("worst / ordinary:") == 2
     # And the engine wrote validated Parquet for each object, the parse floor counted every event it read
     n_events = int(out.split("input: ", 1)[1].split(" events", 1)[0])
     engine_files = sorted((tmp_path / "engine").glob("*.parquet"))

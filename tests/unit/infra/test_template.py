@@ -200,6 +200,7 @@ def test_stack_configures_every_deployment_setting(template):
         ("StoreCurrency", "store_currency"),
         ("SiteTimezone", "site_timezone"),
         ("InternalIpRanges", "internal_ip_ranges"),
+        ("SensitiveUrlParams", "sensitive_url_params"),
         ("AllowedOrigin", "allowed_origins"),
         ("WarehouseSecretArn", "warehouse_secret_arn"),
         ("Stage", "stage"),
@@ -606,7 +607,7 @@ def test_layer_requirements_match_the_package_ranges():
     runtime, data = _requirements("runtime"), _requirements("data")
     # Then the layers install exactly those ranges (a layer drifting from the tests' versions is a bug)
     assert set(runtime) == {"aws-lambda-powertools", "pydantic", "fastjsonschema"}
-    assert set(data) == {"duckdb", "psycopg", "ua-parser", "crawlerdetect"}
+    assert set(data) == {"duckdb", "psycopg", "ua-parser", "crawlerdetect", "google-re2"}
     for name, line in {**runtime, **data}.items():
         assert line == declared[name], name
     assert "tracer" in runtime["aws-lambda-powertools"]

@@ -341,3 +341,49 @@ def test_implausible_or_garbled_timestamps_are_left_out_for_validation_to_judge(
     event = map_event({**PV, "dtm": "12"})
     assert "occurred_at" not in event
     assert "occurred_at" not in map_event({**PV, "dtm": "\uff11" * 13})  # full-width digits
+
+
+# -- identifiers: one printable rule on every route ---------------------------------------------------------------
+BAD_IDENTIFIERS = [
+    "shop\rweb",
+    "a\nb",
+    "x\x00",
+    "\x85",
+    "zero\u200bwidth",
+    "rtl\u202eoverride",
+    "\ufeffbom",
+    "a\u2028b",
+]
+GOOD_IDENTIFIERS = ["shop-web", "Shop Web 2", "magasin-été", "店舗", "d-1:9f3a", "a" * 64]
+
+
+@pytest.mark.parametrize("value", BAD_IDENTIFIERS)
+@pytest.mark.parametrize("name", ["aid", "duid", "nuid", "tv"])
+def test_a_tp2_identifier_that_is_not_printable_is_400_naming_it(sink, name, value):
+    # Given a batch whose second event carries the identifier with a control or invisible character
+    body = {"schema": PAYLOAD, "data": [PV, {**PV, "eid": PV["eid"][:-1] + "b", name: value}]}
+    # When posted / Then the request is refused naming the field, and nothing is written
+    answer = call(_tp2_request(body), sink)
+    assert answer.status == 400 and answer.error["code"] == "invalid_payload"
+    assert answer.error["field"] == f"data.1.{name}"
+    assert answer.error["message"] == "must be printable text (no control characters)"
+    assert sink.records == []
+
+
+@pytest.mark.parametrize("value", BAD_IDENTIFIERS + GOOD_IDENTIFIERS)
+def test_the_identifier_rule_is_the_same_on_every_route_and_in_validation(sink, value):
+    # Given the same value as the native app_id, the native anonymous_id, the tp2 aid and the tp2 duid
+    from .conftest import api_event, envelope
+
+    native_app = call(api_event(envelope(app_id=value)), sink).status
+    native_visitor = call(api_event(envelope(anonymous_id=value)), sink).status
+    tp2_app = call(_tp2_request({"schema": PAYLOAD, "data": [{**PV, "aid": value}]}), sink).status
+    tp2_visitor = call(_tp2_request({"schema": PAYLOAD, "data": [{**PV, "duid": value}]}), sink).status
+    # And as a raw record's identifiers reaching validation some other way (a record written before the rule)
+    from tests.unit.validate.helpers import event, judge, raw_object, record
+
+    validated = judge(raw_object(record([event()], app_id=value), record([event()], anonymous_id=value)))
+    # Then every reading agrees: all accept it, or all refuse it
+    accepted = value in GOOD_IDENTIFIERS
+    assert {native_app, native_visitor, tp2_app, tp2_visitor} == {202 if accepted else 400}
+    assert validated.validated == (2 if accepted else 0)
