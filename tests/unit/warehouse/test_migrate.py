@@ -120,3 +120,20 @@ def test_tables_follow_the_schema_contract(tmp_path, table, columns):
             [table],
         )
     assert [(name, _TYPES[typ]) for name, typ in got] == list(columns)
+
+
+def test_a_warehouse_migrated_before_0001s_comment_was_reworded_still_migrates(tmp_path):
+    # Given a warehouse whose 0001 row holds the checksum of the text applied by earlier releases
+    wh = open_warehouse(f"duckdb://{tmp_path}/w.duckdb")
+    with wh.connect() as conn:
+        migrate(conn)
+        conn.execute(
+            "UPDATE schema_migrations SET checksum = ? WHERE version = 1",
+            ["96e528f7d4de4ded005f21cccfefa02c20419bf3219ade4aa7d033bd82e2b172"],
+        )
+        # When migrated again, Then nothing is refused and nothing is applied
+        assert migrate(conn) == []
+        # But any other checksum is still an edited migration
+        conn.execute("UPDATE schema_migrations SET checksum = 'x' WHERE version = 1")
+        with pytest.raises(WarehouseError, match="changed after it was applied"):
+            migrate(conn)

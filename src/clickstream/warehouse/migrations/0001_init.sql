@@ -103,7 +103,7 @@ CREATE TABLE users (
     PRIMARY KEY (anonymous_id, user_id)
 );
 
--- Daily KPIs (DESIGN.md "KPI definitions"): bot and internal sessions excluded; revenue in the store currency.
+-- Daily KPIs (definitions in warehouse/kpis.py): bot and internal sessions excluded; revenue in the store currency.
 CREATE TABLE daily_kpis (
     day DATE NOT NULL,
     sessions BIGINT NOT NULL,
