@@ -16,9 +16,10 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { chromium } from "playwright-core";
 
+import { CHROMIUM, FLAGS } from "../test-support/chromium.mjs";
+
 const HERE = dirname(fileURLToPath(import.meta.url));
 const OUT_DIR = resolve(process.argv[2] ?? join(HERE, "../../tests/fixtures/snowplow"));
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SHOP = "shop.example.com";
 const COLLECTOR = "collector.example.com";
 const TP2_PATH = "/com.snowplowanalytics.snowplow/tp2";
@@ -226,14 +227,7 @@ async function main() {
     executablePath: CHROMIUM,
     headless: true,
     args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
+      ...FLAGS,
       `--host-resolver-rules=${rules}`,
     ],
   });

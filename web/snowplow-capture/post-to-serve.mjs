@@ -16,8 +16,9 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { chromium } from "playwright-core";
 
+import { CHROMIUM, FLAGS } from "../test-support/chromium.mjs";
+
 const HERE = dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TP2_PATH = "/com.snowplowanalytics.snowplow/tp2";
 const EXPECTED_EVENTS = 3;
 const MAX_WAIT_MS = 20000;
@@ -70,16 +71,7 @@ async function main() {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: FLAGS,
   });
   const result = { page: pageUrl, collector, posts: [], failed: [], console: [], errors: [], fetches: [] };
   try {

@@ -9,39 +9,14 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { constants, gzipSync } from "node:zlib";
 
+import { CHROMIUM, FLAGS } from "../../test-support/chromium.mjs";
 import { startFakeServer } from "../../test-support/fake-server.mjs";
 import { build as buildTracker } from "../../tracker/build.mjs";
+import { NAMES } from "../../tracker/src/events.js";
 import { build } from "../build.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-const KNOWN = new Set([
-  "page_view",
-  "page_ping",
-  "view_item_list",
-  "select_item",
-  "view_item",
-  "search",
-  "add_to_cart",
-  "remove_from_cart",
-  "view_cart",
-  "begin_checkout",
-  "add_payment_info",
-  "purchase",
-  "refund",
-  "login",
-  "sign_up",
-]);
+const KNOWN = new Set(NAMES);
 
 const missing = !existsSync(CHROMIUM);
 if (missing && process.env.CI === "true") throw new Error(`${CHROMIUM} not found; browser tests never skip under CI=true`);
