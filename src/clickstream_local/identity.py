@@ -110,7 +110,7 @@ class IdentityPool:
             import json
 
             request = json.loads(body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond the parser's depth
             return _refusal("SerializationException", "the body is not JSON")
         if not isinstance(request, dict):
             return _refusal("SerializationException", "the body must be a JSON object")

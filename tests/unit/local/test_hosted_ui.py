@@ -207,3 +207,15 @@ def test_any_user_name_or_state_is_signed_in_or_refused_never_breaks(issuer, use
         assert query.get("state", [""]) == [state]
         tokens = json.loads(exchange(ui, issuer, query["code"][0]).body)
         assert issuer.verifier().verify(tokens["id_token"])["cognito:username"] == username.strip()
+
+
+@settings(max_examples=80, deadline=None)
+@given(body=st.one_of(st.binary(max_size=400), st.text(max_size=400).map(str.encode)))
+def test_any_token_request_body_is_refused_in_oauths_shape(issuer, body):
+    answer = HostedUI(issuer).token(FORM, body)
+    assert answer.status == 400 and oauth_error(answer) in {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unsupported_grant_type",
+    }

@@ -229,3 +229,15 @@ def test_any_authorization_header_is_refused_never_breaks(authorization, others)
     pool = IdentityPool("us-east-1")
     with pytest.raises(SignatureRefused):
         verify(pool, {**others, "Authorization": authorization})
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.one_of(st.none(), st.text(max_size=60), st.sampled_from(["AWSCognitoIdentityService.GetId"])),
+    st.one_of(st.binary(max_size=300), st.just(b"[" * 50_000), st.text(max_size=200).map(str.encode)),
+)
+def test_any_identity_call_is_answered_never_breaks(target, body):
+    pool = IdentityPool("us-east-1")
+    answer = pool.call(target, AMZ_JSON, body)
+    assert answer.status in (200, 400)
+    assert "__type" in json.loads(answer.body) or answer.status == 200
