@@ -220,3 +220,14 @@ def test_a_tampered_guest_request_is_the_stacks_json_403(served, tamper):
     status, answer_headers, answer = post(served, "/v1/guest/events", body, headers)
     assert status == 403 and answer_headers["content-type"] == "application/json"
     is_api_error(answer, "client_error")
+
+
+def test_the_cli_passes_the_store_folder_and_the_consent_choice(monkeypatch, tmp_path):
+    from clickstream_cli.main import main
+
+    seen: list[serve.ServeOptions] = []
+    monkeypatch.setattr(serve, "serve", lambda options, log=None: seen.append(options) or 0)
+    assert main(["serve", "--port", "0", "--store", str(tmp_path), "--no-consent-banner", "--quiet"]) == 0
+    assert seen[0].store_dir == tmp_path and seen[0].require_consent is False
+    assert main(["serve", "--port", "0", "--quiet"]) == 0
+    assert seen[1].store_dir == serve.DEFAULT_STORE_DIR and seen[1].require_consent is True
