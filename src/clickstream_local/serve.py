@@ -12,9 +12,15 @@ handler answers:
 
 The stack is moto, in this process (``create_resources``): Firehose → the raw bucket → an S3 notification in SQS.
 ``POST /local/run-pipeline`` drains that queue into the real validate handler and executes the real state machine
-(``clickstream_local.bridge``) over what has arrived, then answers with the run's summary. ``GET /`` shows the
+(``clickstream_local.bridge``) over what has arrived, then answers with the run's summary. ``GET /dashboard`` shows the
 report once a run wrote one, else a status page; ``GET /health`` answers ``{"ok": true}``; ``GET
 /.well-known/jwks.json`` publishes the local issuer's public keys.
+
+The storefront is served too, with what it needs of the server (web/README.md, "the store's contract"): the built
+``web/store/dist`` at ``/`` (``clickstream_local.store``: immutable assets, ``index.html`` for the store's routes),
+``/config.json`` for this origin, the dashboard at ``/dashboard``, the user pool's Hosted UI
+(``/oauth2/authorize``, ``/oauth2/token``: ``clickstream_local.hosted_ui``), the identity pool's unauthenticated
+access at ``/local/cognito-identity`` and the guest routes' SigV4 check (``clickstream_local.identity``).
 
 Nothing accepted is lost: the ingest handler's record sink is the spool (``clickstream_local.spool``), so a
 ``202`` is answered only once the request's raw records are ``fsync``-ed under ``DIR/spool/``; they go on to moto's
@@ -44,7 +50,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,14 +58,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from clickstream_local.answers import HttpAnswer
 from clickstream_local.auth import LocalIssuer, TokenVerifier, bearer_token
+from clickstream_local.hosted_ui import HostedUI
+from clickstream_local.identity import IdentityPool, SignatureRefused
 from clickstream_local.spool import Spool, SpoolBusy, SpoolEntry
+from clickstream_local.store import DEFAULT_STORE_DIR, StoreFiles, local_config, not_built_page
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 REPORT_FILE = "report.html"
 RUN_PIPELINE_PATH = "/local/run-pipeline"
 HEALTH_PATH = "/health"
 JWKS_PATH = "/.well-known/jwks.json"
+DASHBOARD_PATH = "/dashboard"
+CONFIG_PATH = "/config.json"
+AUTHORIZE_PATH = "/oauth2/authorize"
+TOKEN_PATH = "/oauth2/token"
+IDENTITY_PATH = "/local/cognito-identity"
+# Paths that belong to the API and the server, never to the store's SPA fallback.
+API_PREFIXES = ("/v1/", "/guest/", "/com.snowplowanalytics.snowplow/", "/local/", "/oauth2/", "/.well-known/")
 DEFAULT_ALLOWED_ORIGINS = ("http://localhost", "http://localhost:*", "http://127.0.0.1", "http://127.0.0.1:*")
 # What template.yaml's ``Cors`` says, used when it cannot be read.
 DEFAULT_CORS = {
@@ -102,24 +119,8 @@ class ServeOptions:
     ] = ()  # Host names accepted besides the bound address, localhost and 127.0.0.1
     idle_timeout: float = IDLE_TIMEOUT_SECONDS
     read_timeout: float = READ_TIMEOUT_SECONDS
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-    @classmethod
-    def json(cls, status: int, body: Any, headers: Mapping[str, str] | None = None) -> HttpAnswer:
-        all_headers = {"Content-Type": "application/json", **(headers or {})}
-        return cls(status, all_headers, json.dumps(body, separators=(",", ":"), default=str).encode("utf-8"))
-
-    @classmethod
-    def error(
-        cls, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-    ) -> HttpAnswer:
-        return cls.json(status, {"error": {"code": code, "message": message}}, headers)
+    store_dir: Path = DEFAULT_STORE_DIR  # the built store (make web)
+    require_consent: bool = True  # the store's consent banner (config.json requireConsent)
 
 
 # -- what API Gateway does ---------------------------------------------------------------------------------------
@@ -175,6 +176,7 @@ def api_gateway_event(
     source_ip: str,
     claims: Mapping[str, Any] | None,
     stage: str,
+    identity: Mapping[str, Any] | None = None,
     received_at: datetime,
     binary_media_types: frozenset[str] = DEFAULT_BINARY_TYPES,
 ) -> dict[str, Any]:
@@ -215,7 +217,11 @@ def api_gateway_event(
         "extendedRequestId": request_id[:18],
         "requestTime": received_at.astimezone(UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
         "requestTimeEpoch": int(received_at.timestamp() * 1000),
-        "identity": {"sourceIp": source_ip, "userAgent": lower.get("user-agent", "")},
+        "identity": {
+            **(identity or {}),
+            "sourceIp": source_ip,
+            "userAgent": lower.get("user-agent", ""),
+        },
     }
     if claims is not None:
         context["authorizer"] = {"claims": {k: _claim_text(v) for k, v in claims.items()}}
@@ -272,6 +278,9 @@ class LocalEndpoint:
         self.gateway = GatewayShape.from_template()
         self.issuer: LocalIssuer | None = None
         self.verifier: TokenVerifier | None = None
+        self.hosted_ui: HostedUI | None = None
+        self.identity_pool: IdentityPool | None = None
+        self.store = StoreFiles(options.store_dir)
         self.spool = Spool(self.out)
         self.runs: list[dict[str, Any]] = []
         self.accepted_requests = 0
@@ -306,6 +315,8 @@ class LocalEndpoint:
         try:
             self.issuer = LocalIssuer.load_or_create(self.out)
             self.verifier = self.issuer.verifier()
+            self.hosted_ui = HostedUI(self.issuer)
+            self.identity_pool = IdentityPool(self.issuer.region)
             exit_.enter_context(environment({**RUNTIME_ENV, "POWERTOOLS_METRICS_DISABLED": "true"}))
             exit_.callback(quiet_logs())
             self.settings = local_settings(
@@ -419,9 +430,6 @@ class LocalEndpoint:
         self, path: str, query: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
     ) -> HttpAnswer:
         """A token route: the authorizer's check, then the ingest handler with the proxy event."""
-        from clickstream.core import clock
-        from clickstream_local.runner import handler_output_muted
-
         lower = {k.lower(): v for k, v in headers}
         origin = lower.get("origin")
         assert self.verifier is not None
@@ -434,6 +442,48 @@ class LocalEndpoint:
             return HttpAnswer.error(
                 401, "unauthorized", message, {**self.cors_headers(origin), "WWW-Authenticate": "Bearer"}
             )
+        return self._ingest(path, query, headers, body, source_ip, claims=claims, identity=None)
+
+    def post_guest_events(
+        self, raw_path: str, query: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
+    ) -> HttpAnswer:
+        """A guest route: the SigV4 check of IAM authorization, then the ingest handler with the identity in the
+        proxy event."""
+        from urllib.parse import unquote
+
+        joined: dict[str, str] = {}
+        for name, value in headers:
+            key = name.lower()
+            joined[key] = f"{joined[key]},{value}" if key in joined else value
+        assert self.identity_pool is not None
+        try:
+            guest = self.identity_pool.verify(
+                method="POST", raw_path=raw_path, query=query, headers=joined, body=body
+            )
+        except SignatureRefused as exc:
+            with self._lock:
+                self.rejected_requests += 1
+            return HttpAnswer.error(
+                exc.status, exc.code, exc.message, self.cors_headers(joined.get("origin"))
+            )
+        return self._ingest(
+            unquote(raw_path), query, headers, body, source_ip, claims=None, identity=guest.request_context()
+        )
+
+    def _ingest(
+        self,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str,
+        *,
+        claims: Mapping[str, Any] | None,
+        identity: Mapping[str, Any] | None,
+    ) -> HttpAnswer:
+        from clickstream.core import clock
+        from clickstream_local.runner import handler_output_muted
+
         event = api_gateway_event(
             method="POST",
             path=path,
@@ -442,6 +492,7 @@ class LocalEndpoint:
             body=body,
             source_ip=source_ip,
             claims=claims,
+            identity=identity,
             stage=self.settings.stage,
             received_at=clock.now(),
             binary_media_types=self.gateway.binary_media_types,
@@ -535,6 +586,17 @@ class LocalEndpoint:
                 ):  # not created yet: no run has loaded anything (each engine has its own error)
                     counts[table] = 0
             return counts
+
+    def store_config(self) -> dict[str, Any]:
+        """``/config.json``: the store's runtime configuration for this server (same origin for everything)."""
+        assert self.issuer is not None and self.identity_pool is not None
+        return local_config(
+            client_id=self.issuer.client_id,
+            region=self.issuer.region,
+            identity_pool_id=self.identity_pool.pool_id,
+            identity_endpoint=IDENTITY_PATH,
+            require_consent=self.options.require_consent,
+        )
 
     def status(self) -> dict[str, Any]:
         assert self.issuer is not None
@@ -753,15 +815,28 @@ class _RequestHandler(BaseHTTPRequestHandler):
         elif path == JWKS_PATH:
             assert endpoint.issuer is not None
             self._send(HttpAnswer.json(200, endpoint.issuer.jwks()))
-        elif path in ("/", "/index.html"):
-            self._send(_home_page(endpoint))
+        elif path == DASHBOARD_PATH:
+            self._send(_dashboard_page(endpoint))
         elif path == "/local/status":
             self._send(HttpAnswer.json(200, endpoint.status()))
-        else:
+        elif path == CONFIG_PATH:
+            self._send(HttpAnswer.json(200, endpoint.store_config(), {"Cache-Control": "no-store"}))
+        elif path == AUTHORIZE_PATH:
+            assert endpoint.hosted_ui is not None
+            self._send(endpoint.hosted_ui.authorize_page(urlsplit(self.path).query, self._origin()))
+        elif path.startswith(API_PREFIXES):
             self._no_route()
+        else:
+            self._send(_store_file(endpoint, path))
 
     def _post(self) -> None:
-        from clickstream.ingest.api import NATIVE_PATH, SNOWPLOW_PATH, origin_allowed
+        from clickstream.ingest.api import (
+            GUEST_NATIVE_PATH,
+            GUEST_SNOWPLOW_PATH,
+            NATIVE_PATH,
+            SNOWPLOW_PATH,
+            origin_allowed,
+        )
 
         endpoint = self.server.endpoint
         url = urlsplit(self.path)
@@ -771,6 +846,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if url.path in (NATIVE_PATH, SNOWPLOW_PATH):
             source_ip = self.client_address[0]
             self._send(endpoint.post_events(url.path, url.query, list(self.headers.items()), body, source_ip))
+        elif url.path in (GUEST_NATIVE_PATH, GUEST_SNOWPLOW_PATH):
+            source_ip = self.client_address[0]
+            self._send(
+                endpoint.post_guest_events(url.path, url.query, list(self.headers.items()), body, source_ip)
+            )
+        elif url.path == AUTHORIZE_PATH:
+            assert endpoint.hosted_ui is not None
+            self._send(endpoint.hosted_ui.sign_in(body, self._origin()))
+        elif url.path == TOKEN_PATH:
+            assert endpoint.hosted_ui is not None
+            self._send(endpoint.hosted_ui.token(self.headers.get("Content-Type"), body))
+        elif url.path == IDENTITY_PATH:
+            assert endpoint.identity_pool is not None
+            self._send(
+                endpoint.identity_pool.call(
+                    self.headers.get("X-Amz-Target"), self.headers.get("Content-Type"), body
+                )
+            )
         elif url.path == RUN_PIPELINE_PATH:
             origin = self.headers.get("Origin")
             if origin and not origin_allowed(origin, endpoint.allowed_origins):
@@ -779,6 +872,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(_run_answer(endpoint.run_pipeline(), endpoint.cors_headers(origin)))
         else:
             self._no_route()
+
+    def _origin(self) -> str:
+        """This server's origin as the browser sees it: the ``Host`` the request was checked against."""
+        return f"http://{(self.headers.get('Host') or '').strip().lower()}"
 
     def _no_such_route(self) -> None:
         if self._discard_body() and self._begin():
@@ -895,7 +992,27 @@ def _run_answer(summary: dict[str, Any], headers: Mapping[str, str]) -> HttpAnsw
     return HttpAnswer.json(500, {"error": error, "run": summary}, headers)
 
 
-def _home_page(endpoint: LocalEndpoint) -> HttpAnswer:
+def _store_file(endpoint: LocalEndpoint, path: str) -> HttpAnswer:
+    """A file of the built store, ``index.html`` for the store's own routes; a page saying to build it if not."""
+    if not endpoint.store.built:
+        return HttpAnswer(
+            503,
+            {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"},
+            not_built_page(endpoint.store.root),
+        )
+    found = endpoint.store.resolve(path)
+    return HttpAnswer(
+        200,
+        {
+            "Content-Type": found.content_type,
+            "Cache-Control": found.cache_control,
+            "X-Content-Type-Options": "nosniff",
+        },
+        found.body,
+    )
+
+
+def _dashboard_page(endpoint: LocalEndpoint) -> HttpAnswer:
     """The latest report once a pipeline run wrote one, else a small status page."""
     report = endpoint.out / REPORT_FILE
     if report.is_file():
@@ -981,6 +1098,12 @@ def serve(options: ServeOptions, *, out: Any = None, log: Callable[[str], None] 
                 file=out,
                 flush=True,
             )
+            store = (
+                f"Store {server.url}/ ({endpoint.store.root}); dashboard {server.url}{DASHBOARD_PATH}"
+                if endpoint.store.built
+                else f"Store NOT BUILT ({endpoint.store.root}): run `make web`; dashboard {server.url}{DASHBOARD_PATH}"
+            )
+            print(store, file=out, flush=True)
             if not stopping.is_set():
                 server.serve_forever(poll_interval=0.2)
     finally:

@@ -108,6 +108,7 @@ class ServeProcess:
         self.lines.append(first)
         self.lines.append(self.proc.stdout.readline())  # the issuer
         self.lines.append(self.proc.stdout.readline())  # what the spool held at start
+        self.lines.append(self.proc.stdout.readline())  # the store and the dashboard
         self.port = int(first.rsplit(":", 1)[1])
         return self
 

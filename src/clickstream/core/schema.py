@@ -120,6 +120,7 @@ GA4_EVENT_TYPES: tuple[str, ...] = (
     "page_view",
     "page_ping",
     "view_item_list",
+    "select_item",
     "view_item",
     "search",
     "add_to_cart",

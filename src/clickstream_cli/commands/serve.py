@@ -12,11 +12,12 @@ from clickstream_cli.args import Subparsers, local_module, port, positive_float
 def register(subparsers: Subparsers) -> None:
     serve = subparsers.add_parser(
         "serve",
-        help="serve the ingest API on 127.0.0.1 for a browser or a tracker, the pipeline behind it (moto)",
+        help="serve the store and the ingest API on 127.0.0.1, the pipeline behind it (moto)",
         description=(
-            "POST /v1/events and /com.snowplowanalytics.snowplow/tp2 with 'Authorization: Bearer <token>' "
-            "(clickstream token); POST /local/run-pipeline validates what arrived and runs the state machine; GET / "
-            "shows the report. A 202 means the request is on disk in DIR/spool; every start puts the spool through "
+            "The store at / (web/store/dist, make web), its local sign-in (any user name, password demo) and "
+            "guest credentials; POST /v1/events and /com.snowplowanalytics.snowplow/tp2 with 'Authorization: Bearer "
+            "<token>' (clickstream token), their /guest siblings signed with SigV4; POST /local/run-pipeline "
+            "validates what arrived and runs the state machine; GET /dashboard shows the report. A 202 means the request is on disk in DIR/spool; every start puts the spool through "
             "the pipeline's stack again, so nothing accepted is lost to a crash. Stops cleanly on SIGINT/SIGTERM "
             "(a second signal exits at once), leaving DIR/warehouse.duckdb readable."
         ),
@@ -62,6 +63,18 @@ def register(subparsers: Subparsers) -> None:
         help="time a client has to send a request's headers and body (default 30); an idle kept-alive "
         "connection is closed after 5 s",
     )
+    serve.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the built storefront served at / (default web/store/dist of the repository: make web builds it)",
+    )
+    serve.add_argument(
+        "--no-consent-banner",
+        action="store_true",
+        help="the store tracks at once instead of asking for consent first (config.json requireConsent false)",
+    )
     serve.add_argument("--quiet", action="store_true", help="no access log on stderr")
     serve.set_defaults(func=run)
 
@@ -76,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         allow_origins=tuple(args.allow_origins or local.DEFAULT_ALLOWED_ORIGINS),
         allow_hosts=tuple(args.allow_hosts or ()),
         read_timeout=args.read_timeout or local.READ_TIMEOUT_SECONDS,
+        store_dir=args.store or local.DEFAULT_STORE_DIR,
+        require_consent=not args.no_consent_banner,
     )
     try:
         return int(

@@ -36,10 +36,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from importlib import resources
 from typing import Any
 from urllib.parse import quote_plus
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 STORE_ORIGIN = "https://shop.example.com"
 API_DOMAIN = "api.shop.example.com"
@@ -48,7 +49,6 @@ GUEST_EVENTS_PATH = "/v1/guest/events"
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 APP_ID = "shop-web"
-CURRENCY = "USD"
 INTERNAL_NETWORK = "10.20.0.0/16"
 INTERNAL_HEADER = "X-Clickstream-Internal"
 DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday; the demo never depends on the wall clock
@@ -62,17 +62,17 @@ DEFAULT_CLIENT_ID = "local-web-client"
 # --------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Product:
-    product_id: str
-    name: str
-    category: str
-    brand: str
-    price: float
+class Product(BaseModel):
+    """One product of the store, as ``catalog.json`` lists it (ids, names and slugs are the store's own)."""
 
-    @property
-    def slug(self) -> str:
-        return "".join(c if c.isalnum() else "-" for c in self.name.lower()).strip("-").replace("--", "-")
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    product_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    name: str = Field(min_length=1, max_length=200)
+    category: str
+    brand: str = Field(min_length=1, max_length=100)
+    price: float = Field(gt=0, allow_inf_nan=False)
+    slug: str = Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=200)
 
     @property
     def url(self) -> str:
@@ -89,40 +89,65 @@ class Product:
         }
 
 
-# (category, id prefix, url slug, popularity weight, [(brand, model, USD price)]), from catalog.json: the store's
-# products are data (the storefront reads the same file).
-CatalogSpec = tuple[tuple[str, str, str, float, tuple[tuple[str, str, float], ...]], ...]
+class Category(BaseModel):
+    """A category: its name and URL slug (the store's), its products' id prefix and its share of the traffic."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    slug: str = Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=100)
+    code: str = Field(pattern=r"^[A-Z]{2,8}$")
+    weight: float = Field(gt=0, allow_inf_nan=False)
 
 
-def _load_catalog_spec() -> CatalogSpec:
-    data = json.loads(resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8"))
-    return tuple(
-        (
-            str(c["name"]),
-            str(c["code"]),
-            str(c["slug"]),
-            float(c["weight"]),
-            tuple((str(p["brand"]), str(p["model"]), float(p["price"])) for p in c["products"]),
-        )
-        for c in data["categories"]
-    )
+class Catalog(BaseModel):
+    """``catalog.json``: the one catalog of the store (``web/store`` bundles this file) and of the generator."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    categories: tuple[Category, ...] = Field(min_length=1)
+    products: tuple[Product, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Catalog:
+        for what, values in (
+            ("category name", [c.name for c in self.categories]),
+            ("category slug", [c.slug for c in self.categories]),
+            ("product_id", [p.product_id for p in self.products]),
+            ("product slug", [p.slug for p in self.products]),
+        ):
+            if len(set(values)) != len(values):
+                raise ValueError(f"catalog.json: a {what} appears twice")
+        names = {c.name for c in self.categories}
+        unknown = sorted({p.category for p in self.products} - names)
+        if unknown:
+            raise ValueError(f"catalog.json: products in unknown categories {unknown}")
+        empty = sorted(names - {p.category for p in self.products})
+        if empty:
+            raise ValueError(f"catalog.json: categories without products {empty}")
+        return self
+
+    def category(self, name: str) -> Category:
+        return next(c for c in self.categories if c.name == name)
 
 
-_CATALOG_SPEC: CatalogSpec = _load_catalog_spec()
+def _load_catalog() -> Catalog:
+    text = resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8")
+    return Catalog.model_validate_json(text)
 
 
-@lru_cache(maxsize=1)
+_CATALOG = _load_catalog()
+CURRENCY = _CATALOG.currency
+
+
 def catalog() -> tuple[Product, ...]:
-    """The store's products: a fixed catalog, the same for every seed."""
-    products: list[Product] = []
-    for category, code, _slug, _weight, entries in _CATALOG_SPEC:
-        for i, (brand, model, price) in enumerate(entries, start=1):
-            products.append(Product(f"{code}-{i:04d}", f"{brand} {model}", category, brand, price))
-    return tuple(products)
+    """The store's products, in catalog.json's order: a fixed catalog, the same for every seed."""
+    return _CATALOG.products
 
 
 def _category_slug(category: str) -> str:
-    return next(slug for cat, _c, slug, _w, _e in _CATALOG_SPEC if cat == category)
+    return _CATALOG.category(category).slug
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -491,7 +516,7 @@ class _Visit:
             product = next(p for p in sim.products if f"/p/{p.product_id}/" in landing_url)
             self.view_item(product, 45, url=landing_url)
         elif "/c/" in landing_url:
-            cat = next(c for c, _code, slug, _w, _e in _CATALOG_SPEC if f"/c/{slug}" in landing_url)
+            cat = next(c.name for c in _CATALOG.categories if f"/c/{c.slug}" in landing_url)
             self.page(landing_url, f"{cat} | Example Electronics", 6 if bounced else 25)
             self.action(r.uniform(0.2, 1.5), sim.item_list(cat))
         else:
@@ -609,7 +634,7 @@ class _Simulator:
         self.by_category: dict[str, list[Product]] = {}
         for p in self.products:
             self.by_category.setdefault(p.category, []).append(p)
-        self.category_weights = [(cat, w) for cat, _c, _s, w, _e in _CATALOG_SPEC]
+        self.category_weights = [(c.name, c.weight) for c in _CATALOG.categories]
         self.batches: list[_Batch] = []
         self.sessions: list[SessionTruth] = []
         self.n_events = 0

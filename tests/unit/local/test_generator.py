@@ -5,24 +5,32 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from clickstream.core.schema import GA4_EVENT_TYPES
 from clickstream_local.generator.traffic import (
+    CURRENCY,
     DEFAULT_START,
     INTERNAL_HEADER,
     INTERNAL_NETWORK,
     LOOKBACK_HOURS,
+    STORE_ORIGIN,
+    Catalog,
     Traffic,
     TrafficConfig,
+    _Simulator,
     catalog,
     generate,
 )
 
-GA4_TYPES = set(GA4_EVENT_TYPES)
+# The generator's vocabulary: every GA4 name but ``select_item``, which only the store sends (a product card clicked
+# in a list); the generator's shoppers open products directly, and its requests stay what they were for a seed.
+GA4_TYPES = set(GA4_EVENT_TYPES) - {"select_item"}
 
 
 @pytest.fixture(scope="module")
@@ -438,17 +446,61 @@ def test_small_runs_still_contain_every_kind_of_trouble():
     assert small.counts["malformed_events"] >= 4
 
 
-def test_the_catalog_is_the_data_file():
-    # Given the catalog as data (what a storefront reads too)
+def _catalog_file() -> dict:
     from importlib import resources
 
-    data = json.loads(
+    return json.loads(
         resources.files("clickstream_local.generator").joinpath("catalog.json").read_text("utf-8")
     )
-    # Then the generator's products are exactly its entries, in order, ids numbered per category
-    expected = [
-        (f"{c['code']}-{i:04d}", f"{p['brand']} {p['model']}", c["name"], p["brand"], p["price"])
-        for c in data["categories"]
-        for i, p in enumerate(c["products"], start=1)
-    ]
-    assert [(p.product_id, p.name, p.category, p.brand, p.price) for p in catalog()] == expected
+
+
+def test_the_generator_sells_catalog_json_as_written():
+    # Given catalog.json, the one catalog (the store bundles the same file)
+    data = _catalog_file()
+    # Then the generator's products are its entries, in order, every field as written (ids and slugs included)
+    assert [p.model_dump() for p in catalog()] == data["products"]
+    # And its URLs, currency and category weights are the file's
+    file_urls = [f"{STORE_ORIGIN}/p/{p['product_id']}/{p['slug']}" for p in data["products"]]
+    assert [p.url for p in catalog()] == file_urls
+    assert data["currency"] == CURRENCY
+    sim_weights = _Simulator(TrafficConfig(events=1, seed=0)).category_weights
+    assert sim_weights == [(c["name"], c["weight"]) for c in data["categories"]]
+    # And each category's ids are its code and a number from 0001 in file order: the ids the demo always used
+    for c in data["categories"]:
+        ids = [p["product_id"] for p in data["products"] if p["category"] == c["name"]]
+        assert ids == [f"{c['code']}-{i:04d}" for i in range(1, len(ids) + 1)]
+
+
+def _first(data: dict, key: str) -> dict:
+    return data[key][0]
+
+
+@pytest.mark.parametrize(
+    ("break_it", "reason"),
+    [
+        (lambda d: d["products"].append(dict(_first(d, "products"), slug="x")), "product_id appears twice"),
+        (
+            lambda d: d["products"].append(dict(_first(d, "products"), product_id="X-1")),
+            "product slug appears twice",
+        ),
+        (lambda d: _first(d, "products").update(category="Toasters"), "unknown categories ['Toasters']"),
+        (
+            lambda d: d["categories"].append(dict(_first(d, "categories"), name="Toasters", slug="t")),
+            "without products",
+        ),
+        (lambda d: d["categories"].append(dict(_first(d, "categories"))), "category name appears twice"),
+        (lambda d: _first(d, "products").update(price=0), "greater than 0"),
+        (lambda d: _first(d, "products").update(slug="Bad Slug/../x"), "should match pattern"),
+        (lambda d: _first(d, "products").update(product_id="a/b"), "should match pattern"),
+        (lambda d: _first(d, "products").update(model="left over"), "Extra inputs are not permitted"),
+        (lambda d: _first(d, "categories").update(weight=-1), "greater than 0"),
+        (lambda d: d.update(currency="usd"), "should match pattern"),
+    ],
+)
+def test_a_broken_catalog_is_refused_with_its_reason(break_it, reason):
+    # Given catalog.json with one mistake in it
+    data = _catalog_file()
+    break_it(data)
+    # When it is read, Then it is refused, saying what is wrong
+    with pytest.raises(ValidationError, match=re.escape(reason)):
+        Catalog.model_validate(data)

@@ -326,7 +326,7 @@ def test_health_status_page_and_key_set(served):
     assert _request(served.url, "GET", "/health").json() == {"ok": True}
     keys = _request(served.url, "GET", "/.well-known/jwks.json").json()
     assert keys == served.issuer.jwks()
-    home = _request(served.url, "GET", "/")
+    home = _request(served.url, "GET", "/dashboard")
     assert home.status == 200 and home.headers["content-type"].startswith("text/html")
     assert b"clickstream serve" in home.body or b"<html" in home.body.lower()
 
@@ -343,8 +343,8 @@ def test_run_pipeline_loads_what_arrived_into_the_warehouse(served):
     assert run["requests_since_previous_run"] == 1 and run["objects_validated"] >= 1
     assert run["warehouse"]["events"] == before + 4 and run["report_written"] is True
     assert answer.headers["access-control-allow-origin"] == ALLOWED
-    # And GET / now shows the report
-    assert _request(served.url, "GET", "/").body == (served.out / "report.html").read_bytes()
+    # And GET /dashboard now shows the report
+    assert _request(served.url, "GET", "/dashboard").body == (served.out / "report.html").read_bytes()
     # And a page from a foreign origin cannot trigger a run
     assert _request(served.url, "POST", "/local/run-pipeline", b"", {"Origin": FOREIGN}).status == 403
 

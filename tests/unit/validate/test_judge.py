@@ -84,7 +84,16 @@ def test_item_rules_price_and_quantity():
 
 def test_custom_events_and_every_ga4_name_pass():
     # Given custom events and one of each GA4 name that needs no extra field
-    names = ["page_ping", "view_item_list", "search", "view_cart", "add_payment_info", "login", "sign_up"]
+    names = [
+        "page_ping",
+        "view_item_list",
+        "select_item",
+        "search",
+        "view_cart",
+        "add_payment_info",
+        "login",
+        "sign_up",
+    ]
     events = [event(n) for n in names] + [event("custom:newsletter.signup"), event("custom:compare")]
     # When judged
     j = judge(raw_object(record(events)))

@@ -1,5 +1,6 @@
-// The catalog (catalog.json, exported from the demo generator): lookups, featured products, search.
-import data from "./catalog.json" with { type: "json" };
+// The catalog: the one catalog.json of the repository (the demo generator reads the same file), bundled by esbuild;
+// lookups, featured products, search.
+import data from "../../../src/clickstream_local/generator/catalog.json" with { type: "json" };
 
 export const CURRENCY = data.currency;
 export const categories = data.categories;
