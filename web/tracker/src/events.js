@@ -4,7 +4,7 @@
 // Parameters with a field of their own go there; every other parameter (search_term, item_list_id, payment_type,
 // shipping, heartbeat_s, ...) goes into `properties`, as GA4 keeps event parameters.
 
-// The pipeline's event names (clickstream.core.schema.GA4_EVENT_TYPES, plus select_item); anything else is sent
+// The pipeline's event names (clickstream.core.schema.GA4_EVENT_TYPES; tests/unit/core/test_event_names.py holds them equal); anything else is sent
 // as `custom:<name>`, the contract's namespace for a site's own events.
 export const NAMES = [
   "page_view",
