@@ -10,6 +10,8 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from clickstream_cli.commands import deploy_web
@@ -264,3 +266,44 @@ def test_the_allowed_origin_may_name_the_store_by_pattern(stack):
     assert config["redirectUri"] == "https://shop.example.com/auth/callback"
     with pytest.raises(deploy_web.DeployError, match="--app-id"):
         deploy_web.store_config({"outputs": outputs, "parameters": {}}, REGION, app_id="")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    app_id=st.text(max_size=80) | st.sampled_from(["shop-web", "shop\u200bweb", "x" * 64, "x" * 65, "ünï 店"])
+)
+def test_any_app_id_is_written_as_given_or_refused_with_a_reason(app_id):
+    stack = {
+        "outputs": {
+            "ApiUrl": "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/dev",
+            "StoreUrl": "https://d111111abcdef8.cloudfront.net",
+            "AuthDomainUrl": "https://example-shop.auth.eu-west-1.amazoncognito.com",
+            "UserPoolClientId": "4example0client0id0abcdefgh",
+            "GuestIdentityPoolId": "eu-west-1:0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+        },
+        "parameters": {"AllowedOrigin": "*"},
+    }
+    try:
+        config = deploy_web.store_config(stack, REGION, app_id=app_id)
+    except deploy_web.DeployError as exc:
+        assert "--app-id" in str(exc)
+        assert not _pipeline_accepts(app_id)
+        return
+    # what is accepted is an app_id the ingest API takes, and it survives the trip through config.json
+    assert _pipeline_accepts(app_id)
+    upload = deploy_web.planned_config(config)
+    assert json.loads(upload.body.decode("utf-8"))["appId"] == app_id
+
+
+def _pipeline_accepts(app_id: str) -> bool:
+    """The ingest API's request model takes ``app_id`` (its ``AppId`` type), and UTF-8 can carry it."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from clickstream.ingest.models import AppId
+
+    try:
+        app_id.encode("utf-8")
+        TypeAdapter(AppId).validate_python(app_id)
+    except (UnicodeEncodeError, ValidationError):
+        return False
+    return True

@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from clickstream.core.schema import MAX_APP_ID, PRINTABLE
 from clickstream_cli.args import Subparsers, console
 
 # The stack outputs a deploy needs (template.yaml's Outputs; StoreHosting=enabled).
@@ -185,8 +187,11 @@ def store_config(
     the distribution's ``/v1/*`` route changes. A direct API needs the store's origin in the stack's AllowedOrigin.
     """
     outputs, parameters = stack["outputs"], stack["parameters"]
-    if not 1 <= len(app_id) <= 64 or not app_id.isprintable():
-        raise DeployError(f"--app-id must be 1-64 printable characters, got {app_id!r}")
+    if not valid_app_id(app_id):
+        raise DeployError(
+            f"--app-id must be 1-{MAX_APP_ID} characters without control or invisible ones (the pipeline's "
+            f"identifier rule), got {app_id!r}"
+        )
     store_url = outputs["StoreUrl"].rstrip("/")
     base = outputs["ApiUrl"].rstrip("/") if api_base is None else api_base.rstrip("/")
     if base:
@@ -208,6 +213,17 @@ def store_config(
         "requireConsent": require_consent,
         "currency": parameters.get("StoreCurrency", "USD"),
     }
+
+
+def valid_app_id(app_id: str) -> bool:
+    """The pipeline's rule for ``app_id`` (``clickstream.core.schema``), and text that UTF-8 can carry."""
+    if not 1 <= len(app_id) <= MAX_APP_ID or not re.fullmatch(PRINTABLE, app_id):
+        return False
+    try:
+        app_id.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 def _check_cors(store_url: str, allowed_origins: str) -> None:
@@ -235,13 +251,17 @@ def planned_uploads(dist: Path, config: dict[str, Any]) -> list[Upload]:
             continue
         cache = IMMUTABLE if key.startswith("assets/") else NO_CACHE
         uploads.append(Upload(key, path.read_bytes(), content_type(key), cache))
-    body = (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    uploads.append(Upload("config.json", body, CONTENT_TYPES[".json"], NO_CACHE))
+    uploads.append(planned_config(config))
     order = {"assets": 0, "other": 1, "config.json": 2, "index.html": 3}
     return sorted(
         uploads,
         key=lambda u: order.get(u.key, order["assets"] if u.key.startswith("assets/") else order["other"]),
     )
+
+
+def planned_config(config: dict[str, Any]) -> Upload:
+    body = (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return Upload("config.json", body, CONTENT_TYPES[".json"], NO_CACHE)
 
 
 def content_type(key: str) -> str:

@@ -5,6 +5,7 @@ routes function, the Hosted UI's client and domain, and the outputs ``clickstrea
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from fnmatch import fnmatchcase
@@ -14,7 +15,7 @@ import pytest
 
 from clickstream_cli.commands.deploy_web import STACK_OUTPUTS
 from clickstream_local.template import load_template
-from tests.unit.infra.cfn import created, parameters, refusals, resolve
+from tests.unit.infra.cfn import created, parameters, refusals, resolve, translated
 
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
@@ -338,3 +339,52 @@ def test_the_outputs_deploy_web_reads_are_there_when_the_stack_hosts_the_store(t
     assert outputs["AuthDomainUrl"]["Value"] == {
         "Fn::Sub": "https://${UserPoolDomain}.auth.${AWS::Region}.amazoncognito.com"
     }
+
+
+def _refs(node: Any) -> set[str]:
+    """Logical ids a translated fragment refers to (Ref, GetAtt, Sub)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value.split(".", 1)[0] if isinstance(value, str) else value[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+            found |= _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _refs(item)
+    return found
+
+
+def test_the_client_waits_for_the_distribution_and_nothing_the_distribution_needs_waits_for_the_client():
+    # Given the template as CloudFormation receives it (samtranslator's output) and who refers to whom
+    resources = translated()["Resources"]
+    edges = {
+        name: (_refs(res.get("Properties", {})) | set(_as_list(res.get("DependsOn", [])))) & set(resources)
+        for name, res in resources.items()
+    }
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            node = todo.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo.extend(edges[node])
+        return False
+
+    # Then the client's callback names the distribution, and the distribution never (even indirectly) the client
+    assert "StoreDistribution" in edges["UserPoolClient"]
+    assert not reaches("StoreDistribution", "UserPoolClient")
+    # and the template as a whole has no cycle
+    assert all(not reaches(dep, name) for name in edges for dep in edges[name])
+
+
+def _as_list(value: Any) -> list[str]:
+    return value if isinstance(value, list) else [value]
