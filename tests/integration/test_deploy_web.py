@@ -5,6 +5,7 @@ content type and cache header, and ``index.html`` and ``config.json`` are invali
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from moto import mock_aws
 
 from clickstream_cli.commands import deploy_web
 from clickstream_cli.main import main
+from tests.conftest import REPO_ROOT
 
 REGION = "eu-west-1"
 STACK = "shop-clickstream"
@@ -27,7 +29,8 @@ INDEX = b'<!doctype html><link rel="stylesheet" href="/assets/app-4f5e6d.css"><s
 
 @pytest.fixture
 def dist(tmp_path: Path) -> Path:
-    """A built store as ``make web`` leaves it (plus a local config.json that must not be deployed)."""
+    """A built store as ``make web`` leaves it (with its config.example.json), plus a local config.json: neither
+    is deployed."""
     root = tmp_path / "dist"
     (root / "assets").mkdir(parents=True)
     (root / "index.html").write_bytes(INDEX)
@@ -35,6 +38,7 @@ def dist(tmp_path: Path) -> Path:
     (root / "assets" / "app-4f5e6d.css").write_bytes(CSS)
     (root / "assets" / "app-1a2b3c.js.map").write_bytes(b"{}")
     (root / "config.json").write_text('{"appId": "local"}')
+    (root / "config.example.json").write_text('{"appId": "shop-web"}')
     return root
 
 
@@ -307,3 +311,21 @@ def _pipeline_accepts(app_id: str) -> bool:
     except (UnicodeEncodeError, ValidationError):
         return False
     return True
+
+
+@pytest.mark.skipif(
+    not (REPO_ROOT / "web/store/dist/index.html").is_file(),
+    reason="the store is not built (make web; make test does)",
+)
+def test_the_real_build_uploads_every_file_index_html_names_with_a_known_type():
+    dist = REPO_ROOT / "web/store/dist"
+    uploads = {u.key: u for u in deploy_web.planned_uploads(dist, {"appId": "shop-web"})}
+    index = uploads["index.html"].body.decode("utf-8")
+    named = set(re.findall(r'(?:src|href)="/(assets/[^"]+)"', index))
+    assert named and named <= set(uploads)  # the page's script and stylesheet go up with it
+    assert "config.example.json" not in uploads
+    for key, item in uploads.items():
+        assert item.content_type != "application/octet-stream", key
+        assert item.cache_control == (
+            "public, max-age=31536000, immutable" if key.startswith("assets/") else "no-cache"
+        )

@@ -36,6 +36,8 @@ DEFAULT_DIST = Path("web/store/dist")
 IMMUTABLE = "public, max-age=31536000, immutable"
 NO_CACHE = "no-cache"
 INVALIDATED = ("/index.html", "/config.json")
+# A config.json in the build (a local one) is replaced by the stack's; the example is documentation, not the store.
+NOT_DEPLOYED = frozenset({"config.json", "config.example.json"})
 # Text types carry their charset; the rest come from mimetypes (application/octet-stream when unknown).
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -247,7 +249,7 @@ def planned_uploads(dist: Path, config: dict[str, Any]) -> list[Upload]:
     uploads = []
     for path in files:
         key = path.relative_to(dist).as_posix()
-        if key == "config.json":  # a local one (clickstream serve's) never goes to a stack
+        if key in NOT_DEPLOYED:
             continue
         cache = IMMUTABLE if key.startswith("assets/") else NO_CACHE
         uploads.append(Upload(key, path.read_bytes(), content_type(key), cache))
