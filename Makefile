@@ -7,7 +7,7 @@ TOOLS := .tools
 PY312_BIN := $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12.*/bin) /usr/bin)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint build bench check-build clean tools serve web
+.PHONY: setup demo test lint build bench check-build clean tools serve web deploy-web deploy-web-stack
 
 $(VENV)/.stamp: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -27,6 +27,15 @@ web/node_modules/.stamp: web/package.json web/package-lock.json
 
 web: web/node_modules/.stamp
 	npm run build --prefix web
+
+# The store to a deployed stack (StoreHosting=enabled): build it, then upload web/store/dist with the config.json the
+# stack's outputs make and invalidate index.html and config.json (docs/runbook.md, "Deploying the store").
+# make deploy-web STACK=<stack name> [REGION=<region>] [DEPLOY_WEB_ARGS='--no-require-consent ...']
+deploy-web: deploy-web-stack setup web
+	$(VENV)/bin/clickstream deploy-web --stack-name "$(STACK)" $(if $(REGION),--region "$(REGION)") $(DEPLOY_WEB_ARGS)
+
+deploy-web-stack:
+	@test -n "$(STACK)" || { echo "usage: make deploy-web STACK=<stack name> [REGION=<region>]"; exit 2; }
 
 demo: setup
 	$(VENV)/bin/clickstream demo $(DEMO_ARGS)

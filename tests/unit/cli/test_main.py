@@ -21,6 +21,7 @@ def test_every_command_is_registered():
         "demo",
         "serve",
         "token",
+        "deploy-web",
     }
 
 
