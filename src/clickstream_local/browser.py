@@ -3,7 +3,7 @@
 No browser-automation dependency: Chromium's own command line does the work. ``inspect_page`` loads a copy of the
 page with a small probe script in ``<head>`` that records every error (uncaught exceptions, ``console.error``,
 resources that fail to load) and, on ``load``, the rendered size of every chart and bar (with its series, when a
-chart has several), every KPI tile (its value, its change against the previous period and its tooltip) and every
+chart has several), every KPI tile (its value and whether it fits the tile, its change against the previous period and its tooltip) and every
 table cell (the ``data-value`` it carries and the text a person sees); ``--dump-dom`` prints the DOM with the
 probe's JSON in it. Chromium's console log (``--enable-logging=stderr``) is read too, so an error the probe could
 miss still counts. ``screenshot`` renders the unmodified page at its full height.
@@ -74,6 +74,7 @@ _PROBE = """<script>(function () {
       var change = tile.querySelector(".change");
       out.tiles.push({ kpi: tile.getAttribute("data-kpi"), value: tile.getAttribute("data-value"),
                        text: shown ? text(shown) : "", size: size(tile), title: tile.getAttribute("title") || "",
+                       fits: shown ? shown.scrollWidth <= shown.clientWidth : true,
                        change: tile.getAttribute("data-change"), previous: tile.getAttribute("data-previous"),
                        changeText: change ? text(change) : null,
                        changeSize: change ? size(change) : [0, 0] });

@@ -132,6 +132,7 @@ def test_tiles_show_the_warehouse_kpis(probe, sql, conn):
         assert _same(tiles[key]["value"], totals[key]), key
         assert tiles[key]["text"] == formatters[kind](totals[key]), key
         assert tiles[key]["size"][0] > 0 and tiles[key]["size"][1] > 0
+        assert tiles[key]["fits"], (key, tiles[key]["text"])
         # And its tooltip says how it is defined
         assert tiles[key]["title"].startswith(DEFINITIONS[key].format(currency=currency)), key
     assert int(tiles["sessions"]["value"]) == human["sessions"] > 0
@@ -278,7 +279,9 @@ def test_breakdowns_cover_the_chosen_days_only(last_day, sql):
 
 
 @pytest.fixture(scope="session")
-def two_currencies(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[PageProbe, Connection]:
+def two_currencies(
+    chromium: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[PageProbe, list[dict[str, Any]], Path]:
     """The money fixture (tests/integration/warehouse/test_revenue.py: USD and EUR, refunds of an earlier day's
     order, a partial refund, a refund of an order the warehouse never saw) as a dashboard of its last day."""
     from clickstream.report import build_report
@@ -300,12 +303,12 @@ def two_currencies(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> t
             "SELECT currency, orders, gross_revenue, refunds, net_revenue, aov FROM daily_revenue"
             " WHERE day = DATE '2026-03-03' ORDER BY CASE WHEN currency = 'USD' THEN 0 ELSE 1 END, currency"
         )
-    return inspect_page(folder / "report.html", chromium=chromium), rows
+    return inspect_page(folder / "report.html", chromium=chromium), rows, folder
 
 
 @pytest.mark.slow
 def test_money_tiles_and_revenue_per_currency(two_currencies):
-    probe, rows = two_currencies
+    probe, rows, _ = two_currencies
     tiles = {t["kpi"]: t for t in probe.tiles}
     # Then the tiles show the hand-computed USD money of 2026-03-03 against 2026-03-02
     shown = {k: tiles[k]["text"] for k in ("orders", "gross_revenue", "refunds", "net_revenue", "aov")}
@@ -325,6 +328,20 @@ def test_money_tiles_and_revenue_per_currency(two_currencies):
         values = [c["value"] for c in cells if c["col"] == column]
         assert all(_same(v, r[column]) for v, r in zip(values, rows, strict=True)), column
     assert [c["text"] for c in cells if c["col"] == "refunds"] == ["USD 375.50", "EUR 30.00"]
+
+
+@pytest.mark.slow
+def test_a_nine_figure_money_value_fits_its_tile(chromium, two_currencies, tmp_path):
+    # Given the money fixture's dashboard with a gross revenue of nine figures
+    page = tmp_path / "long.html"
+    html = (two_currencies[2] / "report.html").read_text(encoding="utf-8")
+    tile = '<div class="value">USD 549.93</div>'
+    assert html.count(tile) == 1
+    page.write_text(html.replace(tile, '<div class="value">USD 999,999,999.99</div>'), encoding="utf-8")
+    # Then, at the screenshot's width, every tile's value fits on its line inside the tile
+    tiles = {t["kpi"]: t for t in inspect_page(page, chromium=chromium).tiles}
+    assert tiles["gross_revenue"]["text"] == "USD 999,999,999.99"
+    assert all(tile["fits"] for tile in tiles.values()), [t["kpi"] for t in tiles.values() if not t["fits"]]
 
 
 # -- the harness itself can see failures (so the assertions above can fail) -------------------------------------

@@ -63,7 +63,7 @@ header, main, footer { max-width: 1200px; margin: 0 auto; padding: 16px 24px; }
 h1 { font-size: 22px; margin: 8px 0 4px; }
 h2 { font-size: 15px; margin: 0 0 8px; }
 .meta, footer { color: var(--muted); font-size: 12px; }
-.tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 12px; margin-bottom: 16px; }
+.tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 12px; margin-bottom: 16px; }
 .tile { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
 .tile .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
 .tile .value { font-size: 21px; font-weight: 600; margin-top: 4px; font-variant-numeric: tabular-nums;
