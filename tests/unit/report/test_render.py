@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html as html_module
 import re
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from clickstream.adapters.warehouse import open_warehouse
 from clickstream.report import build_report
@@ -253,3 +256,35 @@ def test_revenue_chart_has_gross_and_refunds_per_day(two_days):
         ("2026-03-03", "Refunds", "375.50"),
     ]
     assert 'data-points="4"' in chart and chart.count('class="legend"') == 2
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(currency=st.text(min_size=1, max_size=12).filter(lambda c: c.strip() and c != "USD"))
+def test_any_currency_text_in_the_warehouse_is_shown_as_text(currency, tmp_path_factory):
+    """Validation admits only ISO-like codes, but a warehouse loaded some other way may hold anything: the currency
+    table and the money formatter must escape it, and the amounts stay apart from the store currency's."""
+    folder = tmp_path_factory.mktemp("currency")
+    events = [
+        event("u1", "S1", "V1", "purchase", at(9), transaction_id="T1", value=10.0, currency="USD"),
+        event("x1", "S2", "V2", "purchase", at(10), transaction_id="T2", value=7.5, currency=currency),
+    ]
+    sessions = [
+        session("S1", "V1", at(9), 60, engaged=True, purchased=True, orders=1, revenue=10.0, currency="USD"),
+        session(
+            "S2", "V2", at(10), 60, engaged=True, purchased=True, orders=1, revenue=7.5, currency=currency
+        ),
+    ]
+    wh = open_warehouse(f"duckdb://{folder}/w.duckdb")
+    with wh.connect() as conn:
+        migrate(conn)
+        stats = load_run(conn, write_run(folder / "r", events, sessions), RunRecord("r1"))
+        recompute_daily_kpis(conn, stats.affected_days, "USD")
+        html = build_report(conn, "USD")
+    table = re.search(r'<table id="currency-table">.*?</table>', html, re.DOTALL).group(0)
+    shown = html_module.escape(currency)
+    # Then the hostile currency is one row of the table, as text (no tag, no attribute broken out of)
+    rows = re.findall(r'<td data-col="currency" data-value="([^"]*)">([^<]*)</td>', table)
+    assert rows == [("USD", "USD"), (shown, shown)]
+    assert f">{shown} 7.50<" in table
+    # And the store currency's tiles count the USD order alone
+    assert ">USD 10.00<" in _tile(html, "gross_revenue") and 'data-value="1"' in _tile(html, "orders")
