@@ -2,7 +2,8 @@
 
 No browser-automation dependency: Chromium's own command line does the work. ``inspect_page`` loads a copy of the
 page with a small probe script in ``<head>`` that records every error (uncaught exceptions, ``console.error``,
-resources that fail to load) and, on ``load``, the rendered size of every chart and bar, every KPI tile and every
+resources that fail to load) and, on ``load``, the rendered size of every chart and bar (with its series, when a
+chart has several), every KPI tile (its value and whether it fits the tile, its change against the previous period and its tooltip) and every
 table cell (the ``data-value`` it carries and the text a person sees); ``--dump-dom`` prints the DOM with the
 probe's JSON in it. Chromium's console log (``--enable-logging=stderr``) is read too, so an error the probe could
 miss still counts. ``screenshot`` renders the unmodified page at its full height.
@@ -60,16 +61,23 @@ _PROBE = """<script>(function () {
       var bars = [];
       svg.querySelectorAll(".bar").forEach(function (bar) {
         var b = bar.getBBox();
-        bars.push({ label: bar.getAttribute("data-label"), value: bar.getAttribute("data-value"),
-                    width: b.width, height: b.height });
+        var bar_ = { label: bar.getAttribute("data-label"), value: bar.getAttribute("data-value"),
+                     width: b.width, height: b.height };
+        if (bar.hasAttribute("data-series")) { bar_.series = bar.getAttribute("data-series"); }
+        bars.push(bar_);
       });
       out.charts.push({ chart: svg.getAttribute("data-chart"), points: Number(svg.getAttribute("data-points")),
                         content: [box.width, box.height], size: size(svg), bars: bars });
     });
     document.querySelectorAll("[data-kpi]").forEach(function (tile) {
       var shown = tile.querySelector(".value");
+      var change = tile.querySelector(".change");
       out.tiles.push({ kpi: tile.getAttribute("data-kpi"), value: tile.getAttribute("data-value"),
-                       text: shown ? text(shown) : "", size: size(tile) });
+                       text: shown ? text(shown) : "", size: size(tile), title: tile.getAttribute("title") || "",
+                       fits: shown ? shown.scrollWidth <= shown.clientWidth : true,
+                       change: tile.getAttribute("data-change"), previous: tile.getAttribute("data-previous"),
+                       changeText: change ? text(change) : null,
+                       changeSize: change ? size(change) : [0, 0] });
     });
     document.querySelectorAll("table[id]").forEach(function (table) {
       table.querySelectorAll("tbody tr").forEach(function (tr, row) {

@@ -86,7 +86,7 @@ class DemoOptions:
 
 BACKFILL_DIR = "backfill"
 # The tables a back-fill must reproduce exactly (pipeline_runs records the runs themselves, so it differs).
-COMPARED_TABLES = ("events", "sessions", "users", "daily_kpis")
+COMPARED_TABLES = ("events", "sessions", "users", "daily_kpis", "daily_revenue")
 
 
 @dataclass
@@ -697,21 +697,28 @@ def _progress(console: Any, enabled: bool) -> AbstractContextManager[Any]:
 
 # -- console output -------------------------------------------------------------------------------------------------
 def kpi_table(kpis: list[dict[str, Any]]) -> Any:
-    """A rich table of daily KPIs with a total line."""
+    """A rich table of daily KPIs with a total line (money in the store currency: gross revenue = the day's orders,
+    refunds on the refund's day, net = gross - refunds, AOV = gross / orders)."""
     from rich import box
     from rich.table import Table
 
-    table = Table(
-        title="Daily KPIs (bots and internal traffic excluded)", title_justify="left", box=box.SIMPLE_HEAD
+    currency = next((str(r["currency"]) for r in kpis if r.get("currency")), "")
+    title = "Daily KPIs (bots and internal traffic excluded" + (
+        f"; money in {currency})" if currency else ")"
     )
-    for name in ("Day", "Sessions", "Visitors", "Engaged", "Conv.", "Orders", "Revenue", "AOV"):
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    columns = ("Day", "Sessions", "Visitors", "Engaged", "Conv.", "Orders", "Gross", "Refunds", "Net", "AOV")
+    for name in columns:
         table.add_column(name, justify="left" if name == "Day" else "right")
 
     def pct(x: Any) -> str:
         return "—" if x is None else f"{float(x):.1%}"
 
     def money(x: Any) -> str:
-        return "—" if x is None else f"${float(x):,.2f}"
+        return "—" if x is None else f"{float(x):,.2f}"
+
+    def total(key: str) -> float:
+        return sum(float(r.get(key) or 0) for r in kpis)
 
     for row in kpis:
         table.add_row(
@@ -721,14 +728,12 @@ def kpi_table(kpis: list[dict[str, Any]]) -> Any:
             pct(row.get("engagement_rate")),
             pct(row.get("conversion_rate")),
             f"{int(row.get('orders') or 0):,}",
-            money(row.get("revenue")),
-            money(row.get("aov")),
+            *(money(row.get(k)) for k in ("gross_revenue", "refunds", "net_revenue", "aov")),
         )
-    sessions = sum(int(r.get("sessions") or 0) for r in kpis)
-    engaged = sum(int(r.get("engaged_sessions") or 0) for r in kpis)
-    converted = sum(int(r.get("converted_sessions") or 0) for r in kpis)
-    orders = sum(int(r.get("orders") or 0) for r in kpis)
-    revenue = sum(float(r.get("revenue") or 0) for r in kpis)
+    sessions, engaged, converted = (
+        int(total(k)) for k in ("sessions", "engaged_sessions", "converted_sessions")
+    )
+    orders, gross = int(total("orders")), total("gross_revenue")
     table.add_section()
     table.add_row(
         "Total",
@@ -737,8 +742,10 @@ def kpi_table(kpis: list[dict[str, Any]]) -> Any:
         pct(engaged / sessions) if sessions else "—",
         pct(converted / sessions) if sessions else "—",
         f"{orders:,}",
-        money(revenue),
-        money(revenue / orders) if orders else "—",
+        money(gross),
+        money(total("refunds")),
+        money(total("net_revenue")),
+        money(gross / orders) if orders else "—",
     )
     return table
 

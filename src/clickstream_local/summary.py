@@ -100,11 +100,14 @@ class WarehouseFacts:
     events_without_session: int  # events whose session_id is null or not in sessions
     duplicate_event_ids: int  # event_ids that appear more than once in events
     kpis: list[dict[str, Any]] = field(default_factory=list)  # daily_kpis, by day
+    # daily_kpis days whose AOV is outside the range of that day's order values (warehouse.kpis)
+    aov_outside_order_values: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_warehouse(url: str) -> WarehouseFacts:
     """Counts and integrity checks over the warehouse at ``url`` (DuckDB file or PostgreSQL)."""
     from clickstream.adapters.warehouse import open_warehouse
+    from clickstream.warehouse.kpis import aov_outside_order_values
 
     with open_warehouse(url).connect() as conn:
 
@@ -123,6 +126,7 @@ def read_warehouse(url: str) -> WarehouseFacts:
                 "SELECT count(*) FROM (SELECT event_id FROM events GROUP BY event_id HAVING count(*) > 1) d"
             ),
             kpis=conn.query_dicts("SELECT * FROM daily_kpis ORDER BY day"),
+            aov_outside_order_values=aov_outside_order_values(conn),
         )
 
 
@@ -197,6 +201,17 @@ def build_summary(
             "no_duplicate_event_ids",
             warehouse.duplicate_event_ids == 0,
             f"{warehouse.duplicate_event_ids} event ids stored more than once",
+        ),
+        Check(
+            "aov_within_order_values",
+            not warehouse.aov_outside_order_values,
+            f"every day's AOV lies between its least and greatest order value ({len(warehouse.kpis)} days)"
+            if not warehouse.aov_outside_order_values
+            else "outside: "
+            + ", ".join(
+                f"{r.get('day')} AOV {r.get('aov')} vs orders {r.get('lowest')}..{r.get('highest')}"
+                for r in warehouse.aov_outside_order_values[:5]
+            ),
         ),
         Check(
             "no_dead_letters",

@@ -1,4 +1,5 @@
-"""What the report shows, read with SQL from the warehouse (``daily_kpis``, the analyst views, the KPI query)."""
+"""What the report shows, read with SQL from the warehouse (``daily_kpis``, ``daily_revenue``, the analyst views, the
+KPI query and its comparison with the previous period)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from clickstream.adapters.warehouse import Connection
 from clickstream.core import sql
-from clickstream.warehouse.kpis import kpi_totals
+from clickstream.warehouse.kpis import kpi_params, kpi_totals, kpis_query
 
 FUNNEL_STEPS = (
     ("viewed_item", "Viewed item"),
@@ -32,6 +33,11 @@ class DateRange:
     def days(self) -> list[date]:
         return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
 
+    def previous(self) -> DateRange:
+        """The period of the same length that ends the day before this one starts."""
+        length = timedelta(days=len(self.days))
+        return DateRange(self.first - length, self.last - length)
+
 
 @dataclass
 class ReportData:
@@ -48,6 +54,12 @@ class ReportData:
     retention: list[dict[str, Any]] = field(default_factory=list)
     last_run: dict[str, Any] | None = None
     period: DateRange | None = None  # the range asked for (None: every day in the warehouse)
+    previous: DateRange | None = None  # the period compared with (None: no range, nothing to compare)
+    # per KPI: "<kpi>_previous" (its value over the previous period) and "<kpi>_change" (relative change)
+    changes: dict[str, Any] = field(default_factory=dict)
+    currencies: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # money per currency (store currency first)
 
 
 def resolve_range(conn: Connection, last_days: int | None, until: date | None = None) -> DateRange | None:
@@ -74,13 +86,15 @@ def collect(conn: Connection, currency: str, period: DateRange | None = None) ->
 
     Same definitions as the analyst views (``channel_performance``, ``device_breakdown``, ``landing_pages``,
     ``top_products`` = ``product_daily`` summed, ``funnel_daily``, ``retention_weekly``), restricted to the days; the
-    queries are the files in ``report/sql/``.
+    queries are the files in ``report/sql/``. With a period, each KPI is compared with the previous period of the
+    same length (``kpi_change.sql``).
     """
     days = period.days if period is not None else None
     params: dict[str, Any] = {
         "all_days": period is None,
         "first": period.first if period else None,
         "last": period.last if period else None,
+        "currency": currency,
     }
     week_start = period.first - timedelta(days=period.first.weekday()) if period else None  # Monday weeks
 
@@ -92,6 +106,7 @@ def collect(conn: Connection, currency: str, period: DateRange | None = None) ->
     daily = rows("daily")
     funnel_row = rows("funnel")[0]
     runs = rows("last_run")
+    previous = period.previous() if period is not None else None
     return ReportData(
         currency=currency,
         totals=kpi_totals(conn, currency, days),
@@ -106,4 +121,19 @@ def collect(conn: Connection, currency: str, period: DateRange | None = None) ->
         retention=rows("retention", first_week=week_start, cohorts=RETENTION_COHORTS, weeks=RETENTION_WEEKS),
         last_run=runs[0] if runs else None,
         period=period,
+        previous=previous,
+        changes=kpi_changes(conn, currency, period) if period is not None else {},
+        currencies=[
+            {**kpi_totals(conn, row["currency"], days), "currency": row["currency"]}
+            for row in rows("currencies")
+        ],
     )
+
+
+def kpi_changes(conn: Connection, currency: str, period: DateRange) -> dict[str, Any]:
+    """Each KPI's value over the previous period of the same length and its relative change (computed in SQL:
+    ``kpi_change.sql`` over the two periods of the KPI query)."""
+    kpis, change = kpis_query(), sql.load("clickstream.report", "kpi_change")
+    query = sql.Query(name=change.name, text=f"WITH kpi_periods AS ({kpis.text}) {change.text}")
+    params = kpi_params(currency, period.days, by_day=False, previous_days=period.previous().days)
+    return conn.query_dicts(*query.bind(params))[0]

@@ -10,7 +10,7 @@ import hashlib
 
 from clickstream.adapters.warehouse import Connection
 
-TABLES = ("events", "sessions", "users", "daily_kpis", "pipeline_runs")
+TABLES = ("events", "sessions", "users", "daily_kpis", "daily_revenue", "pipeline_runs")
 
 
 def table_digest(conn: Connection, table: str) -> str:

@@ -27,7 +27,7 @@ from clickstream.pipeline.plan import PlanInput, run_plan
 from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
 from clickstream.validate import step as service
 from clickstream.validate.step import validate_object
-from clickstream.warehouse.kpis import all_days, recompute_daily_kpis
+from clickstream.warehouse.kpis import all_days, kpi_totals, recompute_daily_kpis
 from clickstream.warehouse.snapshot import table_digest
 from tests.unit.validate.helpers import event, load_validate_handler, record, s3_notification, sqs_event
 
@@ -293,3 +293,254 @@ def test_forget_cli_on_a_warehouse_only(tmp_path, capsys):
     with wh.connect() as conn:
         assert conn.query("SELECT count(*) FROM events WHERE anonymous_id = 'A'") == [(0,)]
         assert conn.query("SELECT sessions, visitors FROM daily_kpis") == [(3, 2)]
+
+
+# -- a device shared by two users -------------------------------------------------------------------------------
+SHARED, OWN, OTHER = "dev-family", "dev-a-phone", "dev-other"
+USER_A, USER_B = "u-a", "u-b"
+
+
+def _shared_device_objects() -> dict[str, bytes]:
+    """Device dev-family carries two users: A signs in and browses (the session's first event), then B, in the
+    same session; an anonymous event follows in that session. Later: an anonymous session and B's purchase there.
+    A also has a phone of their own (anonymous browsing, then signed in), and another visitor buys too."""
+    at = lambda m: T0 + timedelta(minutes=m)  # noqa: E731
+
+    def rec(events, minute, anonymous_id, user_id=None):
+        return record(events, received_at=at(minute), anonymous_id=anonymous_id, user_id=user_id)
+
+    first = [
+        rec([event("page_view", at=at(0))], 0, SHARED, USER_A),
+        rec([event("page_view", at=at(1)), event("view_item", at=at(2))], 2, SHARED, USER_B),
+        rec([event("add_to_cart", at=at(3))], 3, SHARED, USER_B),
+        rec([event("page_view", at=at(4))], 4, SHARED),  # anonymous, in the session A signed into
+        rec([event("page_view", at=at(5))], 5, OWN),
+        rec([event("purchase", at=at(6), transaction_id="T-A", value=500.0)], 6, OWN, USER_A),
+        rec([event("purchase", at=at(7), transaction_id="T-K", value=80.0)], 7, OTHER),
+    ]
+    second = [
+        rec([event("page_view", at=at(180))], 180, SHARED),  # anonymous, a session nobody signed into
+        rec([event("purchase", at=at(300), transaction_id="T-B", value=120.0)], 300, SHARED, USER_B),
+    ]
+
+    def lines(records):
+        return ("\n".join(json.dumps(r, separators=(",", ":")) for r in records) + "\n").encode()
+
+    return {
+        "raw/dt=2026-03-02/hr=10/stream-1": lines(first),
+        "raw/dt=2026-03-02/hr=15/stream-2": gzip.compress(lines(second), mtime=0),
+    }
+
+
+def _rows(warehouse, sql: str) -> list[tuple]:
+    with warehouse.connect() as conn:
+        return sorted(map(tuple, conn.query(sql)), key=repr)
+
+
+def _validated_files(lake, tmp: Path) -> list[Path]:
+    return [
+        lake.download(key, tmp / f"v{i}.parquet")
+        for i, key in enumerate(sorted(lake.list_keys("validated/")))
+        if key.endswith(".parquet")
+    ]
+
+
+def test_forget_a_user_of_a_shared_device_keeps_the_other_user(stores, warehouse, tmp_path):
+    from clickstream.core.schema import SESSION_COLUMNS
+    from clickstream.sessionize.files import sessionize_files
+
+    settings, raw, lake, state = stores
+    for key, body in _shared_device_objects().items():
+        raw.put_bytes(key, body)
+    clock.set_clock(clock.SimulatedClock(T0 + timedelta(hours=7)))
+    try:
+        _run_pipeline(stores, warehouse)
+        b_events = "SELECT event_id, event_type, event_ts, user_id FROM events WHERE user_id = 'u-b'"
+        before_b = _rows(warehouse, b_events)
+        anonymous_later = _rows(
+            warehouse,
+            "SELECT event_id FROM events WHERE anonymous_id = 'dev-family'"
+            " AND user_id IS NULL AND event_ts > TIMESTAMPTZ '2026-03-02 12:00:00+00'",
+        )
+        # Given one session on the shared device carrying both users (A first, B last: the session is B's)
+        assert _rows(
+            warehouse,
+            "SELECT user_id, n_events FROM sessions WHERE anonymous_id = 'dev-family' ORDER BY session_start",
+        ) == sorted([("u-b", 5), (None, 1), ("u-b", 1)], key=repr)
+        # And each of its events keeps the user id its request carried (the session's user_id is the latest)
+        assert _rows(
+            warehouse,
+            "SELECT e.user_id, count(*) FROM events e JOIN sessions s ON s.session_id = e.session_id"
+            " WHERE s.anonymous_id = 'dev-family' AND s.n_events = 5 GROUP BY e.user_id",
+        ) == sorted([(USER_A, 1), (USER_B, 3), (None, 1)], key=repr)
+        # And the users table does not merge the two users through the device: one row per (device, user)
+        assert _rows(warehouse, "SELECT anonymous_id, user_id FROM users") == sorted(
+            [(SHARED, USER_A), (SHARED, USER_B), (OWN, USER_A)], key=repr
+        )
+        with warehouse.connect() as conn:
+            assert kpi_totals(conn, "USD")["signed_in_users"] == 2
+
+        # When user A is forgotten everywhere
+        report = forget(
+            Person("user_id", USER_A), state=state, lake=lake, raw=raw, warehouse=warehouse, currency="USD"
+        )
+
+        # Then A's own phone is erased whole and tombstoned; the shared device is kept and not tombstoned
+        assert (report.visitors, report.shared_devices) == (1, 1)
+        assert id_hash(USER_A) in state.tombstones() and id_hash(OWN) in state.tombstones()
+        assert id_hash(SHARED) not in state.tombstones()
+        # A's event and the anonymous event of A's session are gone from the shared device; nothing else of it
+        assert report.warehouse == {"events": 4, "sessions": 4, "users": 2, "sessions_recomputed": 3}
+        assert _rows(
+            warehouse, "SELECT count(*) FROM events WHERE user_id = 'u-a' OR anonymous_id = 'dev-a-phone'"
+        ) == [(0,)]
+        assert _rows(warehouse, b_events) == before_b
+        assert (
+            _rows(
+                warehouse, "SELECT event_id FROM events WHERE anonymous_id = 'dev-family' AND user_id IS NULL"
+            )
+            == anonymous_later
+        )
+        # B's session is recomputed from what it keeps: it starts at B's first event, and it is B's alone
+        sessions = _rows(
+            warehouse,
+            "SELECT user_id, n_events, session_start FROM sessions WHERE anonymous_id = 'dev-family'",
+        )
+        assert sorted(((u, n) for u, n, _ in sessions), key=repr) == sorted(
+            [("u-b", 3), (None, 1), ("u-b", 1)], key=repr
+        )
+        assert min(s for _, _, s in sessions) == T0 + timedelta(minutes=1)
+        assert _rows(
+            warehouse,
+            "SELECT count(*) FROM events e LEFT JOIN sessions s ON s.session_id = e.session_id"
+            " WHERE s.session_id IS NULL",
+        ) == [(0,)]
+        assert _rows(warehouse, "SELECT anonymous_id, user_id FROM users") == [(SHARED, USER_B)]
+        # And the warehouse's sessions are what the rule gives over what the lake keeps (a full recompute)
+        out = tmp_path / "recompute"
+        sessionize_files(_validated_files(lake, tmp_path / "validated"), out)
+        names = ", ".join(n for n, _ in SESSION_COLUMNS)
+        with warehouse.connect() as conn:
+            stored = sorted(map(tuple, conn.query(f"SELECT {names} FROM sessions")), key=repr)
+        expected = sorted(
+            map(
+                tuple,
+                duckdb.connect()
+                .execute(f"SELECT {names} FROM read_parquet('{out}/sessions.parquet')")
+                .fetchall(),
+            ),
+            key=repr,
+        )
+        assert [(r[0], r[1], r[2], r[4]) for r in stored] == [(r[0], r[1], r[2], r[4]) for r in expected]
+        # And the lake's bucket state holds the same sessions and nothing of A
+        state_rows = _lake_rows(lake, tmp_path / "after")
+        for key, rows in state_rows.items():
+            assert not [r for r in rows if r.get("user_id") == USER_A or r.get("anonymous_id") == OWN], key
+        state_sessions = {
+            r["session_id"] for k, rows in state_rows.items() if k.startswith("sessions/") for r in rows
+        }
+        assert state_sessions == {r[0] for r in stored}
+        # And the KPIs were recomputed: they equal a full recompute, A's order is gone, B's and K's stay
+        with warehouse.connect() as conn:
+            digest = table_digest(conn, "daily_kpis")
+            recompute_daily_kpis(conn, all_days(conn), "USD")
+            assert table_digest(conn, "daily_kpis") == digest
+            kpis = conn.query_dicts("SELECT orders, gross_revenue, signed_in_users FROM daily_kpis")[0]
+        assert (kpis["orders"], float(kpis["gross_revenue"]), kpis["signed_in_users"]) == (2, 200.0, 1)
+        # And no raw record carries A's user id or A's phone any more; B's records are as they were
+        raw_text = b"".join(_decode_all(raw))
+        assert b'"u-a"' not in raw_text and OWN.encode() not in raw_text and raw_text.count(b'"u-b"') == 3
+
+        # When A's, B's and an anonymous event arrive later on the shared device
+        key = "raw/dt=2026-03-02/hr=17/stream-late"
+        late = [
+            record([event("page_view")], anonymous_id=SHARED, user_id=USER_A),
+            record([event("page_view")], anonymous_id=SHARED, user_id=USER_B),
+            record([event("page_view")], anonymous_id=SHARED),
+        ]
+        raw.put_bytes(key, ("\n".join(json.dumps(r) for r in late) + "\n").encode())
+        service._tombstone_cache.clear()
+        from tests.fakes.context import lambda_context
+
+        answer = load_validate_handler().lambda_handler(
+            sqs_event(s3_notification(settings.raw_bucket, key)), lambda_context("ValidateFunction")
+        )
+        # Then A's is quarantined as erased (by the user id's tombstone), B's and the anonymous one validate
+        assert answer == {"batchItemFailures": []}
+        ledger = state.get_ledger(key)
+        assert ledger["validated"] == 2 and ledger["quarantined"] == {"erased": 1}
+        lines = [json.loads(line) for line in lake.get_bytes(ledger["quarantine_key"]).splitlines()]
+        assert [(q["reason"], q["id_hash"]) for q in lines] == [("erased", id_hash(USER_A))]
+    finally:
+        clock.set_clock(None)
+
+
+def _decode_all(raw) -> list[bytes]:
+    out = []
+    for key in sorted(raw.list_keys("raw/")):
+        data = raw.get_bytes(key)
+        out.append(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+    return out
+
+
+def test_forget_a_user_on_a_warehouse_only_leaves_the_other_users_events(warehouse, tmp_path, capsys):
+    """The measured case: B posts 3 events on device D, A posts 1 on D; forgetting A removed all 4."""
+    from clickstream.core.schema import VALIDATED_COLUMNS
+    from clickstream.sessionize.files import sessionize_files
+    from clickstream.warehouse.loader import RunFiles, RunRecord, load_run
+    from clickstream_cli.main import main
+    from tests.unit.warehouse.factory import write_parquet
+
+    # Given device D with B's three events and A's one, sessionized by the rule and loaded
+    at = lambda m: T0 + timedelta(minutes=m)  # noqa: E731
+    rows = [
+        {
+            "event_id": f"b{i}",
+            "anonymous_id": "D",
+            "user_id": USER_B,
+            "event_type": "page_view",
+            "event_ts": at(i),
+            "received_at": at(i),
+            "page_url": "https://shop.example/",
+            "channel": "Email",
+            "device_type": "desktop",
+            "is_bot": False,
+            "is_internal": False,
+        }
+        for i in range(3)
+    ] + [
+        {
+            "event_id": "a0",
+            "anonymous_id": "D",
+            "user_id": USER_A,
+            "event_type": "page_view",
+            "event_ts": at(5),
+            "received_at": at(5),
+            "page_url": "https://shop.example/account",
+            "is_bot": False,
+            "is_internal": False,
+        }
+    ]
+    validated = write_parquet(tmp_path / "validated.parquet", VALIDATED_COLUMNS, rows)
+    sessionize_files([validated], tmp_path / "s")
+    files = RunFiles(
+        events=[tmp_path / "s" / "events.parquet"],
+        sessions=[tmp_path / "s" / "sessions.parquet"],
+        visitors=[
+            write_parquet(tmp_path / "v.parquet", (("anonymous_id", "VARCHAR"),), [{"anonymous_id": "D"}])
+        ],
+    )
+    with warehouse.connect() as conn:
+        load_run(conn, files, RunRecord("r1"))
+        recompute_daily_kpis(conn, all_days(conn), "USD")
+    # When A is forgotten from the warehouse alone, through the command line
+    url = f"duckdb://{warehouse.target}" if warehouse.dialect == "duckdb" else warehouse.target
+    code = main(["forget", "--user-id", USER_A, "--warehouse", url, "--warehouse-only", "--json"])
+    # Then only A's event went; B's three stay, in a session that is B's, and the KPIs count B alone
+    assert code == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["warehouse"]["events"] == 1
+    assert _rows(warehouse, "SELECT event_id, user_id FROM events") == [(f"b{i}", USER_B) for i in range(3)]
+    assert _rows(warehouse, "SELECT user_id, n_events, channel FROM sessions") == [(USER_B, 3, "Email")]
+    assert _rows(warehouse, "SELECT anonymous_id, user_id FROM users") == [("D", USER_B)]
+    assert _rows(warehouse, "SELECT sessions, signed_in_users FROM daily_kpis") == [(1, 1)]

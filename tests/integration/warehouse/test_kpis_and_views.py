@@ -117,17 +117,22 @@ def test_revenue_in_other_currencies_is_reported_apart(warehouse, tmp_path):
     with warehouse.connect() as conn:
         load_run(conn, write_run(tmp_path / "r1", events, sessions), RunRecord("run-1"))
         recompute_daily_kpis(conn, [DAY], "USD")
-        kpis = conn.query_dicts("SELECT sessions, orders, revenue, aov, currency FROM daily_kpis")[0]
-        split = conn.query("SELECT currency, orders, revenue FROM revenue_by_currency ORDER BY currency")
+        kpis = conn.query_dicts("SELECT sessions, orders, gross_revenue, aov, currency FROM daily_kpis")[0]
+        split = conn.query(
+            "SELECT currency, orders, gross_revenue, refunds, net_revenue FROM revenue_by_currency ORDER BY currency"
+        )
     # Then the session counts, but USD revenue and orders exclude the EUR order, which is shown apart
     assert kpis == {
         "sessions": 6,
         "orders": 2,
-        "revenue": STORE_DAY_KPIS["revenue"],
+        "gross_revenue": STORE_DAY_KPIS["gross_revenue"],
         "aov": STORE_DAY_KPIS["aov"],
         "currency": "USD",
     }
-    assert [(c, int(o), float(r)) for c, o, r in split] == [("EUR", 1, 80.0), ("USD", 2, 1400.0)]
+    assert [(c, int(o), float(g), float(r), float(n)) for c, o, g, r, n in split] == [
+        ("EUR", 1, 80.0, 0.0, 80.0),
+        ("USD", 2, 1500.0, 100.0, 1400.0),
+    ]
 
 
 def test_funnel_daily_counts_sessions_per_step(warehouse, tmp_path):
@@ -267,7 +272,8 @@ def test_signed_in_users_count_people_across_devices_and_internal_traffic_is_lef
             "converted_sessions": 2,
             "conversion_rate": 2 / 6,
             "orders": 2,
-            "revenue": STORE_DAY_KPIS["revenue"],
+            "gross_revenue": STORE_DAY_KPIS["gross_revenue"],
+            "net_revenue": STORE_DAY_KPIS["net_revenue"],
             "aov": STORE_DAY_KPIS["aov"],
         },
     )

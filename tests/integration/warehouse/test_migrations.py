@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 
 import pytest
 
@@ -30,6 +31,7 @@ VIEWS = {
     "device_breakdown",
     "landing_pages",
     "revenue_by_currency",
+    "money_events",
     "retention_weekly",
     "product_events",
     "product_daily",
@@ -85,7 +87,7 @@ def test_0006_leaves_the_lake_only_columns_and_keeps_every_row(engine, request, 
         products = conn.query("SELECT * FROM top_products ORDER BY product_id")
         assert len(before) == len(events) and products
         # When the shipped migrations are applied
-        assert migrate(conn) == [6]
+        assert migrate(conn)[:1] == [6]
         # Then events has every row with the same values, the views over it answer the same, and the lake-only
         # columns are gone
         assert sorted(conn.query(f"SELECT {kept} FROM events")) == before
@@ -96,3 +98,52 @@ def test_0006_leaves_the_lake_only_columns_and_keeps_every_row(engine, request, 
         # And a load after the migration replaces the day as before
         load_run(conn, write_run(tmp_path / "r", events, sessions), RunRecord("r1"))
         assert sorted(conn.query(f"SELECT {kept} FROM events")) == before
+
+
+_KPIS_0006 = """
+INSERT INTO daily_kpis
+SELECT session_date, count(*), count(DISTINCT anonymous_id), count(DISTINCT user_id),
+       count(*) FILTER (WHERE engaged), count(*) FILTER (WHERE purchased), 0.5, 0.5, avg(duration_s), 2.0, 0.25,
+       COALESCE(sum(orders), 0), COALESCE(sum(revenue) FILTER (WHERE currency = 'USD' AND revenue < 1e9), 0), NULL, 'USD'
+FROM human_sessions GROUP BY session_date
+"""
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_0007_recomputes_the_money_of_an_existing_warehouse(engine, request, tmp_path):
+    from clickstream.warehouse.kpis import KPI_COLUMNS, REVENUE_COLUMNS, recompute_daily_kpis
+    from tests.unit.warehouse.factory import second_day
+
+    # Given a warehouse at version 0006 holding two days, its daily_kpis in the old shape (net `revenue`)
+    older = tmp_path / "migrations"
+    older.mkdir()
+    for path in migrations_dir().glob("*.sql"):
+        if int(path.name[:4]) <= 6:
+            shutil.copy(path, older / path.name)
+    url = f"duckdb://{tmp_path}/w.duckdb" if engine == "duckdb" else request.getfixturevalue("pg_database")
+    events, sessions = store_day()
+    more_events, more_sessions = second_day()
+    with open_warehouse(url).connect() as conn:
+        migrate(conn, older)
+        load_run(
+            conn, write_run(tmp_path / "r", events + more_events, sessions + more_sessions), RunRecord("r1")
+        )
+        conn.execute(_KPIS_0006)
+        carried = [
+            c for c in KPI_COLUMNS if c not in ("orders", "gross_revenue", "refunds", "net_revenue", "aov")
+        ]
+        kept = sorted(conn.query(f"SELECT day, {', '.join(carried)} FROM daily_kpis"))
+        # When the shipped migrations are applied
+        assert 7 in migrate(conn)
+        # Then the session KPIs are carried over, and the money equals what a recompute of those days gives
+        assert sorted(conn.query(f"SELECT day, {', '.join(carried)} FROM daily_kpis")) == kept
+        money = "SELECT day, orders, gross_revenue, refunds, net_revenue, aov FROM daily_kpis ORDER BY day"
+        per_currency = f"SELECT {', '.join(REVENUE_COLUMNS)} FROM daily_revenue ORDER BY day, currency"
+        migrated, migrated_per_currency = conn.query(money), conn.query(per_currency)
+        assert [r[0] for r in migrated] == [date(2026, 3, 2), date(2026, 3, 3)]
+        assert len(migrated_per_currency) == 3 and conn.query("SELECT count(*) FROM revenue_by_currency") == [
+            (3,)
+        ]
+        recompute_daily_kpis(conn, ["2026-03-02", "2026-03-03"], "USD")
+        assert conn.query(money) == migrated
+        assert conn.query(per_currency) == migrated_per_currency

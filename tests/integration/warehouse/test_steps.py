@@ -79,7 +79,8 @@ def test_load_and_aggregate_steps_end_to_end_on_duckdb(aws, tmp_path, duckdb_url
     assert result.days_recomputed == ["2026-03-02"]
     assert result.report_key == settings.report_key
     html = S3ObjectStore(settings.lake_bucket).get_bytes(settings.report_key).decode("utf-8")
-    assert 'id="kpi-revenue" data-kpi="revenue" data-value="1400.00"' in html
+    assert 'id="kpi-gross_revenue" data-kpi="gross_revenue" data-value="1500.00"' in html
+    assert 'id="kpi-net_revenue" data-kpi="net_revenue" data-value="1400.00"' in html
     assert not (Path(duckdb_url.removeprefix("duckdb://")).parent / "report.html").exists()
     head = client("s3").head_object(Bucket=settings.lake_bucket, Key=settings.report_key)
     assert head["ContentType"].startswith("text/html")
@@ -109,7 +110,11 @@ def test_handlers_answer_their_contracts_for_the_sample_events(aws, tmp_path, du
         "report_key": "reports/index.html",
     }
     with open_warehouse(duckdb_url).connect() as conn:
-        assert conn.query("SELECT sessions, revenue FROM daily_kpis")[0] == (5, STORE_DAY_KPIS["revenue"])
+        assert conn.query("SELECT sessions, gross_revenue, net_revenue FROM daily_kpis")[0] == (
+            5,
+            STORE_DAY_KPIS["gross_revenue"],
+            STORE_DAY_KPIS["net_revenue"],
+        )
 
 
 def test_load_step_injected_failure_keeps_previous_state(aws, tmp_path, duckdb_url):
@@ -202,9 +207,10 @@ def test_load_step_through_a_secret_into_real_postgresql(aws, tmp_path, pg_datab
     assert result.days_recomputed == ["2026-03-02"]
     with open_warehouse(pg_database).connect() as conn:
         assert conn.query("SELECT count(*) FROM events")[0][0] == 17
-        assert conn.query("SELECT sessions, orders, revenue FROM daily_kpis")[0] == (
+        assert conn.query("SELECT sessions, orders, gross_revenue, refunds FROM daily_kpis")[0] == (
             5,
             2,
-            STORE_DAY_KPIS["revenue"],
+            STORE_DAY_KPIS["gross_revenue"],
+            STORE_DAY_KPIS["refunds"],
         )
     assert S3ObjectStore(settings.lake_bucket).exists(settings.report_key)

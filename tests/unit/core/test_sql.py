@@ -53,7 +53,7 @@ def test_load_reads_a_packaged_file_without_its_comments():
     query = sql.load("clickstream.warehouse", "kpis")
     assert query.name == "clickstream.warehouse/sql/kpis.sql"
     assert "--" not in query.text and not query.text.rstrip().endswith(";")
-    assert set(query.parameters) == {"currency", "all_days", "days", "by_day"}
+    assert set(query.parameters) == {"currency", "all_days", "days", "previous_days", "by_day"}
     assert sql.load("clickstream.warehouse", "kpis") is query  # read once
     with pytest.raises(sql.SqlError, match=r"no SQL file clickstream\.warehouse/sql/nope\.sql"):
         sql.load("clickstream.warehouse", "nope")

@@ -144,17 +144,20 @@ def test_kpi_table_totals_rates_from_counts_not_averages_of_rates():
     # Given two days with different volumes
     kpis = [
         {"day": "2026-03-02", "sessions": 100, "visitors": 80, "engaged_sessions": 50, "converted_sessions": 2,
-         "engagement_rate": 0.5, "conversion_rate": 0.02, "orders": 2, "revenue": 300.0, "aov": 150.0},
+         "engagement_rate": 0.5, "conversion_rate": 0.02, "orders": 2, "gross_revenue": 300.0, "refunds": 0.0,
+         "net_revenue": 300.0, "aov": 150.0, "currency": "USD"},
         {"day": "2026-03-03", "sessions": 300, "visitors": 200, "engaged_sessions": 240, "converted_sessions": 12,
-         "engagement_rate": 0.8, "conversion_rate": 0.04, "orders": 12, "revenue": 1500.0, "aov": 125.0},
+         "engagement_rate": 0.8, "conversion_rate": 0.04, "orders": 12, "gross_revenue": 1500.0, "refunds": 200.0,
+         "net_revenue": 1300.0, "aov": 125.0, "currency": "USD"},
     ]  # fmt: skip
     # When the console table is built
     table = kpi_table(kpis)
-    # Then the total line weighs days by their sessions: 290/400 engaged, 14/400 converted, AOV 1800/14
+    # Then the total line weighs days by their sessions: 290/400 engaged, 14/400 converted, AOV = gross 1800/14
     total = [col._cells[-1] for col in table.columns]
     assert total[:2] == ["Total", "400"]
     assert total[3] == "72.5%" and total[4] == "3.5%"
-    assert total[5] == "14" and total[6] == "$1,800.00" and total[7] == "$128.57"
+    assert total[5:] == ["14", "1,800.00", "200.00", "1,600.00", "128.57"]
+    assert "money in USD" in str(table.title)
 
 
 class _Ctx:

@@ -130,6 +130,10 @@ def test_summary_fails_when_an_event_is_lost_between_ledger_and_warehouse():
     [
         ({"warehouse": _facts(88, events_without_session=2)}, "every_event_has_its_session"),
         ({"warehouse": _facts(88, duplicate_event_ids=1)}, "no_duplicate_event_ids"),
+        (
+            {"warehouse": _facts(88, aov_outside_order_values=[{"day": "2026-03-07", "aov": 33.1}])},
+            "aov_within_order_values",
+        ),
         ({"accepted_events": 101}, "accepted_events_reached_the_ledger"),
         ({"dead_lettered": 1}, "no_dead_letters"),
         ({"executions": {"started": 3, "succeeded": 2, "failed": 1}}, "pipeline_runs_succeeded"),
@@ -180,13 +184,21 @@ def test_read_warehouse_finds_duplicate_event_ids(tmp_path: Path):
     # Given a warehouse file whose events table (without a key) holds one event id twice
     path = tmp_path / "dups.duckdb"
     con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE events (event_id VARCHAR, session_id VARCHAR)")
-    con.execute("CREATE TABLE sessions (session_id VARCHAR)")
+    con.execute(
+        "CREATE TABLE events (event_id VARCHAR, session_id VARCHAR, anonymous_id VARCHAR, event_type VARCHAR,"
+        " event_ts TIMESTAMPTZ, currency VARCHAR, transaction_id VARCHAR, value DOUBLE)"
+    )
+    con.execute("CREATE TABLE sessions (session_id VARCHAR, anonymous_id VARCHAR, session_date DATE)")
+    con.execute("CREATE VIEW human_sessions AS SELECT * FROM sessions")
     con.execute("CREATE TABLE pipeline_runs (run_id VARCHAR)")
-    con.execute("CREATE TABLE daily_kpis (day DATE, sessions BIGINT)")
-    con.execute("INSERT INTO events VALUES ('e1', 's1'), ('e1', 's1'), ('e2', 's1')")
-    con.execute("INSERT INTO sessions VALUES ('s1')")
-    con.execute("INSERT INTO daily_kpis VALUES (DATE '2026-03-03', 1), (DATE '2026-03-02', 4)")
+    con.execute(
+        "CREATE TABLE daily_kpis (day DATE, sessions BIGINT, orders BIGINT, aov DECIMAL(18, 2), currency VARCHAR)"
+    )
+    con.execute("INSERT INTO events (event_id, session_id) VALUES ('e1', 's1'), ('e1', 's1'), ('e2', 's1')")
+    con.execute("INSERT INTO sessions VALUES ('s1', 'a1', DATE '2026-03-02')")
+    con.execute(
+        "INSERT INTO daily_kpis VALUES (DATE '2026-03-03', 1, 0, NULL, 'USD'), (DATE '2026-03-02', 4, 0, NULL, 'USD')"
+    )
     con.close()
     # When the demo reads it
     facts = read_warehouse(f"duckdb:///{path}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -87,7 +88,8 @@ def _check_last_three_days(conn) -> None:
     # And the store day alone gives exactly the hand-computed KPIs
     one = collect(conn, "USD", resolve_range(conn, 1))
     assert one.totals["sessions"] == STORE_DAY_KPIS["sessions"]
-    assert str(one.totals["revenue"]) == "1400.00" and one.totals["orders"] == 2
+    assert str(one.totals["gross_revenue"]) == "1500.00" and str(one.totals["net_revenue"]) == "1400.00"
+    assert one.totals["orders"] == 2
     assert [p["product_id"] for p in one.products] == [p["product_id"] for p in collect(conn, "USD").products]
 
 
@@ -106,23 +108,39 @@ def test_last_days_restricts_every_part_of_the_page_postgresql(pg_database, tmp_
 def test_over_all_days_the_breakdowns_equal_the_analyst_views(duck):
     with duck.connect() as conn:
         data = collect(conn, "USD")
-        assert data.channels == conn.query_dicts(
-            "SELECT channel, sessions, visitors, engagement_rate, conversion_rate, orders, revenue"
+        totals = kpi_totals(conn, "USD")
+        assert data.totals == totals
+
+        def without_money(rows):
+            return [{k: v for k, v in r.items() if k not in ("gross_revenue", "orders")} for r in rows]
+
+        assert without_money(data.channels) == conn.query_dicts(
+            "SELECT channel, sessions, visitors, engagement_rate, conversion_rate"
             " FROM channel_performance ORDER BY sessions DESC, channel"
         )
-        assert data.devices == conn.query_dicts(
-            "SELECT device_type, sessions, visitors, engagement_rate, conversion_rate, revenue"
+        assert without_money(data.devices) == conn.query_dicts(
+            "SELECT device_type, sessions, visitors, engagement_rate, conversion_rate"
             " FROM device_breakdown ORDER BY sessions DESC, device_type"
         )
-        assert data.landing_pages == conn.query_dicts(
-            "SELECT landing_page, entrances, bounce_rate, conversion_rate, revenue FROM landing_pages"
+        assert without_money(data.landing_pages) == conn.query_dicts(
+            "SELECT landing_page, entrances, bounce_rate, conversion_rate FROM landing_pages"
             " ORDER BY entrances DESC, landing_page LIMIT 10"
         )
         assert data.products == conn.query_dicts(
             "SELECT product_id, product_name, category, views, carts, purchases, units, revenue FROM top_products"
             " ORDER BY revenue DESC NULLS LAST, views DESC, product_id LIMIT 10"
         )
-        assert data.totals == kpi_totals(conn, "USD")
+    # And the breakdowns' money is the tiles' (gross revenue and orders of the store currency), split up
+    for rows in (data.channels, data.devices, data.landing_pages):
+        assert sum(r["gross_revenue"] for r in rows) == totals["gross_revenue"] == Decimal("1500.00")
+    assert sum(r["orders"] for r in data.channels) == totals["orders"] == 2
+    assert {c["channel"]: str(c["gross_revenue"]) for c in data.channels} == {
+        "Paid Search": "1200.00",
+        "Email": "300.00",
+        "Direct": "0.00",
+        "Organic Search": "0.00",
+        "Affiliates": "0.00",
+    }
 
 
 def test_page_names_its_range(duck):

@@ -19,6 +19,7 @@ from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS
 from clickstream.warehouse.loader import VISITOR_COLUMNS, RunFiles
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
+NEXT = DAY + timedelta(days=1)
 
 
 def at(hour: int, minute: int = 0, second: int = 0, day: datetime = DAY) -> datetime:
@@ -336,7 +337,51 @@ STORE_DAY_KPIS = {
     "pages_per_session": (4 + 1 + 2 + 6 + 1) / 5,
     "conversion_rate": 0.4,
     "orders": 2,
-    "revenue": Decimal("1400.00"),
-    "aov": Decimal("700.00"),
+    "gross_revenue": Decimal("1500.00"),  # T1 1200 + T2 300 (the bot's T3 left out)
+    "refunds": Decimal("100.00"),  # the partial refund of T1
+    "net_revenue": Decimal("1400.00"),
+    "aov": Decimal("750.00"),  # gross / orders: refunds never lower the order value
     "currency": "USD",
 }
+
+
+def _money(event_id, session_id, visitor, kind, hour, transaction_id, value, currency="USD", minute=0):
+    return event(
+        event_id,
+        session_id,
+        visitor,
+        kind,
+        at(hour, minute, day=NEXT),
+        transaction_id=transaction_id,
+        value=value,
+        currency=currency,
+    )
+
+
+def second_day() -> tuple[list[dict], list[dict]]:
+    """(events, sessions) of the day after the store day, the money fixture of
+    ``tests/integration/warehouse/test_revenue.py`` (its docstring computes the numbers by hand)."""
+    events = [
+        _money("n01", "N1", "E", "purchase", 9, "T4", 450.0),
+        _money("n02", "N1", "E", "purchase", 9, "T4", 450.0, minute=1),  # the tracker's resend
+        _money("n03", "N2", "C", "refund", 10, "T2", 300.0),
+        _money("n04", "N3", "F", "refund", 11, "T-OLD", 75.5),
+        _money("n05", "N4", "H", "purchase", 12, "T6", 99.93),
+        _money("n06", "N5", "G", "purchase", 13, "T5", 80.0, "EUR"),
+        _money("n07", "N5", "G", "refund", 13, "T5", 20.0, "EUR", minute=5),
+        _money("n08", "N5", "G", "refund", 13, "T5", -10.0, "EUR", minute=6),
+        _money("n09", "N6", "J", "purchase", 14, "T-HUGE", 1e300),
+    ]
+
+    def visit(session_id, visitor, hour, **fields):
+        return session(session_id, visitor, at(hour, day=NEXT), 120, engaged=True, **fields)
+
+    sessions = [
+        visit("N1", "E", 9, purchased=True, orders=1, revenue=900.0, currency="USD"),
+        visit("N2", "C", 10, revenue=-300.0, currency="USD"),
+        visit("N3", "F", 11, revenue=-75.5, currency="USD"),
+        visit("N4", "H", 12, purchased=True, orders=1, revenue=99.93, currency="USD"),
+        visit("N5", "G", 13, purchased=True, orders=1, revenue=70.0, currency="EUR"),
+        visit("N6", "J", 14, purchased=True, orders=1, revenue=1e300, currency="USD"),
+    ]
+    return events, sessions

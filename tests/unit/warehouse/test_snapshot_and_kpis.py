@@ -43,14 +43,22 @@ def test_digest_ignores_row_order_but_not_values(conn):
 
 
 def test_digest_covers_every_table_and_refuses_others(conn):
-    assert set(warehouse_digest(conn)) == {"events", "sessions", "users", "daily_kpis", "pipeline_runs"}
+    assert set(warehouse_digest(conn)) == {
+        "events",
+        "sessions",
+        "users",
+        "daily_kpis",
+        "daily_revenue",
+        "pipeline_runs",
+    }
     with pytest.raises(ValueError, match="unknown"):
         table_digest(conn, "schema_migrations; DROP TABLE events")
 
 
 def test_totals_of_an_empty_warehouse_are_zero_and_rates_undefined(conn):
     totals = kpi_totals(conn, "USD")
-    assert (totals["sessions"], totals["orders"], str(totals["revenue"])) == (0, 0, "0.00")
+    money = (str(totals["gross_revenue"]), str(totals["refunds"]), str(totals["net_revenue"]))
+    assert (totals["sessions"], totals["orders"], money) == (0, 0, ("0.00", "0.00", "0.00"))
     assert totals["engagement_rate"] is None and totals["aov"] is None and totals["pages_per_session"] is None
     assert kpi_totals(conn, "USD", days=[])["sessions"] == 0
 
@@ -59,5 +67,5 @@ def test_kpi_query_binds_one_parameter_per_placeholder():
     kpis = sql.load("clickstream.warehouse", "kpis")
     for days in (None, [], ["2026-03-01", "2026-03-02"]):
         for by_day in (True, False):
-            text, params = kpis.bind(kpi_params("USD", days, by_day=by_day))
+            text, params = kpis.bind(kpi_params("USD", days, by_day=by_day, previous_days=days or ()))
             assert text.count("?") == len(params) and ":" not in text.replace("::", "")

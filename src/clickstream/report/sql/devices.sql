@@ -1,11 +1,20 @@
--- device_breakdown over the reporting days.
-SELECT COALESCE(device_type, 'unknown') AS device_type,
+-- device_breakdown over the reporting days, with gross revenue in the store currency as in channels.sql.
+WITH s AS (
+    SELECT * FROM human_sessions WHERE :all_days OR session_date BETWEEN :first AND :last
+),
+m AS (
+    SELECT session_id, sum(amount) AS gross_revenue
+    FROM money_events
+    WHERE order_copy = 1 AND currency = :currency AND (:all_days OR day BETWEEN :first AND :last)
+    GROUP BY session_id
+)
+SELECT COALESCE(s.device_type, 'unknown') AS device_type,
        count(*) AS sessions,
-       count(DISTINCT anonymous_id) AS visitors,
-       CAST(count(*) FILTER (WHERE engaged) AS DOUBLE PRECISION) / count(*) AS engagement_rate,
-       CAST(count(*) FILTER (WHERE purchased) AS DOUBLE PRECISION) / count(*) AS conversion_rate,
-       COALESCE(sum(revenue), 0) AS revenue
-FROM human_sessions
-WHERE :all_days OR session_date BETWEEN :first AND :last
-GROUP BY COALESCE(device_type, 'unknown')
+       count(DISTINCT s.anonymous_id) AS visitors,
+       CAST(count(*) FILTER (WHERE s.engaged) AS DOUBLE PRECISION) / count(*) AS engagement_rate,
+       CAST(count(*) FILTER (WHERE s.purchased) AS DOUBLE PRECISION) / count(*) AS conversion_rate,
+       CAST(COALESCE(sum(m.gross_revenue), 0) AS NUMERIC(18, 2)) AS gross_revenue
+FROM s
+LEFT JOIN m ON m.session_id = s.session_id
+GROUP BY COALESCE(s.device_type, 'unknown')
 ORDER BY sessions DESC, device_type

@@ -1,53 +1,86 @@
--- The KPI definitions (warehouse.kpis), one query for daily_kpis and for the report's totals. Both groupings are
--- computed, per day and over all selected days, and :by_day picks which come out (the totals' row exists even
--- when no session is selected). Sessions are human ones (bots and internal traffic excluded), on the day of their
--- start in the site's time zone; money counts in the store currency (:currency) only.
--- Parameters: :currency, :all_days (every day) or :days (the days to select), :by_day.
-WITH s AS (
-    SELECT session_id, session_date, anonymous_id, user_id, engaged, purchased, duration_s, n_page_views,
-           CASE WHEN COALESCE(currency, :currency) = :currency THEN COALESCE(revenue, 0) ELSE 0 END AS revenue
-    FROM human_sessions
-    WHERE :all_days OR session_date IN (:days)
+-- The KPI definitions (warehouse.kpis), one query for daily_kpis and for the report's totals.
+-- Sessions are human ones (bots and internal traffic excluded), on the day of their start in the site's time zone.
+-- Money is the store currency's (:currency) rows of daily_revenue (revenue.sql, refreshed first in the same
+-- transaction): over several days orders, gross revenue and refunds are the days' sums, and AOV is their gross
+-- revenue / orders, rounded as revenue.sql rounds it.
+-- Two periods: 0 = the selected days (:all_days, or :days), 1 = :previous_days (the period a report compares with;
+-- empty for daily_kpis). :by_day picks the output: one row per day of period 0, or one row per period over its
+-- days (both rows exist even when a period has no session: then its counts are 0 and its averages null).
+-- Parameters: :currency, :all_days, :days, :previous_days, :by_day.
+WITH p AS (
+    SELECT 0 AS period UNION ALL SELECT 1 AS period
 ),
-o AS (
-    SELECT s.session_date AS day, GROUPING(s.session_date) AS totals,
-           count(DISTINCT e.transaction_id) AS orders
-    FROM events e
-    JOIN s ON s.anonymous_id = e.anonymous_id AND s.session_id = e.session_id
-    WHERE e.event_type = 'purchase' AND e.transaction_id IS NOT NULL AND COALESCE(e.currency, :currency) = :currency
-    GROUP BY GROUPING SETS ((s.session_date), ())
+s AS (
+    SELECT session_id, session_date, anonymous_id, user_id, engaged, purchased, duration_s, n_page_views,
+           CASE WHEN :all_days OR session_date IN (:days) THEN 0 ELSE 1 END AS period
+    FROM human_sessions
+    WHERE :all_days OR session_date IN (:days) OR session_date IN (:previous_days)
 ),
 k AS (
     SELECT
+        p.period,
         s.session_date AS day,
         GROUPING(s.session_date) AS totals,
-        count(*) AS sessions,
+        count(s.session_id) AS sessions,
         count(DISTINCT s.anonymous_id) AS visitors,
         count(DISTINCT s.user_id) AS signed_in_users,
-        count(*) FILTER (WHERE s.engaged) AS engaged_sessions,
-        count(*) FILTER (WHERE s.purchased) AS converted_sessions,
+        count(s.session_id) FILTER (WHERE s.engaged) AS engaged_sessions,
+        count(s.session_id) FILTER (WHERE s.purchased) AS converted_sessions,
         avg(s.duration_s) AS avg_session_duration_s,
-        CAST(COALESCE(sum(s.n_page_views), 0) AS DOUBLE PRECISION) / NULLIF(count(*), 0) AS pages_per_session,
-        CAST(COALESCE(sum(s.revenue), 0) AS NUMERIC(18, 2)) AS revenue
-    FROM s
-    GROUP BY GROUPING SETS ((s.session_date), ())
+        CAST(COALESCE(sum(s.n_page_views), 0) AS DOUBLE PRECISION) / NULLIF(count(s.session_id), 0)
+            AS pages_per_session
+    FROM p
+    LEFT JOIN s ON s.period = p.period
+    GROUP BY GROUPING SETS ((p.period, s.session_date), (p.period))
+),
+r AS (
+    SELECT
+        CASE WHEN :all_days OR day IN (:days) THEN 0 ELSE 1 END AS period,
+        day,
+        orders,
+        gross_revenue,
+        refunds
+    FROM daily_revenue
+    WHERE currency = :currency AND (:all_days OR day IN (:days) OR day IN (:previous_days))
+),
+rk AS (
+    SELECT period, day, GROUPING(day) AS totals,
+           sum(orders) AS orders, sum(gross_revenue) AS gross_revenue, sum(refunds) AS refunds
+    FROM r
+    GROUP BY GROUPING SETS ((period, day), (period))
+),
+m AS (
+    SELECT k.*,
+           COALESCE(rk.orders, 0) AS orders,
+           COALESCE(rk.gross_revenue, 0) AS gross_revenue,
+           COALESCE(rk.refunds, 0) AS refunds,
+           CAST(COALESCE(rk.gross_revenue, 0) * 100 AS BIGINT) AS gross_cents
+    FROM k
+    LEFT JOIN rk ON rk.period = k.period AND rk.totals = k.totals AND rk.day IS NOT DISTINCT FROM k.day
+    WHERE CASE WHEN :by_day THEN k.totals = 0 AND k.period = 0 AND k.day IS NOT NULL ELSE k.totals = 1 END
 )
 SELECT
-    k.day,
-    k.sessions,
-    k.visitors,
-    k.signed_in_users,
-    k.engaged_sessions,
-    k.converted_sessions,
-    CAST(k.engaged_sessions AS DOUBLE PRECISION) / NULLIF(k.sessions, 0) AS engagement_rate,
-    1 - CAST(k.engaged_sessions AS DOUBLE PRECISION) / NULLIF(k.sessions, 0) AS bounce_rate,
-    k.avg_session_duration_s,
-    k.pages_per_session,
-    CAST(k.converted_sessions AS DOUBLE PRECISION) / NULLIF(k.sessions, 0) AS conversion_rate,
-    COALESCE(o.orders, 0) AS orders,
-    k.revenue,
-    CAST(k.revenue / NULLIF(COALESCE(o.orders, 0), 0) AS NUMERIC(18, 2)) AS aov,
-    CAST(:currency AS VARCHAR) AS currency
-FROM k
-LEFT JOIN o ON o.totals = k.totals AND o.day IS NOT DISTINCT FROM k.day
-WHERE k.totals = CASE WHEN :by_day THEN 0 ELSE 1 END
+    day,
+    sessions,
+    visitors,
+    signed_in_users,
+    engaged_sessions,
+    converted_sessions,
+    CAST(engaged_sessions AS DOUBLE PRECISION) / NULLIF(sessions, 0) AS engagement_rate,
+    1 - CAST(engaged_sessions AS DOUBLE PRECISION) / NULLIF(sessions, 0) AS bounce_rate,
+    avg_session_duration_s,
+    pages_per_session,
+    CAST(converted_sessions AS DOUBLE PRECISION) / NULLIF(sessions, 0) AS conversion_rate,
+    orders,
+    CAST(gross_revenue AS NUMERIC(18, 2)) AS gross_revenue,
+    CAST(refunds AS NUMERIC(18, 2)) AS refunds,
+    CAST(gross_revenue - refunds AS NUMERIC(18, 2)) AS net_revenue,
+    -- integer arithmetic, so both engines round alike (as in revenue.sql)
+    CASE WHEN orders > 0 THEN CAST(CAST(
+        (CASE WHEN gross_cents < 0 THEN -1 ELSE 1 END)
+        * CAST(((2 * abs(gross_cents) + orders) - (2 * abs(gross_cents) + orders) % (2 * orders)) / (2 * orders)
+            AS BIGINT)
+        AS NUMERIC(18, 2)) / 100 AS NUMERIC(18, 2)) END AS aov,
+    CAST(:currency AS VARCHAR) AS currency,
+    period
+FROM m
