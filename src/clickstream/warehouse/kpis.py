@@ -16,6 +16,7 @@ from typing import Any
 
 from clickstream.adapters.warehouse import Connection
 from clickstream.core import sql
+from clickstream.core.observability import tracer
 
 KPI_COLUMNS = (
     "sessions",
@@ -50,6 +51,7 @@ def kpi_params(currency: str, days: Sequence[str | date] | None, *, by_day: bool
     }
 
 
+@tracer.capture_method(capture_response=False)
 def recompute_daily_kpis(conn: Connection, days: Sequence[str | date], currency: str) -> list[str]:
     """Delete and re-insert ``daily_kpis`` for ``days`` in one transaction; returns the days recomputed.
 
