@@ -11,9 +11,19 @@ import argparse
 import sys
 
 from clickstream_cli.args import LocalStackMissing
-from clickstream_cli.commands import backfill, demo, forget, quarantine, report, serve, sessionize, token
+from clickstream_cli.commands import (
+    backfill,
+    demo,
+    forget,
+    invoke,
+    quarantine,
+    report,
+    serve,
+    sessionize,
+    token,
+)
 
-COMMANDS = (sessionize, backfill, quarantine, forget, report, demo, serve, token)
+COMMANDS = (sessionize, backfill, quarantine, forget, report, demo, serve, token, invoke)
 
 
 def build_parser() -> argparse.ArgumentParser:

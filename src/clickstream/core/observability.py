@@ -107,6 +107,9 @@ def shorten(exc: BaseException, limit: int = ERROR_TEXT_LIMIT) -> BaseException:
     if len(text) > limit:
         with contextlib.suppress(AttributeError, TypeError):  # an extension type with read-only args
             exc.args = (clip(text, limit),)
+            overhead = len(str(exc)) - len(exc.args[0])  # KeyError quotes its argument
+            if overhead > 0:
+                exc.args = (clip(text, limit - overhead),)
     return exc
 
 
