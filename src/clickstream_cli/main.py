@@ -13,6 +13,7 @@ import sys
 from clickstream_cli.args import LocalStackMissing
 from clickstream_cli.commands import (
     backfill,
+    cost,
     demo,
     forget,
     invoke,
@@ -23,7 +24,7 @@ from clickstream_cli.commands import (
     token,
 )
 
-COMMANDS = (sessionize, backfill, quarantine, forget, report, demo, serve, token, invoke)
+COMMANDS = (sessionize, backfill, quarantine, forget, report, demo, serve, token, invoke, cost)
 
 
 def build_parser() -> argparse.ArgumentParser:
