@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from clickstream_cli.args import Subparsers, console, positive_float
+from clickstream_cli.args import Subparsers, console, local_module, positive_float
 
 
 def register(subparsers: Subparsers) -> None:
@@ -56,8 +56,8 @@ def register(subparsers: Subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from clickstream_cli.cost.model import CostError, estimate, load_prices, load_workload, stack_facts
-    from clickstream_local.template import TemplateNotFound, load_template
 
+    template = local_module("template")  # reads template.yaml, as the laptop stack does
     try:
         est = estimate(
             args.rps,
@@ -67,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
             region=args.region,
             store_cdn=args.store_cdn,
             months=args.months,
-            stack=stack_facts(load_template()),
+            stack=stack_facts(template.load_template()),
             workload=load_workload(),
             prices=load_prices(args.region),
         )
-    except (CostError, TemplateNotFound) as exc:
+    except (CostError, template.TemplateNotFound) as exc:
         print(f"clickstream cost: {exc}", file=sys.stderr)
         return 2
     if args.json:

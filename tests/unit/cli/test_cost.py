@@ -228,3 +228,9 @@ def test_the_command_prints_every_service_and_the_assumptions(capsys) -> None:
     assert "no prices for region 'eu-west-9'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["cost", "--rps", "0"])
+
+
+def test_the_command_says_when_there_is_no_template(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.setenv("CLICKSTREAM_TEMPLATE", str(tmp_path / "missing.yaml"))
+    assert main(["cost", "--rps", "10"]) == 2
+    assert "no such file" in capsys.readouterr().err
