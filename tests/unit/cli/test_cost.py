@@ -185,6 +185,18 @@ def test_warehouse_options_and_bad_inputs() -> None:
     with pytest.raises(CostError, match="region 'eu-west-9'"):
         load_prices("eu-west-9")
     assert estimate(10, stack=STACK, workload=WORKLOAD, prices=PRICES).events_per_request == 5.0
+    with pytest.raises(CostError, match="--months"):
+        estimate(10, months=0.5, stack=STACK, workload=WORKLOAD, prices=PRICES)
+
+
+def test_the_store_behind_cloudfront_is_priced_on_request() -> None:
+    plain = estimate(10, events_per_request=10, stack=STACK, workload=WORKLOAD, prices=PRICES)
+    assert _line(plain, "CloudFront", "store").usd == 0
+    cdn = estimate(10, events_per_request=10, store_cdn=True, stack=STACK, workload=WORKLOAD, prices=PRICES)
+    # 262.8 M events / 4 = 65.7 M page views: x 60,000 B = 3,671.3 GiB x $0.085; x 6 requests x $0.01 / 10,000
+    assert _line(cdn, "CloudFront", "store: data out").usd == pytest.approx(312.06, rel=1e-4)
+    assert _line(cdn, "CloudFront", "store: HTTPS").usd == pytest.approx(394.2)
+    assert cdn.total - plain.total == pytest.approx(312.06 + 394.2, rel=1e-4)
 
 
 def test_every_price_is_dated_and_sourced() -> None:
