@@ -42,11 +42,12 @@ _CHILD = r"""
 import importlib, json, sys, time
 spec = json.loads(sys.argv[1])
 sys.path[:0] = spec["path"]
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 module = importlib.import_module("app")
-ms = (time.perf_counter() - t0) * 1000.0
+ms, cpu_ms = (time.perf_counter() - t0) * 1000.0, (time.process_time() - c0) * 1000.0
 assert callable(module.lambda_handler)
-print("@@" + json.dumps({"ms": ms, "heavy": [m for m in ("duckdb", "pyarrow", "psycopg") if m in sys.modules]}))
+heavy = [m for m in ("duckdb", "pyarrow", "psycopg") if m in sys.modules]
+print("@@" + json.dumps({"ms": ms, "cpu_ms": cpu_ms, "heavy": heavy}))
 """
 
 
@@ -111,6 +112,9 @@ def lambda_env() -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_LAMBDA_FUNCTION_NAME": "IngestFunction",
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        # Lambda's task root: Powertools' Tracer is on (it patches at import) only where it finds one, as
+        # ``Tracing: Active`` runs the function.
+        "LAMBDA_TASK_ROOT": "/var/task",
         "POWERTOOLS_SERVICE_NAME": "clickstream",
         "POWERTOOLS_METRICS_NAMESPACE": "Clickstream",
         "TZ": ":UTC",
@@ -119,8 +123,9 @@ def lambda_env() -> dict[str, str]:
     }
 
 
-def import_ms(python: str, path: list[str], samples: int) -> float:
-    times = []
+def import_ms(python: str, path: list[str], samples: int) -> tuple[float, float]:
+    """Median wall and CPU milliseconds of the handler's import over ``samples`` fresh interpreters."""
+    times, cpu = [], []
     for _ in range(samples):
         proc = subprocess.run(
             [python, "-I", "-S", "-B", "-c", _CHILD, json.dumps({"path": path})],
@@ -137,7 +142,8 @@ def import_ms(python: str, path: list[str], samples: int) -> float:
         if out["heavy"]:
             raise SystemExit(f"the handler loaded {out['heavy']}")
         times.append(out["ms"])
-    return statistics.median(times)
+        cpu.append(out["cpu_ms"])
+    return statistics.median(times), statistics.median(cpu)
 
 
 # -- latency ---------------------------------------------------------------------------------------------------
@@ -210,14 +216,23 @@ def latencies(handler: Any, event: dict, n: int, reset: Any) -> tuple[float, flo
     return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
+class MemorySink:
+    """Firehose replaced by a list (the same on both sides: the network call is not what is compared)."""
+
+    def __init__(self) -> None:
+        self.records: list[bytes] = []
+
+    def put_records(self, records: list[bytes]) -> None:
+        self.records.extend(records)
+
+
 def measure_latency(n: int) -> dict[str, tuple[float, float]]:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    from clickstream.adapters.sink import MemorySink
     from clickstream.ingest.sink import set_sink
 
     event = request_event()
-    memory = MemorySink([])
+    memory = MemorySink()
     set_sink(memory)
     try:
         ours = _load(REPO / "functions/ingest/app.py", "bench_ingest_app")
@@ -248,11 +263,12 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
             paths = prepare(args.build_dir, python, Path(tmp))
             imports = {name: import_ms(python, path, max(5, args.samples)) for name, path in paths.items()}
-        ratio = imports["ours"] / imports["peer"]
-        verdict = "meets" if imports["ours"] <= IMPORT_GOAL_MS else "MISSES"
+        (ours, ours_cpu), (peer, peer_cpu) = imports["ours"], imports["peer"]
+        verdict = "meets" if ours <= IMPORT_GOAL_MS else "MISSES"
         print(
-            f"  import (python3.12, built layers, median of {max(5, args.samples)}): ours {imports['ours']:.0f} ms,"
-            f" peer {imports['peer']:.0f} ms, ratio {ratio:.2f}  [{verdict} the {IMPORT_GOAL_MS:.0f} ms goal]"
+            f"  import (python3.12, built layers, tracing on, median of {max(5, args.samples)}): ours {ours:.0f} ms"
+            f" ({ours_cpu:.0f} ms CPU), peer {peer:.0f} ms ({peer_cpu:.0f} ms CPU), ratio {ours / peer:.2f}"
+            f" (CPU {ours_cpu / peer_cpu:.2f})  [{verdict} the {IMPORT_GOAL_MS:.0f} ms goal]"
         )
     lat = measure_latency(args.requests)
     (o50, o99), (p50, p99) = lat["ours"], lat["peer"]
@@ -262,7 +278,7 @@ def main(argv: list[str]) -> int:
         f" in memory): ours p50 {o50:.2f} ms p99 {o99:.2f} ms; peer p50 {p50:.2f} ms p99 {p99:.2f} ms;"
         f" ratio p50 {o50 / p50:.2f} p99 {o99 / p99:.2f}  [{verdict} the {P99_GOAL_MS:.0f} ms p99 goal]"
     )
-    return 0 if (imports is None or imports["ours"] <= IMPORT_GOAL_MS) and o99 <= P99_GOAL_MS else 1
+    return 0 if (imports is None or imports["ours"][0] <= IMPORT_GOAL_MS) and o99 <= P99_GOAL_MS else 1
 
 
 if __name__ == "__main__":

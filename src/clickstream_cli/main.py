@@ -13,9 +13,11 @@ import sys
 from clickstream_cli.args import LocalStackMissing
 from clickstream_cli.commands import (
     backfill,
+    cost,
     demo,
     deploy_web,
     forget,
+    invoke,
     quarantine,
     report,
     serve,
@@ -23,7 +25,7 @@ from clickstream_cli.commands import (
     token,
 )
 
-COMMANDS = (sessionize, backfill, quarantine, forget, report, demo, serve, token, deploy_web)
+COMMANDS = (sessionize, backfill, quarantine, forget, report, demo, serve, token, invoke, cost, deploy_web)
 
 
 def build_parser() -> argparse.ArgumentParser:

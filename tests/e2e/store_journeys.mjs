@@ -227,7 +227,7 @@ async function declined(browser) {
 async function dashboard(browser) {
   const { context, page, problems } = await visit(browser);
   await page.goto(base + "/dashboard");
-  await page.locator("#kpi-revenue").waitFor();
+  await page.locator("#kpi-gross_revenue").waitFor();
   const tiles = await page.evaluate(() =>
     Object.fromEntries([...document.querySelectorAll("[data-kpi]")].map((t) => [t.dataset.kpi, t.dataset.value])),
   );
@@ -236,7 +236,7 @@ async function dashboard(browser) {
       Object.fromEntries([...tr.querySelectorAll("td")].map((td) => [td.dataset.col, { value: td.dataset.value, shown: td.textContent.trim() }])),
     ),
   );
-  const revenueShown = (await page.locator("#kpi-revenue").textContent()).trim();
+  const revenueShown = (await page.locator("#kpi-gross_revenue").textContent()).trim();
   await context.close();
   return { tiles, products, revenueShown, problems };
 }

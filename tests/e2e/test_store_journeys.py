@@ -204,7 +204,7 @@ def test_the_dashboard_after_the_run_shows_the_order(visits):
     assert visits["run"]["status"] == "SUCCEEDED" and visits["run"]["failed_objects"] == []
     tiles = dashboard["tiles"]
     assert int(tiles["orders"]) == 1
-    assert Decimal(tiles["revenue"]).quantize(Decimal("0.01")) == Decimal(order["total"])
+    assert Decimal(tiles["gross_revenue"]).quantize(Decimal("0.01")) == Decimal(order["total"])
     assert order["total"].split(".")[0] in dashboard["revenueShown"].replace(",", "")
     catalog = json.loads(CATALOG.read_text(encoding="utf-8"))
     names = {p["product_id"]: p["name"] for p in catalog["products"]}

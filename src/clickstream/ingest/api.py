@@ -30,7 +30,7 @@ from clickstream.core.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from clickstream.core.observability import NAMESPACE, SERVICE, logger, metrics
+from clickstream.core.observability import NAMESPACE, SERVICE, clip, log_failure, logger, metrics
 from clickstream.ingest.request import Caller, HttpRequest, guest_caller, token_caller
 from clickstream.ingest.service import Accepted, ingest_native, ingest_snowplow
 from clickstream.ingest.sink import get_sink
@@ -231,7 +231,7 @@ def handle_domain_error(exc: DomainError) -> Response[str]:
     status = status_for(exc)
     _count_rejection(exc.code)
     if status >= 500:
-        logger.error("request failed", extra={"code": exc.code, "reason": exc.message})
+        logger.error("request failed", extra={"code": exc.code, "reason": clip(exc.message)})
         return error_response(
             status,
             exc.code,
@@ -261,7 +261,8 @@ def handle_not_found(_: NotFoundError) -> Response[str]:
 
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
 def handle_unexpected(exc: Exception) -> Response[str]:
-    # A defect, not a client error: logged with its traceback, answered in the same JSON shape.
-    logger.exception("unexpected error")
+    # A defect, not a client error: logged (clipped, where it was raised; an exception may quote the body),
+    # answered in the same JSON shape.
+    log_failure("unexpected error", exc)
     _count_rejection("internal_error")
     return error_response(500, "internal_error", "internal error")

@@ -40,6 +40,7 @@ from clickstream.core import sql
 from clickstream.core.buckets import bucket_sql
 from clickstream.core.config import Settings
 from clickstream.core.keys import bucket_prefix, sessions_bucket_prefix
+from clickstream.core.observability import tracer
 from clickstream.core.schema import EVENT_COLUMNS, VALIDATED_COLUMNS
 from clickstream.pipeline.lease import hold_pipeline_lease
 from clickstream.pipeline.manifest import (
@@ -112,6 +113,7 @@ def duckdb_memory_limit(function_memory_mb: int | None) -> str | None:
     return f"{max(128, int(function_memory_mb * 0.6))}MB"
 
 
+@tracer.capture_method(capture_response=False)
 def sessionize_bucket(
     request: SessionizeInput,
     lake: ObjectStore,

@@ -6,8 +6,10 @@ from datetime import date
 
 from clickstream.adapters.warehouse import Connection
 from clickstream.core import clock
+from clickstream.core.observability import tracer
 
 
+@tracer.capture_method(capture_response=False)
 def build_report(
     conn: Connection,
     currency: str,

@@ -21,6 +21,7 @@ from typing import Any
 
 from clickstream.adapters.warehouse import Connection
 from clickstream.core import sql
+from clickstream.core.observability import tracer
 
 KPI_COLUMNS = (
     "sessions",
@@ -76,6 +77,7 @@ def kpis_query() -> sql.Query:
     return sql.load(_PACKAGE, "kpis")
 
 
+@tracer.capture_method(capture_response=False)
 def recompute_daily_kpis(conn: Connection, days: Sequence[str | date], currency: str) -> list[str]:
     """Delete and re-insert ``daily_revenue`` then ``daily_kpis`` for ``days`` in one transaction; returns the days
     recomputed. A day left without human sessions loses its rows."""

@@ -25,6 +25,7 @@ from typing import Any
 
 from clickstream.adapters.warehouse import Connection, KeyConflict, parquet_source
 from clickstream.core import clock, sql
+from clickstream.core.observability import tracer
 from clickstream.core.schema import SESSION_COLUMNS, USER_COLUMNS, WAREHOUSE_EVENT_COLUMNS
 from clickstream.core.sql import literal
 
@@ -90,6 +91,7 @@ def _source(conn: Connection, files: RunFiles, site_timezone: str) -> _Source:
     )
 
 
+@tracer.capture_method(capture_response=False)
 def load_run(
     conn: Connection,
     files: RunFiles,

@@ -21,6 +21,8 @@ def test_every_command_is_registered():
         "demo",
         "serve",
         "token",
+        "invoke",
+        "cost",
         "deploy-web",
     }
 

@@ -295,7 +295,7 @@ def test_every_alarm_expression_uses_only_its_own_metrics(alarms):
 # -- the dashboard --------------------------------------------------------------------------------------------------
 # Metrics the dashboard shows that the code does not emit yet, with what must emit them; the test fails when one
 # appears in the code (then it leaves this list) so the list cannot go stale.
-PENDING_METRICS = {"WarehouseLagSeconds": "the commit step: now - the watermark it committed, in seconds"}
+PENDING_METRICS: dict[str, str] = {}
 PENDING_DIMENSIONS = {("EventsQuarantined", "reason"): "the validate step: one count per quarantine reason"}
 
 
@@ -387,3 +387,85 @@ def test_the_dashboard_covers_what_operators_watch(template):
         ("AWS/States", "ExecutionTime"),
         ("Clickstream", "WarehouseLagSeconds"),
     } <= shown
+
+
+# -- what the code really emits ---------------------------------------------------------------------------------
+# The metric lines (EMF) the functions print when the samples of events/ go through them (clickstream invoke):
+# an accepted and a refused request, and the sample hour's run up to its commit (validate, every step, commit).
+EMF_SAMPLES = (
+    ("IngestFunction", "ingest_native.json"),
+    ("IngestFunction", "ingest_bad_envelope.json"),
+    ("CommitFunction", "commit.json"),
+)
+
+
+@pytest.fixture(scope="module")
+def emitted_emf() -> list[dict]:
+    from clickstream_local.invoke import invoke
+    from tests.conftest import load_event
+
+    docs: list[dict] = []
+    with pytest.MonkeyPatch.context() as mp:
+        for var, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }.items():
+            mp.setenv(var, value)
+        for function, sample in EMF_SAMPLES:
+            result = invoke(function, load_event(sample))
+            assert result.invocation.ok, result.invocation.error
+            for invocation in (*result.seeded.invocations, result.invocation):
+                docs.extend(invocation.metrics())
+    return docs
+
+
+def _emitted_series(docs: list[dict]) -> dict[tuple[str, str, frozenset[str]], list[dict]]:
+    """(namespace, metric, dimension names) -> the EMF documents that carry it (with their dimension values)."""
+    out: dict[tuple[str, str, frozenset[str]], list[dict]] = {}
+    for doc in docs:
+        for definition in doc["_aws"]["CloudWatchMetrics"]:
+            for dims in definition["Dimensions"]:
+                for metric in definition["Metrics"]:
+                    key = (definition["Namespace"], metric["Name"], frozenset(dims))
+                    out.setdefault(key, []).append({d: doc[d] for d in dims})
+    return out
+
+
+def _read_custom_series(template: dict, alarms: dict) -> set[tuple[str, str, tuple[tuple[str, str], ...]]]:
+    """Every custom series an alarm or the dashboard reads: (namespace, metric, ((dimension, value), …)); a
+    dashboard SEARCH names dimensions without values (value "*")."""
+    read = set()
+    for alarm in alarms.values():
+        for metric in _metric_stats(alarm):
+            if metric["Namespace"] == NAMESPACE:
+                dims = tuple(sorted((d["Name"], d["Value"]) for d in metric["Dimensions"]))
+                read.add((NAMESPACE, metric["MetricName"], dims))
+    for widget in _dashboard(template)["widgets"]:
+        for line in widget["properties"].get("metrics", []):
+            if isinstance(line[0], dict):
+                match = re.search(r"\{(\w+),([\w,]+)\} MetricName=\"(\w+)\"", line[0]["expression"])
+                names = match.group(2).split(",")
+                if any((match.group(3), d) in PENDING_DIMENSIONS for d in names):
+                    continue
+                read.add((match.group(1), match.group(3), tuple(sorted((d, "*") for d in names))))
+            elif line[0] == NAMESPACE:
+                rest = [d for d in line[2:] if not isinstance(d, dict)]
+                read.add((NAMESPACE, line[1], tuple(sorted(zip(rest[::2], rest[1::2], strict=True)))))
+    return read
+
+
+def test_every_custom_metric_read_is_emitted_with_its_namespace_and_dimensions(template, alarms, emitted_emf):
+    # Given every custom series the alarms and the dashboard read, and the EMF lines the functions printed
+    read = _read_custom_series(template, alarms)
+    emitted = _emitted_series(emitted_emf)
+    assert read and emitted
+    for namespace, metric, dims in sorted(read):
+        # Then the code emits that metric in that namespace with exactly those dimensions …
+        key = (namespace, metric, frozenset(d for d, _ in dims))
+        assert key in emitted, f"{metric}{dict(dims)} is read but never emitted as such: {sorted(emitted)}"
+        # … and with the values read (a SEARCH takes any value)
+        for name, value in dims:
+            if value != "*":
+                assert {doc[name] for doc in emitted[key]} == {value}, (metric, name)

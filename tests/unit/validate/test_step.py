@@ -256,7 +256,7 @@ def test_sample_event_file_is_an_sqs_batch_with_an_s3_notification():
     sample = load_event("validate_sqs.json")
     [ref] = parse_notification(sample["Records"][0]["body"])
     assert ref.bucket == "clickstream-local-raw"
-    assert ref.key.startswith("raw/dt=2026-03-02/hr=10/")
+    assert ref.key.startswith("raw/dt=2026-03-02/hr=09/")
 
 
 def test_the_set_based_engine_and_the_python_judge_leave_the_same_outputs_and_ledger(
