@@ -141,6 +141,30 @@ def test_redelivery_three_times_rewrites_the_same_objects_and_one_ledger_row(aws
     assert len(ledger) == 1 and ledger[0]["validated_at"] == "2026-03-02T10:09:00.000000Z"
 
 
+def test_the_handler_emits_quarantined_counts_per_reason_beside_the_totals(aws, sim_clock, handler, capsys):
+    # Given an object with a schema violation, an unparseable line and a duplicate
+    raw, _, _ = _stores(aws)
+    raw.put_bytes(KEY, _mixed_object())
+    capsys.readouterr()
+    # When the handler validates it
+    handler.lambda_handler(sqs_event(s3_notification(aws.settings.raw_bucket, KEY)), lambda_context("v"))
+    blobs = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"_aws"' in x]
+    # Then one EventsQuarantined count per reason, with dimensions service and reason, in namespace Clickstream
+    by_reason = {}
+    for blob in blobs:
+        [directive] = blob["_aws"]["CloudWatchMetrics"]
+        if "EventsQuarantined" in blob and "reason" in blob:
+            assert directive["Namespace"] == "Clickstream"
+            assert directive["Dimensions"] == [["service", "reason"]]
+            assert blob["service"] == "clickstream"
+            by_reason[blob["reason"]] = blob["EventsQuarantined"]
+    assert by_reason == {"schema_violation": [1.0], "unparseable_record": [1.0]}
+    # And the totals the quarantine-rate alarm reads are still there, without a reason
+    totals = [b for b in blobs if "EventsIn" in b]
+    assert len(totals) == 1 and "reason" not in totals[0]
+    assert totals[0]["EventsQuarantined"] in ([2.0], 2.0)
+
+
 def test_partial_batch_failure_reports_only_the_failed_message(aws, sim_clock, handler):
     # Given three messages: a good object, a missing object, and S3's test event
     raw, _, state = _stores(aws)
