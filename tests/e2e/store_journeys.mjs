@@ -13,20 +13,11 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 
+import { CHROMIUM, FLAGS } from "../../web/test-support/chromium.mjs";
+
 const require = createRequire(fileURLToPath(new URL("../../web/package.json", import.meta.url)));
 const { chromium } = require("playwright-core");
 
-const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const [journey, base, username = "ada@example.com"] = process.argv.slice(2);
 
 // Headless Chromium says "HeadlessChrome" in its user agent, which the pipeline rightly counts as a bot (and the

@@ -7,7 +7,6 @@ with the reason; under ``CI=true`` they fail instead, so a CI image without a br
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,7 +19,8 @@ import pytest
 from clickstream.adapters.warehouse import Connection, open_warehouse
 from clickstream.report.render import DEFINITIONS, TILES, _formatters, raw
 from clickstream.warehouse.kpis import kpi_totals
-from clickstream_local.browser import PageProbe, find_chromium, inspect_page, screenshot
+from clickstream_local.browser import PageProbe, inspect_page, screenshot
+from tests.e2e.browser_needs import chromium_binary
 
 pytestmark = pytest.mark.browser
 
@@ -37,15 +37,7 @@ CHARTS = (
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    binary = find_chromium()
-    if binary is None:
-        reason = (
-            "chromium not found: install Debian's chromium (make test does when root) or set CHROMIUM_BIN"
-        )
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; browser tests never skip under CI=true")
-        pytest.skip(reason)
-    return binary
+    return chromium_binary()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ under ``CI=true`` it fails instead.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from clickstream_local.auth import LocalIssuer
-from clickstream_local.browser import find_chromium
+from tests.e2e.browser_needs import chromium_binary, missing
 from tests.e2e.serve_process import ServeProcess, environment, token, warehouse_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -28,25 +27,15 @@ CAPTURE_DIR = Path(__file__).resolve().parents[2] / "web" / "snowplow-capture"
 DRIVER = CAPTURE_DIR / "post-to-serve.mjs"
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; browser tests never skip under CI=true")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    binary = find_chromium()
-    if binary is None:
-        _missing(
-            "chromium not found: install Debian's chromium (make test does when root) or set CHROMIUM_BIN"
-        )
+    binary = chromium_binary()
     node = shutil.which("node")
     if node is None:
-        _missing("node not found: the Snowplow tracker is driven from web/snowplow-capture with node")
+        missing("node not found: the Snowplow tracker is driven from web/snowplow-capture with node")
     for package in ("@snowplow/browser-tracker", "playwright-core", "esbuild"):
         if not (CAPTURE_DIR / "node_modules" / package / "package.json").is_file():
-            _missing(f"{package} not installed: npm ci --prefix web/snowplow-capture (make test does)")
+            missing(f"{package} not installed: npm ci --prefix web/snowplow-capture (make test does)")
     return str(binary)
 
 

@@ -12,7 +12,6 @@ holds the warehouse to it. Without Chromium, node or the npm packages the tests 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -23,8 +22,8 @@ from typing import Any
 import pytest
 
 from clickstream_local.auth import LocalIssuer
-from clickstream_local.browser import find_chromium
 from clickstream_local.store import DEFAULT_STORE_DIR
+from tests.e2e.browser_needs import chromium_binary, missing
 from tests.e2e.serve_process import ServeProcess, environment, warehouse_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -35,25 +34,15 @@ CATALOG = REPOSITORY / "src" / "clickstream_local" / "generator" / "catalog.json
 SHOPPER = "ada@example.com"
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; browser tests never skip under CI=true")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    binary = find_chromium()
-    if binary is None:
-        _missing(
-            "chromium not found: install Debian's chromium (make test does when root) or set CHROMIUM_BIN"
-        )
+    binary = chromium_binary()
     if shutil.which("node") is None:
-        _missing("node not found: the shoppers are driven with playwright-core from web/node_modules")
+        missing("node not found: the shoppers are driven with playwright-core from web/node_modules")
     if not (REPOSITORY / "web" / "node_modules" / "playwright-core" / "package.json").is_file():
-        _missing("playwright-core not installed: make web")
+        missing("playwright-core not installed: make web")
     if not (DEFAULT_STORE_DIR / "index.html").is_file():
-        _missing("the store is not built: make web")
+        missing("the store is not built: make web")
     return str(binary)
 
 

@@ -22,6 +22,22 @@ from tests.conftest import REPO_ROOT
 NO_VALUE = ("ref", "AWS::NoValue")
 
 
+class GetAtt:
+    """Equal to ``!GetAtt Name.Attr`` in either of its YAML forms (``Name.Attr`` or ``[Name, Attr]``)."""
+
+    def __init__(self, name: str, attr: str) -> None:
+        self.target = [name, attr]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, dict) or set(other) != {"Fn::GetAtt"}:
+            return False
+        value = other["Fn::GetAtt"]
+        return (value.split(".", 1) if isinstance(value, str) else list(value)) == self.target
+
+    def __repr__(self) -> str:
+        return f"GetAtt({'.'.join(self.target)})"
+
+
 def parameters(template: dict[str, Any], **given: Any) -> dict[str, Any]:
     """Every parameter's value: ``given`` or the default; ``CommaDelimitedList`` values as lists."""
     unknown = set(given) - set(template["Parameters"])

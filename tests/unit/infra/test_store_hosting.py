@@ -15,7 +15,7 @@ import pytest
 
 from clickstream_cli.commands.deploy_web import STACK_OUTPUTS
 from clickstream_local.template import load_template
-from tests.unit.infra.cfn import created, parameters, refusals, resolve, translated
+from tests.unit.infra.cfn import GetAtt, created, parameters, refusals, resolve, translated
 
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
@@ -60,22 +60,6 @@ def _stack(template: dict[str, Any], region: str = "eu-west-1", **given: Any) ->
 
 def _distribution(template: dict[str, Any], **given: Any) -> dict[str, Any]:
     return _stack(template, **given)["StoreDistribution"]["Properties"]["DistributionConfig"]
-
-
-class GetAtt:
-    """Equal to ``!GetAtt Name.Attr`` in either of its YAML forms (``Name.Attr`` or ``[Name, Attr]``)."""
-
-    def __init__(self, name: str, attr: str) -> None:
-        self.target = [name, attr]
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, dict) or set(other) != {"Fn::GetAtt"}:
-            return False
-        value = other["Fn::GetAtt"]
-        return (value.split(".", 1) if isinstance(value, str) else list(value)) == self.target
-
-    def __repr__(self) -> str:
-        return f"GetAtt({'.'.join(self.target)})"
 
 
 def _behavior(config: dict[str, Any], path: str) -> dict[str, Any]:

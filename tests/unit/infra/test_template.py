@@ -16,6 +16,7 @@ import pytest
 from clickstream.core.config import Settings
 from clickstream_local.template import asl_path, load_template
 from tests.conftest import REPO_ROOT
+from tests.unit.infra.cfn import GetAtt
 
 FUNCTIONS = (
     "IngestFunction",
@@ -44,22 +45,6 @@ def resources(template) -> dict:
 @pytest.fixture(scope="module")
 def asl() -> dict:
     return json.loads(asl_path().read_text(encoding="utf-8"))
-
-
-class GetAtt:
-    """Equal to ``!GetAtt Name.Attr`` in either of its YAML forms (``Name.Attr`` or ``[Name, Attr]``)."""
-
-    def __init__(self, name: str, attr: str) -> None:
-        self.target = [name, attr]
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, dict) or set(other) != {"Fn::GetAtt"}:
-            return False
-        value = other["Fn::GetAtt"]
-        return (value.split(".", 1) if isinstance(value, str) else list(value)) == self.target
-
-    def __repr__(self) -> str:
-        return f"GetAtt({'.'.join(self.target)})"
 
 
 def _references(node: object) -> set[str]:
