@@ -7,16 +7,19 @@ window brings an object (by its manifest entry, even one left with no valid even
 become exactly the rows it brings now. An exact re-delivery therefore changes nothing, and a re-validation that
 yields fewer rows (a stricter schema, an erasure, a row now quarantined) removes the rows it no longer has, also from
 slices where it now has none. The affected visitors are the ones the window brought rows for and the ones whose rows
-of those objects were removed (a visitor left with no row keeps no session); their events are sessionized again
-whole by the same rule the CLI uses (``sessionize.rule``), everyone else's rows are carried over untouched. A retried
+of those objects were removed (a visitor left with no row keeps no session); their hot events (sessions starting after
+the slice's frozen boundary) and the window's are sessionized again by the same rule the CLI uses
+(``sessionize.rule``), continuing from the visitor's frozen tail, or from their whole history when what arrived
+reaches it (a thaw: ``sessionize.history``); everyone else's rows are carried over untouched. A retried
 task also takes the visitors its earlier attempt listed, so a retry after a partial state write still names every
 visitor the warehouse must replace. Copies of an event_id are ranked within the visitor (a visitor's history decides
 its own duplicates, whatever the bucket or slice layout), so sessionization is a pure function of a visitor's events
 and after any sequence of runs the state equals one full recompute.
 
-The run's outputs, ``runs/<run_id>/bucket=NNNN/{events,sessions,visitors}.parquet``, hold the affected visitors'
-kept events, all their sessions and their ids, so the warehouse replaces exactly those visitors' rows; ``result.json``
-beside them is the step's answer, which the back-fill path's Load reads instead of a state payload.
+The run's outputs, ``runs/<run_id>/bucket=NNNN/{events,sessions,visitors,users}.parquet``, hold the affected visitors'
+recomputed kept events and sessions, their ids with the session start from which the warehouse replaces their rows
+(``replace_from``), and their complete ``users`` links; ``result.json`` beside them is the step's answer (with what
+the run read and wrote), which the back-fill path's Load reads instead of a state payload.
 
 The work is done in named phases over one DuckDB cursor: read the window, find the touched slices, load their
 state, recompute the affected visitors, stage the outputs and the new slices, write.
@@ -390,7 +393,15 @@ def _load_frozen(run: _BucketRun, slices: list[int]) -> None:
         sources = [(s, k) for s in todo for k in getattr(run.slice_files(s), attr)]
         part = f"{table}_part"
         state.load_table(
-            run.con, run.lake, part, columns, sources, run.tmp / "frozen", run.transfers, run.counter, "frozen"
+            run.con,
+            run.lake,
+            part,
+            columns,
+            sources,
+            run.tmp / "frozen",
+            run.transfers,
+            run.counter,
+            "frozen",
         )
         run.con.execute(f"INSERT INTO {table} SELECT * FROM {part}")
         run.con.execute(f"DROP TABLE {part}")
@@ -402,7 +413,9 @@ def _thaw(run: _BucketRun, visitors: str) -> None:
     con = run.con
     con.execute(f"CREATE OR REPLACE TEMP TABLE thaw_now AS {visitors} EXCEPT SELECT anonymous_id FROM thawed")
     con.execute("INSERT INTO thawed SELECT anonymous_id FROM thaw_now")
-    con.execute("INSERT INTO affected SELECT anonymous_id FROM thaw_now EXCEPT SELECT anonymous_id FROM affected")
+    con.execute(
+        "INSERT INTO affected SELECT anonymous_id FROM thaw_now EXCEPT SELECT anonymous_id FROM affected"
+    )
     slices = con.execute(f"SELECT DISTINCT {run.slice_of('anonymous_id')} FROM thaw_now").fetchall()
     run.thawed_slices |= {int(r[0]) for r in slices}
 
@@ -419,12 +432,16 @@ def _recompute_visitors(run: _BucketRun) -> Sessionizer:
     con.execute(sql.load(_PACKAGE, "affected").text)
     con.execute("CREATE TEMP TABLE thawed (anonymous_id VARCHAR)")
     (mask,) = one_row(
-        con, "SELECT coalesce(bit_or(i.frozen), 0) FROM state_index i SEMI JOIN window_objects w USING (source_object)"
+        con,
+        "SELECT coalesce(bit_or(i.frozen), 0) FROM state_index i SEMI JOIN window_objects w USING (source_object)",
     )
     in_frozen = [s for s in run.touched if (int(mask) >> s) & 1]
     if in_frozen:  # the window brings again objects with frozen rows: their rows become what they bring now
         _load_frozen(run, in_frozen)
-        _thaw(run, "SELECT DISTINCT f.anonymous_id FROM frozen f SEMI JOIN window_objects w USING (source_object)")
+        _thaw(
+            run,
+            "SELECT DISTINCT f.anonymous_id FROM frozen f SEMI JOIN window_objects w USING (source_object)",
+        )
     con.execute(_hits_sql(run))
     _load_frozen(run, [int(r[0]) for r in con.execute("SELECT DISTINCT _slice FROM hits").fetchall()])
     while True:
@@ -434,7 +451,13 @@ def _recompute_visitors(run: _BucketRun) -> Sessionizer:
         if n == 0:
             return engine
         _load_frozen(
-            run, [int(r[0]) for r in con.execute(f"SELECT DISTINCT {run.slice_of('anonymous_id')} FROM violations").fetchall()]
+            run,
+            [
+                int(r[0])
+                for r in con.execute(
+                    f"SELECT DISTINCT {run.slice_of('anonymous_id')} FROM violations"
+                ).fetchall()
+            ],
         )
         _thaw(run, "SELECT anonymous_id FROM violations")
 

@@ -245,9 +245,13 @@ class Sessionizer:
         if rules.split_on_campaign:
             utm = ", ".join(self.col(n, "s") for n in ("utm_source", "utm_medium", "utm_campaign"))
             extra.append(f"CASE WHEN coalesce({utm}) IS NOT NULL THEN [{utm}] END AS _campaign")
-            before = "last_value(_campaign IGNORE NULLS) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+            before = (
+                "last_value(_campaign IGNORE NULLS) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+            )
             if self.seed is not None:
-                extra.append(f"(SELECT sd._campaign FROM {self.seed} sd WHERE sd.anonymous_id = s.anonymous_id) AS _seed")
+                extra.append(
+                    f"(SELECT sd._campaign FROM {self.seed} sd WHERE sd.anonymous_id = s.anonymous_id) AS _seed"
+                )
                 before = f"coalesce({before}, _seed)"
             flags.append(
                 f"(_t > lag(_t) OVER w AND _campaign IS NOT NULL AND _campaign IS DISTINCT FROM {before})"

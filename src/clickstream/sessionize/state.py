@@ -85,7 +85,10 @@ INDEX_COLUMNS: tuple[tuple[str, str], ...] = (
     ("frozen", "BIGINT"),
 )
 _LEGACY_SLICE = re.compile(r"/slice=(\d+)/" + re.escape(LEGACY_ALL) + "$")
-_ORDER = {"rows": "anonymous_id, event_ts, event_id, source_object, source_line", "sessions": "anonymous_id, session_start"}
+_ORDER = {
+    "rows": "anonymous_id, event_ts, event_id, source_object, source_line",
+    "sessions": "anonymous_id, session_start",
+}
 
 
 # -- layout ------------------------------------------------------------------------------------------------------
@@ -188,7 +191,9 @@ class BucketState:
 def legacy_state(existing: set[str]) -> BucketState | None:
     """The layout before frozen history as a generation (None when the bucket has no such file)."""
     slices = {
-        int(m.group(1)): SliceFiles(legacy=key) for key in existing if (m := _LEGACY_SLICE.search(key)) is not None
+        int(m.group(1)): SliceFiles(legacy=key)
+        for key in existing
+        if (m := _LEGACY_SLICE.search(key)) is not None
     }
     index = next((k for k in existing if k.endswith("/" + LEGACY_INDEX)), None)
     if not slices and index is None:
@@ -272,9 +277,7 @@ def load_table(
     for (slice_no, _), path in zip(sources, paths, strict=True):
         scan = f"read_parquet({sql.literal(path)})"
         present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
-        exprs = ", ".join(
-            f"{sql.identifier(n)}::{t}" if n in present else f"NULL::{t}" for n, t in columns
-        )
+        exprs = ", ".join(f"{sql.identifier(n)}::{t}" if n in present else f"NULL::{t}" for n, t in columns)
         con.execute(f"INSERT INTO {table} SELECT {exprs}, {int(slice_no)} FROM {scan}")
     if counter is not None:
         (n,) = one_row(con, f"SELECT count(*) FROM {table}")
@@ -290,19 +293,28 @@ def load_index(
     counter: ReadCounter,
 ) -> None:
     """Temp table ``state_index`` (source_object, slices, frozen): bit ``s`` of ``slices`` = slice ``s`` holds rows
-    of the object, of ``frozen`` = its frozen part does. A legacy bucket without an index has it built once from
-    every slice's rows (all hot)."""
+    of the object, of ``frozen`` = its frozen part does. A generation without an index (the legacy layout before
+    it had one) has it built once from every slice's row files."""
     if base.index is not None:
-        load_table(con, lake, "state_index", INDEX_COLUMNS, [(0, base.index)], folder, transfers, counter, "index")
+        load_table(
+            con, lake, "state_index", INDEX_COLUMNS, [(0, base.index)], folder, transfers, counter, "index"
+        )
         con.execute("UPDATE state_index SET frozen = coalesce(frozen, 0)")
         return
-    legacy = [(s, f.legacy) for s, f in base.slices.items() if f.legacy]
-    load_table(
-        con, lake, "legacy_rows", (("source_object", "VARCHAR"),), [(s, k) for s, k in legacy if k], folder, transfers
-    )
+    columns = (("source_object", "VARCHAR"),)
+    for table, kind in (("unindexed_hot", "hot"), ("unindexed_frozen", "frozen")):
+        sources = [
+            (s, k)
+            for s, f in base.slices.items()
+            for k in ([f.hot, f.legacy] if kind == "hot" else f.frozen)
+            if k is not None
+        ]
+        load_table(con, lake, table, columns, sources, folder, transfers, counter, "index")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE state_index AS SELECT source_object, bit_or(1::BIGINT << _slice) AS slices,"
-        " 0::BIGINT AS frozen FROM (SELECT DISTINCT source_object, _slice FROM legacy_rows)"
+        " coalesce(bit_or(1::BIGINT << _slice) FILTER (WHERE _frozen), 0) AS frozen FROM ("
+        " SELECT DISTINCT source_object, _slice, false AS _frozen FROM unindexed_hot"
+        " UNION SELECT DISTINCT source_object, _slice, true FROM unindexed_frozen)"
         " WHERE source_object IS NOT NULL GROUP BY source_object"
     )
 

@@ -16,7 +16,13 @@ from clickstream.core.keys import bucket_prefix, sessions_bucket_prefix, validat
 from clickstream.pipeline.manifest import Manifest, ManifestObject, manifest_key
 from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
 from clickstream.sessionize.files import sessionize_files
-from clickstream.sessionize.state import bucket_state_totals, read_state, row_files
+from clickstream.sessionize.state import (
+    LEGACY_SESSIONS,
+    bucket_state_totals,
+    published_prefix,
+    read_state,
+    row_files,
+)
 from tests.conftest import REPO_ROOT, load_event
 from tests.fakes.context import lambda_context
 from tests.unit.sessionize import reference
@@ -81,8 +87,10 @@ def state(lake: S3ObjectStore, tmp: Path, bucket: int = 0) -> tuple[list[dict], 
     ]
     own = [
         key
-        for files in current.slices.values()
+        for slice_no, files in current.slices.items()
+        # a slice still in the layout before frozen history has its sessions only in the published table
         for key in [files.sessions, *files.frozen_sessions]
+        + ([published_prefix(bucket, slice_no) + LEGACY_SESSIONS] if files.legacy else [])
         if key is not None
     ]
     published = sorted(lake.list_keys(sessions_bucket_prefix(bucket)))

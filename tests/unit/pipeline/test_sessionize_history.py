@@ -19,7 +19,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from clickstream.core.times import iso
@@ -124,6 +124,34 @@ def _shaped(s: Stream, visitor: str, t: datetime, shape: str, draw) -> None:
             quick(t + k * 25 * MINUTE_US * US + draw(st.sampled_from([0, 1])) * US)
 
 
+def frozen_copy_case() -> dict:
+    """A retry whose clock jumped an hour, received after the run that froze its first copy: the run finds the
+    first copy through the frozen-id index, reads the frozen rows, and drops the copy without thawing the visitor."""
+    s = Stream()
+    first = s.add("v0", T0, received_at=T0 + SECOND)
+    s.add("v0", T0 + timedelta(minutes=10), received_at=T0 + timedelta(minutes=10, seconds=1))
+    later = T0 + timedelta(days=3)
+    s.add("v0", later, received_at=later + SECOND)
+    copy = s.copy(
+        first,
+        received_at=later + timedelta(hours=4),
+        event_ts=T0 + timedelta(hours=1),
+        source_object="raw/retry",
+    )
+    for i, rows in enumerate((s.rows[:2], [s.rows[2]])):
+        for row in rows:
+            row["source_object"] = f"raw/run{i}"
+    return {
+        "rules": "plain",
+        "lookback_h": 1,
+        "deliveries": [
+            {"rows": s.rows[:2], "watermark_to": T0 + timedelta(hours=3)},
+            {"rows": [s.rows[2]], "watermark_to": later + timedelta(hours=3)},
+            {"rows": [copy], "watermark_to": later + timedelta(hours=6)},
+        ],
+    }
+
+
 def current_rows(deliveries: list[dict]) -> list[dict]:
     """Every object's rows as its latest delivery brought them."""
     latest: dict[str, list[dict]] = {}
@@ -166,6 +194,7 @@ def test_incremental_runs_across_frozen_history_equal_one_full_recompute(tmp_pat
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(case=histories())
+    @example(case=frozen_copy_case())
     def check(case: dict) -> None:
         n = next(examples)
         lake, work = MemoryObjectStore(), tmp_path / str(n)
