@@ -1,10 +1,11 @@
 """Long-lived store benchmark: what an incremental run costs against the store's age.
 
-``python -m bench history -- [--days 60] [--step-hours 12] [--visits 40] [--seed 7] [--json FILE]``
+``python -m bench history -- [--days 60] [--step-hours 12] [--visits 40] [--customers 300] [--seed 7] [--json FILE]``
 
 A simulated store of ``--days`` days with returning visitors: every pipeline window (``--step-hours``) brings the
-same number of visits (``--visits``, 2-8 events each, a few minutes apart); a visit is a returning visitor's with
-probability 0.7 (any earlier visitor, uniformly), else a new visitor's. Events reach the lake 2 s after they happen,
+same number of visits (``--visits``, 2-8 events each, a few minutes apart), each by one of the store's
+``--customers`` (uniformly: a customer's first visit makes them a new visitor, every later one a returning one), so a
+customer's history grows with the store's age, as a real store's regulars' does. Events reach the lake 2 s after they happen,
 except 3% that arrive 1-60 h late (a device that was offline), inside the 72 h lookback, so they land in a later
 window. Each window becomes one validated object and one run of the real Sessionize step
 (``clickstream.pipeline.sessionize.sessionize_bucket``, one user bucket, the stack's rule: 30 min timeout, 24 h
@@ -43,7 +44,6 @@ from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 STATE_PREFIX = "sessionized/"
-RETURNING = 0.7
 LATE_SHARE = 0.03
 
 
@@ -96,21 +96,18 @@ class CountingLake:
         self.objects.pop(key, None)
 
 
-def simulate(days: int, step_hours: int, visits: int, seed: int) -> list[list[dict[str, Any]]]:
+def simulate(
+    days: int, step_hours: int, visits: int, seed: int, customers: int = 300
+) -> list[list[dict[str, Any]]]:
     """The events of every window, by arrival (received_at), as validated rows."""
     rng = random.Random(seed)
     n_windows = days * 24 // step_hours
     step = timedelta(hours=step_hours)
     windows: list[list[dict[str, Any]]] = [[] for _ in range(n_windows)]
-    visitors: list[str] = []
     n = 0
     for w in range(n_windows):
         for _ in range(visits):
-            if visitors and rng.random() < RETURNING:
-                visitor = rng.choice(visitors)
-            else:
-                visitor = f"visitor-{len(visitors):06d}"
-                visitors.append(visitor)
+            visitor = f"visitor-{rng.randrange(customers):06d}"
             t = START + w * step + timedelta(seconds=rng.uniform(0, step.total_seconds()))
             for _ in range(rng.randint(2, 8)):
                 late = rng.random() < LATE_SHARE
@@ -147,7 +144,9 @@ def write_window(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], pat
     con.execute(f"COPY (SELECT {select}) TO '{path}' (FORMAT parquet)", params)
 
 
-def run_store(days: int, step_hours: int, visits: int, seed: int, work: Path) -> list[dict[str, Any]]:
+def run_store(
+    days: int, step_hours: int, visits: int, seed: int, work: Path, customers: int = 300
+) -> list[dict[str, Any]]:
     """Every window through the Sessionize step; one record per run."""
     lake = CountingLake(scratch=work)
     con = duckdb.connect()
@@ -156,7 +155,7 @@ def run_store(days: int, step_hours: int, visits: int, seed: int, work: Path) ->
     if "lookback_hours" in inspect.signature(sessionize_bucket).parameters:
         options["lookback_hours"] = 72
     out = []
-    for w, rows in enumerate(simulate(days, step_hours, visits, seed)):
+    for w, rows in enumerate(simulate(days, step_hours, visits, seed, customers)):
         run_id = f"run-{w:05d}"
         end = START + timedelta(hours=(w + 1) * step_hours)
         source, key = f"raw/window-{w:05d}", f"validated/window-{w:05d}.parquet"
@@ -244,13 +243,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--days", type=int, default=60, help="store age at the end (default 60)")
     parser.add_argument("--step-hours", type=int, default=12, help="hours per pipeline window (default 12)")
     parser.add_argument("--visits", type=int, default=40, help="visits per window (default 40)")
+    parser.add_argument("--customers", type=int, default=300, help="the store's visitors (default 300)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write every run's record and the report here")
     args = parser.parse_args(argv)
     if args.days < 5 or 24 % args.step_hours:
         parser.error("--days must be at least 5 and --step-hours divide 24")
     with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
-        runs = run_store(args.days, args.step_hours, args.visits, args.seed, Path(tmp))
+        runs = run_store(args.days, args.step_hours, args.visits, args.seed, Path(tmp), args.customers)
     result = report(runs, args.days)
     if args.json:
         args.json.write_text(json.dumps({"runs": runs, "report": result}, indent=1) + "\n")
