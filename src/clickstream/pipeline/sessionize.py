@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import tempfile
 import threading
 from collections.abc import Callable
@@ -176,6 +175,9 @@ class _BucketRun:
     boundary: date  # where this run moves the touched slices' boundaries (never back)
     existing: set[str] = field(default_factory=set)  # the bucket's state keys in the lake
     base: state.BucketState = field(default_factory=state.BucketState)  # the generation the run starts from
+    pointer_etag: str | None = (
+        None  # the pointer as the run read it (None: none): the new one replaces only it
+    )
     touched: list[int] = field(default_factory=list)  # the slices the run reads and rewrites
     counter: state.ReadCounter = field(default_factory=state.ReadCounter)
     frozen_loaded: set[int] = field(default_factory=set)  # slices whose frozen rows the run read
@@ -314,7 +316,8 @@ def _touched_slices(run: _BucketRun) -> list[int]:
     """The slices the window's rows fall in, those the object index names for the window's objects, and those of
     the visitors an earlier attempt of this task named (temp tables ``state_index`` and ``earlier``)."""
     run.existing = set(run.lake.list_keys(bucket_prefix(run.bucket)))
-    run.base = state.base_state(state.read_state(run.lake, run.bucket, run.existing), run.request.run_id)
+    current, run.pointer_etag = state.read_state_tagged(run.lake, run.bucket, run.existing)
+    run.base = state.base_state(current, run.request.run_id)
     state.load_index(run.con, run.lake, run.base, run.tmp / "index", run.transfers, run.counter)
     _earlier_attempt_visitors(run)
     slice_of = run.slice_of("anonymous_id")
@@ -771,8 +774,10 @@ def _of(table: str, slice_no: int, columns: tuple[tuple[str, str], ...], order: 
 
 # -- phase 7: write ------------------------------------------------------------------------------------------------
 def _write(run: _BucketRun, staged: _Staged, fence: Callable[[], None] | None) -> None:
-    """Outputs first, then the new generation's files, then the pointer (the state moves as a whole), then the lake's
-    sessions table of the touched slices, and last the files neither the new nor the previous generation names."""
+    """Outputs first, then the new generation's files, then the pointer (the state moves as a whole; only over the
+    pointer the run read, else :class:`state.PointerMoved` and nothing more), then the lake's sessions table of the
+    touched slices, and last the files neither the new nor the previous generation names: a run that published
+    deletes only files it listed before it read the pointer, so never one a later generation names."""
     if fence is not None:
         fence()  # the execution still holds the pipeline lease, or nothing is written
     out = run.tmp / "out"
@@ -783,11 +788,7 @@ def _write(run: _BucketRun, staged: _Staged, fence: Callable[[], None] | None) -
         )
     )
     list(run.transfers.map(lambda pk: state.store(run.lake, *pk), staged.files))
-    run.lake.put_bytes(
-        state.pointer_key(run.bucket),
-        json.dumps(staged.pointer.to_json(), sort_keys=True, indent=1).encode("utf-8"),
-        content_type="application/json",
-    )
+    state.swap_pointer(run.lake, run.bucket, staged.pointer, run.pointer_etag, run.request.run_id)
     _publish(run, staged)
     keep = staged.pointer.keys() | (staged.pointer.previous.keys() if staged.pointer.previous else set())
     stale = sorted(k for k in run.existing if k not in keep and k != state.pointer_key(run.bucket))

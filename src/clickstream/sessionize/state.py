@@ -24,7 +24,7 @@ every later one is **hot**. Files of a slice (``<gen>`` = the run that wrote the
 ``state.json`` (in the bucket's folder) is the bucket's pointer: the generation, each slice's boundary and files,
 the object index (``objects-<gen>.parquet``: per source object, the bit masks of the slices holding its rows and
 of those holding frozen rows), and the previous generation. A run writes every new file first and the pointer last,
-so the state moves as a whole; a retry of the run that wrote the pointer reads the previous generation again, so a
+so the state moves as a whole (a conditional write: only over the pointer the run read); a retry of the run that wrote the pointer reads the previous generation again, so a
 retry recomputes exactly what the first attempt did. Files neither generation names are deleted after the pointer.
 The lake's sessions table (``sessions/bucket=NNNN/slice=SS/``, ``core.keys.sessions_bucket_prefix``) is published
 from the pointer: ``hot.parquet`` and one ``frozen-<gen>.parquet`` per frozen file.
@@ -48,8 +48,9 @@ from typing import Any
 
 import duckdb
 
-from clickstream.adapters.storage import ObjectStore
+from clickstream.adapters.storage import ObjectChanged, ObjectStore
 from clickstream.core import sql
+from clickstream.core.errors import DomainError
 from clickstream.core.keys import bucket_prefix, sessions_bucket_prefix
 from clickstream.core.schema import EVENT_COLUMNS, USER_COLUMNS
 from clickstream.sessionize.rule import connect, one_row
@@ -203,9 +204,41 @@ def legacy_state(existing: set[str]) -> BucketState | None:
 
 def read_state(lake: ObjectStore, bucket: int, existing: set[str]) -> BucketState | None:
     """The bucket's current generation: its pointer, else the legacy layout, else None (a bucket never written)."""
+    return read_state_tagged(lake, bucket, existing)[0]
+
+
+def read_state_tagged(
+    lake: ObjectStore, bucket: int, existing: set[str]
+) -> tuple[BucketState | None, str | None]:
+    """:func:`read_state` and the pointer's ETag as read (None: no pointer), what :func:`swap_pointer` compares."""
     if pointer_key(bucket) in existing:
-        return BucketState.from_json(json.loads(lake.get_bytes(pointer_key(bucket))))
-    return legacy_state(existing)
+        data, etag = lake.get_tagged(pointer_key(bucket))
+        return BucketState.from_json(json.loads(data)), etag
+    return legacy_state(existing), None
+
+
+class PointerMoved(DomainError):
+    """Another run replaced the bucket's pointer after this run read it: this run's generation is not published
+    (its new files are named by no generation and go with the next run's clean-up) and it deletes nothing; the
+    window is run again from the current generation."""
+
+    code = "pointer_moved"
+
+
+def swap_pointer(
+    lake: ObjectStore, bucket: int, new: BucketState, read_etag: str | None, run_id: str
+) -> None:
+    """Replace the bucket's pointer with ``new`` only if it is still the one the run read (``read_etag``; None: there
+    was none), a conditional write: two runs that read the same generation can never both publish, so a pointer
+    only ever names files its writer's clean-up and every later one keep."""
+    data = json.dumps(new.to_json(), sort_keys=True, indent=1).encode("utf-8")
+    try:
+        lake.put_bytes_if(pointer_key(bucket), data, read_etag, content_type="application/json")
+    except ObjectChanged as exc:
+        raise PointerMoved(
+            f"run {run_id}: bucket {bucket}'s state moved on after this run read it (another run wrote it): "
+            "nothing published, nothing deleted; run the window again"
+        ) from exc
 
 
 def base_state(current: BucketState | None, run_id: str) -> BucketState:
