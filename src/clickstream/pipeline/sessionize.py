@@ -630,7 +630,8 @@ class _Staged:
 def _stage_state(run: _BucketRun, engine: Sessionizer) -> _Staged:
     """Temp tables of every row and session of the touched slices after the run, split at each slice's next
     boundary (``frozen_out``: the rows a slice's new frozen file holds; for a thawed slice its whole frozen part),
-    then one file per slice and kind (:func:`_slice_files`) and the new object index."""
+    then one file per slice and kind (:func:`_slice_files`) and the new object index. Length: a chain of
+    temp tables, each built from the one before it, read top to bottom."""
     con = run.con
     con.execute(
         f"""
