@@ -23,6 +23,7 @@ grows with the frozen history, one 8-byte hash per event) are printed apart. The
 from __future__ import annotations
 
 import argparse
+import hashlib
 import inspect
 import json
 import random
@@ -37,6 +38,7 @@ from typing import Any
 
 import duckdb
 
+from clickstream.adapters.storage import ObjectChanged
 from clickstream.core.schema import VALIDATED_COLUMNS
 from clickstream.core.times import iso
 from clickstream.pipeline.manifest import Manifest, ManifestObject, manifest_key
@@ -77,6 +79,18 @@ class CountingLake:
         data = self.objects[key]
         self._count(key, data)
         return data
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        data = self.get_bytes(key)
+        return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def put_bytes_if(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
+        """The conditional write of the pointer (one writer here: it always finds what it read)."""
+        current = self.objects.get(key)
+        if (None if current is None else hashlib.md5(current, usedforsecurity=False).hexdigest()) != etag:
+            raise ObjectChanged(f"{key} changed since it was read: not written")
+        self.objects[key] = bytes(data)
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
     def exists(self, key: str) -> bool:
         return key in self.objects
