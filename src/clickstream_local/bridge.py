@@ -33,7 +33,9 @@ moto internals relied on (checked by :func:`check_moto_internals`; pinned by ``p
 ``moto.awslambda_simple.models.LambdaSimpleBackend.invoke(self, function_name, qualifier, body, headers,
 response_headers)``, ``moto.awslambda.utils.get_backend``, ``moto.core.config.default_user_config``, and
 ``time.sleep`` in ``moto.stepfunctions.parser.asl.component.common.retry.retrier_decl``, and the Map state's
-``ItemReader`` (``moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader``).
+``ItemReader`` (``moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader``), and S3's key store
+``moto.s3.utils._VersionedKeyStore`` (a dict of version lists; its ``items``/``values`` are made safe against
+concurrent deletes, see :func:`_snapshot_items`).
 """
 
 from __future__ import annotations
@@ -196,6 +198,14 @@ def check_moto_internals() -> None:
         raise BridgeError(
             "moto's Step Functions retrier no longer waits with time.sleep: retries would be slow"
         )
+    from moto.s3.utils import _VersionedKeyStore
+
+    if not issubclass(_VersionedKeyStore, dict) or not callable(
+        getattr(_VersionedKeyStore, "_iteritems", None)
+    ):
+        raise BridgeError(
+            "moto's S3 key store is no longer a dict of version lists: re-check _snapshot_items"
+        )
 
 
 def _check_mock_config() -> None:
@@ -233,11 +243,29 @@ def _original_invoke(cls: Any) -> Callable[..., Any]:
     return getattr(invoke, "__wrapped_invoke__", invoke)
 
 
+def _snapshot_items(self: Any) -> Any:
+    """moto's ``_VersionedKeyStore.items()`` from one copy of the store, leaving out a key deleted by another thread
+    while the listing runs. moto's own version re-reads each key of its copy from the live store and raises
+    ``KeyError`` for one deleted meanwhile, failing the whole listing (S3 lists under concurrent deletes)."""
+    for key, versions in dict.copy(self).items():
+        if versions and not getattr(versions[-1], "disposed", False):
+            yield key, versions[-1]
+
+
+def _snapshot_values(self: Any) -> Any:
+    for _key, value in _snapshot_items(self):
+        yield value
+
+
 def _install_patches() -> None:
     from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.s3.utils import _VersionedKeyStore
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
     with _install_lock:
+        if _VersionedKeyStore.items is not _snapshot_items:
+            _VersionedKeyStore.items = _VersionedKeyStore.iteritems = _snapshot_items  # type: ignore[method-assign]
+            _VersionedKeyStore.values = _VersionedKeyStore.itervalues = _snapshot_values  # type: ignore[method-assign]
         if not isinstance(retrier_decl.time, _RetryClock):
             retrier_decl.time = _RetryClock(retrier_decl.time)  # type: ignore[assignment]
         if getattr(LambdaSimpleBackend.invoke, "__wrapped_invoke__", None) is None:

@@ -774,6 +774,18 @@ def counters_table(summary: dict[str, Any]) -> Any:
     for reason, n in summary["quarantine_by_reason"].items():
         table.add_row(f"  quarantined: {reason}", f"{n:,}")
     table.add_row("reconciles", "[green]yes[/]" if summary["reconciles"] else "[red]NO[/]")
+    costs = summary.get("run_costs") or {}
+    for key in (
+        "events_arrived",
+        "events_loaded",
+        "state_rows_read",
+        "state_bytes_read",
+        "state_rows_written",
+    ):
+        if key in costs:
+            table.add_row(f"runs: {key}", f"{costs[key]:,}")
+    if costs.get("loaded_per_arrived") is not None:
+        table.add_row("runs: loaded / arrived", f"{costs['loaded_per_arrived']:.2f}")
     return table
 
 

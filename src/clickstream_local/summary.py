@@ -102,6 +102,21 @@ class WarehouseFacts:
     kpis: list[dict[str, Any]] = field(default_factory=list)  # daily_kpis, by day
     # daily_kpis days whose AOV is outside the range of that day's order values (warehouse.kpis)
     aov_outside_order_values: list[dict[str, Any]] = field(default_factory=list)
+    run_costs: dict[str, int] = field(default_factory=dict)  # RUN_COST_COLUMNS summed over pipeline_runs
+
+
+# What the runs read and wrote (pipeline_runs), summed over the demo's runs for its summary.
+RUN_COST_COLUMNS = (
+    "events_arrived",
+    "events_loaded",
+    "sessions_loaded",
+    "state_rows_read",
+    "state_bytes_read",
+    "index_rows_read",
+    "frozen_rows_read",
+    "state_rows_written",
+    "thawed_slices",
+)
 
 
 def read_warehouse(url: str) -> WarehouseFacts:
@@ -127,7 +142,13 @@ def read_warehouse(url: str) -> WarehouseFacts:
             ),
             kpis=conn.query_dicts("SELECT * FROM daily_kpis ORDER BY day"),
             aov_outside_order_values=aov_outside_order_values(conn),
+            run_costs=_sum_run_costs(conn.query_dicts("SELECT * FROM pipeline_runs")),
         )
+
+
+def _sum_run_costs(runs: list[dict[str, Any]]) -> dict[str, int]:
+    """RUN_COST_COLUMNS summed over the runs (a column a warehouse before migration 0008 lacks sums to 0)."""
+    return {c: sum(int(r.get(c) or 0) for r in runs) for c in RUN_COST_COLUMNS}
 
 
 def warehouse_is_empty(url: str) -> bool:
@@ -242,10 +263,19 @@ def build_summary(
         "warehouse_sessions": warehouse.sessions,
         "pipeline_runs": warehouse.pipeline_runs,
         "pipeline_executions": dict(executions),
+        "run_costs": run_costs(warehouse.run_costs),
         "reconciles": reconciles,
         "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in checks},
         "ok": all(c.ok for c in checks),
     }
+
+
+def run_costs(totals: Mapping[str, int]) -> dict[str, Any]:
+    """What the runs read and wrote, summed, with rows loaded per event arrived (1.0: each arrival loaded once)."""
+    out: dict[str, Any] = {c: int(totals.get(c, 0)) for c in RUN_COST_COLUMNS}
+    arrived = out["events_arrived"]
+    out["loaded_per_arrived"] = round(out["events_loaded"] / arrived, 3) if arrived else None
+    return out
 
 
 def failed_checks(summary: Mapping[str, Any]) -> list[str]:

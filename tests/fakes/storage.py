@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from clickstream.adapters.storage import ObjectChanged
 
 
 @dataclass
@@ -17,6 +20,18 @@ class MemoryObjectStore:
 
     def get_bytes(self, key: str) -> bytes:
         return self.objects[key]
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        data = self.objects[key]
+        return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def put_bytes_if(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
+        current = self.objects.get(key)
+        now = None if current is None else hashlib.md5(current, usedforsecurity=False).hexdigest()
+        if now != etag:
+            raise ObjectChanged(f"{key} changed since it was read: not written")
+        self.objects[key] = bytes(data)
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
     def exists(self, key: str) -> bool:
         return key in self.objects

@@ -3,9 +3,10 @@
 Raw (Firehose prefix, Hive-style by arrival): ``raw/dt=YYYY-MM-DD/hr=HH/<firehose object name>``.
 Lake (by arrival hour of the source object, named after it so a re-run overwrites, never duplicates):
 ``validated/dt=…/hr=…/<stem>.parquet`` and ``quarantine/dt=…/hr=…/<stem>.jsonl``.
-Sessionized state per user bucket and slice: ``sessionized/bucket=NNNN/slice=SS/all.parquet`` (every row), and the
-slice's sessions apart, ``sessions/bucket=NNNN/slice=SS/sessions.parquet``, so the lake's sessions table (Glue)
-locates folders that hold sessions only.
+Sessionized state per user bucket and slice, split into hot and frozen history behind the bucket's ``state.json``:
+``sessionized/bucket=NNNN/slice=SS/…`` (layout in ``clickstream.sessionize.state``), and the slice's sessions apart,
+``sessions/bucket=NNNN/slice=SS/{hot,frozen-<run>}.parquet``, so the lake's sessions table (Glue) locates folders
+that hold sessions only.
 Per-run work files: ``runs/<run_id>/…``.
 """
 

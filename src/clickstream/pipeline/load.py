@@ -2,8 +2,8 @@
 
 For every bucket the Sessionize step answered with keys (the inline Map's answers in the payload, or on the
 back-fill path each bucket's ``runs/<run_id>/bucket=NNNN/result.json``), download ``runs/<run_id>/bucket=NNNN/{events,
-sessions,visitors}.parquet`` from the lake to a temp dir, then :func:`clickstream.warehouse.loader.load_run`
-replaces those visitors' rows and records the run. Idempotent: the same payload twice leaves every table identical.
+sessions,visitors,users}.parquet`` from the lake to a temp dir, then :func:`clickstream.warehouse.loader.load_run`
+replaces those visitors' recomputed rows and records the run with what its Sessionize tasks read and wrote. Idempotent: the same payload twice leaves every table identical.
 """
 
 from __future__ import annotations
@@ -49,15 +49,17 @@ def run_load(
     adapters = adapters or adapters_for(settings)
     warehouse = adapters.warehouse
     plan = payload.plan
+    results = bucket_results(payload, adapters.lake)
     run = RunRecord(
         run_id=plan.run_id,
         execution_id=payload.execution_id or plan.execution_id,
         watermark_from=_ts(plan.watermark_from),
         watermark_to=_ts(plan.watermark_to),
         n_objects=plan.n_objects,
+        **_costs(results),
     )
     with tempfile.TemporaryDirectory(prefix="clickstream-load-") as tmp:
-        files = _download(payload, adapters.lake, Path(tmp))
+        files = _download(results, adapters.lake, Path(tmp))
         with warehouse.connect() as conn:
             migrate(conn)
             stats = load_run(
@@ -93,13 +95,28 @@ def bucket_results(payload: LoadInput, store: ObjectStore) -> list[SessionizeRes
     ]
 
 
-def _download(payload: LoadInput, store: ObjectStore, workdir: Path) -> RunFiles:
+def _costs(results: list[SessionizeResult]) -> dict[str, int]:
+    """What the run's Sessionize tasks read and wrote, summed over the buckets (``pipeline_runs``' cost columns)."""
+    fields = {
+        "events_arrived": "n_new_events",
+        "state_rows_read": "state_rows_read",
+        "state_bytes_read": "state_bytes_read",
+        "index_rows_read": "index_rows_read",
+        "frozen_rows_read": "frozen_rows_read",
+        "state_rows_written": "state_rows_written",
+        "thawed_slices": "n_thawed_slices",
+    }
+    return {column: sum(getattr(r, name) for r in results) for column, name in fields.items()}
+
+
+def _download(results: list[SessionizeResult], store: ObjectStore, workdir: Path) -> RunFiles:
     files = RunFiles()
-    for result in bucket_results(payload, store):
+    for result in results:
         for kind, key in (
             ("events", result.events_key),
             ("sessions", result.sessions_key),
             ("visitors", result.visitors_key),
+            ("users", result.users_key),
         ):
             if key:
                 path = store.download(key, workdir / f"bucket={result.bucket:04d}" / f"{kind}.parquet")

@@ -9,9 +9,11 @@ Load, Aggregate and Commit, each bucket's Sessionize answer (:class:`SessionizeR
 
 Files a run writes in the lake bucket (``core.keys``):
   runs/<run_id>/manifest.json                      Plan: the validated objects of this window
-  runs/<run_id>/bucket=NNNN/events.parquet         Sessionize: every kept event of the affected visitors + session_id
-  runs/<run_id>/bucket=NNNN/sessions.parquet       Sessionize: their sessions (all of them, recomputed)
-  runs/<run_id>/bucket=NNNN/visitors.parquet       Sessionize: the affected anonymous_ids (whose rows get replaced)
+  runs/<run_id>/bucket=NNNN/events.parquet         Sessionize: the affected visitors' recomputed kept events + session_id
+  runs/<run_id>/bucket=NNNN/sessions.parquet       Sessionize: their recomputed sessions (from replace_from on)
+  runs/<run_id>/bucket=NNNN/visitors.parquet       Sessionize: the affected anonymous_ids, each with replace_from
+                                                   (their sessions from that start on get replaced; null: all)
+  runs/<run_id>/bucket=NNNN/users.parquet          Sessionize: their users links (frozen history's and new ones)
   runs/<run_id>/bucket=NNNN/result.json            Sessionize: its answer (read by Load on the back-fill path)
   runs/<run_id>/items.json                         Plan (back-fill): the Distributed Map's items, one per bucket
 The bucket state the Sessionize step keeps between runs is laid out in ``sessionize.state``.
@@ -39,6 +41,7 @@ ITEMS_NAME = "items.json"
 RUN_EVENTS = "events.parquet"
 RUN_SESSIONS = "sessions.parquet"
 RUN_VISITORS = "visitors.parquet"
+RUN_USERS = "users.parquet"
 RUN_RESULT = "result.json"
 _ARRIVAL_DAY = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
 
@@ -121,9 +124,17 @@ class SessionizeResult(Contract):
     n_duplicates: int = 0  # cross-object duplicates in the state slices this run rewrote
     n_conflicts: int = 0  # duplicate_conflict in the state slices this run rewrote
     n_slices: int = 0  # state slices read and rewritten
+    n_thawed_slices: int = 0  # slices whose frozen part the run read and wrote again (sessionize.history)
+    n_thawed_visitors: int = 0  # visitors recomputed whole because what arrived reached their frozen history
+    state_rows_read: int = 0  # hot rows and sessions, tail rows and users links of the touched slices
+    index_rows_read: int = 0  # frozen-id index and object index rows
+    frozen_rows_read: int = 0  # frozen rows and sessions read (thaws, and copies of frozen events)
+    state_bytes_read: int = 0  # every state file the run read
+    state_rows_written: int = 0  # rows of every state file the run wrote
     events_key: str | None = None
     sessions_key: str | None = None
     visitors_key: str | None = None
+    users_key: str | None = None
 
 
 class LoadResult(Contract):

@@ -141,6 +141,7 @@ class Sessionizer:
     ``columns`` are the names the source has; a column the rule reads but the source lacks is treated as null.
     ``rid`` is the source's row identity between the stages: ``rowid`` of a table, or a column of a view (for
     example a Parquet file's row number), so a Parquet input is scanned column by column instead of copied.
+    ``held`` and ``seed`` continue a visitor's history whose earlier part is not in the source (see ``__init__``).
     """
 
     VISITOR_HASH = "hash({})"  # a visitor's 64-bit window partition key (checked for collisions per run)
@@ -153,6 +154,8 @@ class Sessionizer:
         rules: SessionRules | None = None,
         prefix: str = "_cs",
         rid: str = "rowid",
+        held: str | None = None,
+        seed: str | None = None,
     ) -> None:
         self.con = con
         self.source = source
@@ -160,6 +163,11 @@ class Sessionizer:
         self.rules = rules or SessionRules()
         self.prefix = prefix
         self.rid = rid
+        # ``held``: a boolean column of rows that take part in the dedupe ranking only (copies whose session is
+        # decided elsewhere, e.g. frozen history); ``seed``: a table (anonymous_id, _campaign) of each visitor's
+        # latest campaign before the source's first event, for the campaign split.
+        self.held = held
+        self.seed = seed
         self.drops = f"{prefix}_drops"  # (_rid, drop_reason) of the copies that are not kept
         # _rid, anonymous_id, _t, _ord, _start, _srid (the session's first row), _pvc, _slot of the kept rows
         self.assign = f"{prefix}_assign"
@@ -237,9 +245,16 @@ class Sessionizer:
         if rules.split_on_campaign:
             utm = ", ".join(self.col(n, "s") for n in ("utm_source", "utm_medium", "utm_campaign"))
             extra.append(f"CASE WHEN coalesce({utm}) IS NOT NULL THEN [{utm}] END AS _campaign")
+            before = (
+                "last_value(_campaign IGNORE NULLS) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+            )
+            if self.seed is not None:
+                extra.append(
+                    f"(SELECT sd._campaign FROM {self.seed} sd WHERE sd.anonymous_id = s.anonymous_id) AS _seed"
+                )
+                before = f"coalesce({before}, _seed)"
             flags.append(
-                "(_t > lag(_t) OVER w AND _campaign IS NOT NULL AND _campaign IS DISTINCT FROM"
-                " last_value(_campaign IGNORE NULLS) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))"
+                f"(_t > lag(_t) OVER w AND _campaign IS NOT NULL AND _campaign IS DISTINCT FROM {before})"
             )
         columns = "".join(f", {e}" for e in extra)
         flag = f"coalesce({' OR '.join(flags)}, true)"
@@ -285,6 +300,7 @@ class Sessionizer:
         kept = f"(SELECT s.anonymous_id FROM {self.source} s {only})"
         key = self.visitor_key(kept)
         columns, flag = self._break_flag()
+        held = f"WHERE NOT s.{identifier(self.held)}" if self.held is not None else ""
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {self.assign} AS
@@ -301,6 +317,7 @@ class Sessionizer:
                            {self._ping_slot("s")} AS _slot{columns}
                     FROM {self.source} s ANTI JOIN {self.drops} d ON {self._rid("s")} = d._rid
                     {only}
+                    {held}
                 )
                 WINDOW w AS (PARTITION BY _key ORDER BY _t, event_id)
             )

@@ -1,55 +1,94 @@
-"""A user bucket's sessionized state in the lake, and how a run reads and rewrites its slices.
+"""A user bucket's sessionized state in the lake: hot history, frozen history, and how a run reads and writes them.
 
-The bucket's state lives at ``sessionized/bucket=NNNN/`` (``core.keys.bucket_prefix``), cut by a second hash of the
-visitor into ``STATE_SLICES`` slices, each in its own folder ``slice=SS/``; the slice's sessions are kept apart under
-``sessions/bucket=NNNN/slice=SS/`` (``core.keys.sessions_bucket_prefix``), so the lake's sessions table reads folders
-of sessions only:
+The bucket's state lives under ``sessionized/bucket=NNNN/`` (``core.keys.bucket_prefix``), cut by a second hash of
+the visitor into ``STATE_SLICES`` slices (``slice=SS/``). Each slice is split in time at its **boundary**, a UTC
+midnight: every session starting before it is **frozen** (no later event can change it: see ``pipeline.sessionize``),
+every later one is **hot**. Files of a slice (``<gen>`` = the run that wrote them):
 
-``all.parquet``       every validated row ever seen for the slice's visitors, kept or dropped: the EVENT_COLUMNS
-                      (session_id null for dropped rows) plus ``drop_reason`` (null, ``duplicate`` or
-                      ``duplicate_conflict``), sorted by visitor. The source of truth; written last.
-``sessions.parquet``  the slice's sessions (SESSION_COLUMNS).
+``hot-<gen>.parquet``             the hot rows, kept or dropped: EVENT_COLUMNS, ``drop_reason`` (null, ``duplicate``,
+                                  ``duplicate_conflict``) and ``session_start`` (of the row's session, for a dropped
+                                  copy of its kept copy's session), sorted by visitor. Read and rewritten by every run
+                                  that touches the slice.
+``sessions-<gen>.parquet``        the hot sessions (SESSION_COLUMNS).
+``tail-<gen>.parquet``            one row per visitor with frozen history: what the rule needs from it
+                                  (``TAIL_COLUMNS``: the last kept event, the last frozen session's start, the latest
+                                  campaign). Read by every run that touches the slice.
+``users-<gen>.parquet``           the ``users`` links (user_id, first and last seen) over the kept frozen events.
+``ids-<gen>.parquet``             the frozen-id index: one 64-bit hash of (visitor, event_id) per frozen row, so a
+                                  copy of an event whose first copy is frozen is still found (exactly: a hit reads
+                                  the frozen rows).
+``frozen-<gen>.parquet``,         the rows and sessions frozen by run ``<gen>`` (one pair per move of the boundary,
+``frozen-sessions-<gen>.parquet`` at most one a day). Written once; an hourly run reads them only when what arrived
+                                  needs it (a thaw), and then writes them again as one pair.
 
-``objects.parquet``   (in ``sessionized/bucket=NNNN/``) the object index: one row per source object with the bit mask
-                      of the slices holding its rows, so a run finds every slice an object it brings again has
-                      rows in. Written after the slices, so it always names at least the slices that hold rows.
+``state.json`` (in the bucket's folder) is the bucket's pointer: the generation, each slice's boundary and files,
+the object index (``objects-<gen>.parquet``: per source object, the bit masks of the slices holding its rows and
+of those holding frozen rows), and the previous generation. A run writes every new file first and the pointer last,
+so the state moves as a whole (a conditional write: only over the pointer the run read); a retry of the run that wrote the pointer reads the previous generation again, so a
+retry recomputes exactly what the first attempt did. Files neither generation names are deleted after the pointer.
+The lake's sessions table (``sessions/bucket=NNNN/slice=SS/``, ``core.keys.sessions_bucket_prefix``) is published
+from the pointer: ``hot.parquet`` and one ``frozen-<gen>.parquet`` per frozen file.
 
-The Sessionize step (``pipeline.sessionize``) reads the slices a run touches into DuckDB temp tables
-(:func:`load_index`, :func:`load_slices`), and writes them back from the tables ``new_state`` and ``new_sessions``
-(:func:`stage_slices`, :func:`write_index`).
+**The layout before frozen history** (``slice=SS/all.parquet`` with every row, ``sessions.parquet`` in the sessions
+folder, ``objects.parquet``, no pointer) is read as a *legacy* slice: all its rows are hot and all its visitors are
+recomputed by the run that first touches it, which writes the slice in this layout (a lazy migration).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
-from clickstream.adapters.storage import ObjectStore
+from clickstream.adapters.storage import ObjectChanged, ObjectStore
 from clickstream.core import sql
+from clickstream.core.errors import DomainError
 from clickstream.core.keys import bucket_prefix, sessions_bucket_prefix
-from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS
+from clickstream.core.schema import EVENT_COLUMNS, USER_COLUMNS
 from clickstream.sessionize.rule import connect, one_row
 
 # Slices per bucket. Part of the state's layout: changing it needs the state rebuilt (a full back-fill). At most 63:
 # the object index keeps each object's slices as bits of a BIGINT.
 STATE_SLICES = 16
-STATE_ALL = "all.parquet"
-STATE_SESSIONS = "sessions.parquet"
-STATE_INDEX = "objects.parquet"
+STATE_VERSION = 2
+STATE_POINTER = "state.json"
+LEGACY_ALL = "all.parquet"  # the layout before frozen history
+LEGACY_SESSIONS = "sessions.parquet"
+LEGACY_INDEX = "objects.parquet"
+PUBLISHED_HOT = "hot.parquet"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 STATE_COLUMNS: tuple[tuple[str, str], ...] = (*EVENT_COLUMNS, ("drop_reason", "VARCHAR"))
 STATE_NAMES = [name for name, _ in STATE_COLUMNS]
-_SLICE_IN_KEY = re.compile(r"/slice=(\d+)/" + re.escape(STATE_ALL) + "$")
-# How the new slices are ordered in their files: by visitor, then as the rule orders a visitor's events.
+# A stored row: the state's columns and the start of the session that places it (hot or frozen).
+ROW_COLUMNS: tuple[tuple[str, str], ...] = (*STATE_COLUMNS, ("session_start", "TIMESTAMPTZ"))
+ROW_NAMES = [name for name, _ in ROW_COLUMNS]
+TAIL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("anonymous_id", "VARCHAR"),
+    ("last_ts", "TIMESTAMPTZ"),  # the last kept frozen event, in the rule's order (event_ts, event_id)
+    ("last_event_id", "VARCHAR"),
+    ("last_start", "TIMESTAMPTZ"),  # the start of the last frozen session
+    ("last_campaign", "VARCHAR[]"),  # the latest (utm source, medium, campaign) among kept frozen events
+)
+# The ``users`` links (anonymous_id, user_id, first_seen, last_seen) over the kept frozen events of a slice.
+FROZEN_USERS_COLUMNS: tuple[tuple[str, str], ...] = USER_COLUMNS
+IDS_COLUMNS: tuple[tuple[str, str], ...] = (("h", "UBIGINT"),)
+INDEX_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source_object", "VARCHAR"),
+    ("slices", "BIGINT"),
+    ("frozen", "BIGINT"),
+)
+_LEGACY_SLICE = re.compile(r"/slice=(\d+)/" + re.escape(LEGACY_ALL) + "$")
 _ORDER = {
-    STATE_SESSIONS: "anonymous_id, session_start",
-    STATE_ALL: "anonymous_id, event_ts, event_id, source_object, source_line",
+    "rows": "anonymous_id, event_ts, event_id, source_object, source_line",
+    "sessions": "anonymous_id, session_start",
 }
 
 
@@ -58,16 +97,13 @@ def slice_prefix(bucket: int, slice_no: int) -> str:
     return f"{bucket_prefix(bucket)}slice={slice_no:02d}/"
 
 
-def state_key(bucket: int, slice_no: int, name: str) -> str:
-    """Where a slice's state file lives: ``all.parquet`` under ``sessionized/``, its sessions under ``sessions/``."""
-    if name == STATE_SESSIONS:
-        return f"{sessions_bucket_prefix(bucket)}slice={slice_no:02d}/{name}"
-    return slice_prefix(bucket, slice_no) + name
+def published_prefix(bucket: int, slice_no: int) -> str:
+    """The slice's folder in the lake's sessions table."""
+    return f"{sessions_bucket_prefix(bucket)}slice={slice_no:02d}/"
 
 
-def index_key(bucket: int) -> str:
-    """The bucket's object index: which slices hold rows of which source object."""
-    return bucket_prefix(bucket) + STATE_INDEX
+def pointer_key(bucket: int) -> str:
+    return bucket_prefix(bucket) + STATE_POINTER
 
 
 def slice_of(anonymous_id: str, n_buckets: int) -> int:
@@ -79,6 +115,138 @@ def slice_of(anonymous_id: str, n_buckets: int) -> int:
 def slice_sql(column: str, n_buckets: int) -> str:
     """:func:`slice_of` as DuckDB SQL."""
     return f"((('0x' || left(md5({column}), 8))::UBIGINT // {int(n_buckets)}) % {STATE_SLICES})"
+
+
+def id_hash_sql(anonymous_id: str, event_id: str) -> str:
+    """The frozen-id index's key of (visitor, event_id): 64 bits of an md5 (stable across engine versions)."""
+    return f"('0x' || left(md5({anonymous_id} || '\x1f' || {event_id}), 16))::UBIGINT"
+
+
+def generation_name(run_id: str) -> str:
+    """A run id as a file-name part (the generation of the files it writes)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
+
+
+# -- the pointer --------------------------------------------------------------------------------------------------
+@dataclass
+class SliceFiles:
+    """One slice's files in one generation (keys in the lake) and its boundary (ISO date, None: nothing frozen)."""
+
+    boundary: str | None = None
+    hot: str | None = None
+    sessions: str | None = None
+    tail: str | None = None
+    users: str | None = None
+    ids: str | None = None
+    frozen: list[str] = field(default_factory=list)
+    frozen_sessions: list[str] = field(default_factory=list)
+    legacy: str | None = None  # all.parquet of the layout before frozen history
+
+    def keys(self) -> set[str]:
+        one = {self.hot, self.sessions, self.tail, self.users, self.ids, self.legacy}
+        return {k for k in one if k} | set(self.frozen) | set(self.frozen_sessions)
+
+    @property
+    def boundary_date(self) -> date | None:
+        return date.fromisoformat(self.boundary) if self.boundary else None
+
+
+@dataclass
+class BucketState:
+    """A generation of a bucket's state: what ``state.json`` names (or the legacy layout, read as one)."""
+
+    generation: str | None = None
+    slices: dict[int, SliceFiles] = field(default_factory=dict)
+    index: str | None = None
+    previous: BucketState | None = None
+
+    def keys(self) -> set[str]:
+        out = {self.index} if self.index else set()
+        for files in self.slices.values():
+            out |= files.keys()
+        return out
+
+    def to_json(self, *, with_previous: bool = True) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "version": STATE_VERSION,
+            "generation": self.generation,
+            "index": self.index,
+            "slices": {f"{s:02d}": vars(f) for s, f in sorted(self.slices.items())},
+        }
+        if with_previous and self.previous is not None:
+            doc["previous"] = self.previous.to_json(with_previous=False)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> BucketState:
+        if doc.get("version") != STATE_VERSION:
+            raise ValueError(f"unknown bucket state version {doc.get('version')!r}")
+        return cls(
+            generation=doc.get("generation"),
+            slices={int(s): SliceFiles(**f) for s, f in doc.get("slices", {}).items()},
+            index=doc.get("index"),
+            previous=cls.from_json(doc["previous"]) if doc.get("previous") else None,
+        )
+
+
+def legacy_state(existing: set[str]) -> BucketState | None:
+    """The layout before frozen history as a generation (None when the bucket has no such file)."""
+    slices = {
+        int(m.group(1)): SliceFiles(legacy=key)
+        for key in existing
+        if (m := _LEGACY_SLICE.search(key)) is not None
+    }
+    index = next((k for k in existing if k.endswith("/" + LEGACY_INDEX)), None)
+    if not slices and index is None:
+        return None
+    return BucketState(generation=None, slices=slices, index=index)
+
+
+def read_state(lake: ObjectStore, bucket: int, existing: set[str]) -> BucketState | None:
+    """The bucket's current generation: its pointer, else the legacy layout, else None (a bucket never written)."""
+    return read_state_tagged(lake, bucket, existing)[0]
+
+
+def read_state_tagged(
+    lake: ObjectStore, bucket: int, existing: set[str]
+) -> tuple[BucketState | None, str | None]:
+    """:func:`read_state` and the pointer's ETag as read (None: no pointer), what :func:`swap_pointer` compares."""
+    if pointer_key(bucket) in existing:
+        data, etag = lake.get_tagged(pointer_key(bucket))
+        return BucketState.from_json(json.loads(data)), etag
+    return legacy_state(existing), None
+
+
+class PointerMoved(DomainError):
+    """Another run replaced the bucket's pointer after this run read it: this run's generation is not published
+    (its new files are named by no generation and go with the next run's clean-up) and it deletes nothing; the
+    window is run again from the current generation."""
+
+    code = "pointer_moved"
+
+
+def swap_pointer(
+    lake: ObjectStore, bucket: int, new: BucketState, read_etag: str | None, run_id: str
+) -> None:
+    """Replace the bucket's pointer with ``new`` only if it is still the one the run read (``read_etag``; None: there
+    was none), a conditional write: two runs that read the same generation can never both publish, so a pointer
+    only ever names files its writer's clean-up and every later one keep."""
+    data = json.dumps(new.to_json(), sort_keys=True, indent=1).encode("utf-8")
+    try:
+        lake.put_bytes_if(pointer_key(bucket), data, read_etag, content_type="application/json")
+    except ObjectChanged as exc:
+        raise PointerMoved(
+            f"run {run_id}: bucket {bucket}'s state moved on after this run read it (another run wrote it): "
+            "nothing published, nothing deleted; run the window again"
+        ) from exc
+
+
+def base_state(current: BucketState | None, run_id: str) -> BucketState:
+    """The generation a run starts from: the current one, or, when this run already wrote it (a retry), the one
+    before it, so the retry recomputes exactly what the first attempt did."""
+    if current is not None and current.generation == run_id:
+        return current.previous or BucketState()
+    return current or BucketState()
 
 
 # -- transfers ----------------------------------------------------------------------------------------------------
@@ -105,130 +273,99 @@ def column_refs(names: list[str], alias: str) -> str:
     return ", ".join(f"{alias}.{sql.identifier(n)}" for n in names)
 
 
-# -- reading -------------------------------------------------------------------------------------------------------
+@dataclass
+class ReadCounter:
+    """What a run read from the state: rows and bytes by kind (``hot``, ``tail``, ``ids``, ``frozen``, …)."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    bytes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, rows: int, size: int) -> None:
+        self.rows[kind] = self.rows.get(kind, 0) + rows
+        self.bytes[kind] = self.bytes.get(kind, 0) + size
+
+
+def load_table(
+    con: duckdb.DuckDBPyConnection,
+    lake: ObjectStore,
+    table: str,
+    columns: tuple[tuple[str, str], ...],
+    sources: list[tuple[int, str]],
+    folder: Path,
+    transfers: ThreadPoolExecutor,
+    counter: ReadCounter | None = None,
+    kind: str = "",
+) -> None:
+    """Temp table ``table`` (``columns`` and ``_slice``) from the files ``sources`` ((slice, key) pairs); a column a
+    file lacks is null. Created empty (typed) without files."""
+    body = ", ".join(f"{sql.identifier(n)} {t}" for n, t in columns)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({body}, _slice INTEGER)")
+    if not sources:
+        return
+    paths = list(
+        transfers.map(
+            lambda ik: fetch(lake, ik[1][1], folder / table / f"{ik[0]:05d}.parquet"), enumerate(sources)
+        )
+    )
+    for (slice_no, _), path in zip(sources, paths, strict=True):
+        scan = f"read_parquet({sql.literal(path)})"
+        present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+        exprs = ", ".join(f"{sql.identifier(n)}::{t}" if n in present else f"NULL::{t}" for n, t in columns)
+        con.execute(f"INSERT INTO {table} SELECT {exprs}, {int(slice_no)} FROM {scan}")
+    if counter is not None:
+        (n,) = one_row(con, f"SELECT count(*) FROM {table}")
+        counter.add(kind or table, int(n), sum(p.stat().st_size for p in paths))
+
+
 def load_index(
     con: duckdb.DuckDBPyConnection,
     lake: ObjectStore,
-    existing: set[str],
-    bucket: int,
+    base: BucketState,
     folder: Path,
     transfers: ThreadPoolExecutor,
+    counter: ReadCounter,
 ) -> None:
-    """Temp table ``state_index`` of the bucket: (source_object, slices), ``slices`` a bit mask of the slices
-    holding rows of the object (bit ``s`` = slice ``s``), so the index has one row per object. A state written
-    before the index existed has it built once from every slice's rows (written back by the run)."""
-    if index_key(bucket) in existing:
-        path = fetch(lake, index_key(bucket), folder / STATE_INDEX)
-        con.execute(
-            "CREATE TEMP TABLE state_index AS SELECT source_object::VARCHAR AS source_object,"
-            f" slices::BIGINT AS slices FROM read_parquet({sql.literal(path)})"
+    """Temp table ``state_index`` (source_object, slices, frozen): bit ``s`` of ``slices`` = slice ``s`` holds rows
+    of the object, of ``frozen`` = its frozen part does. A generation without an index (the legacy layout before
+    it had one) has it built once from every slice's row files."""
+    if base.index is not None:
+        load_table(
+            con, lake, "state_index", INDEX_COLUMNS, [(0, base.index)], folder, transfers, counter, "index"
         )
+        con.execute("UPDATE state_index SET frozen = coalesce(frozen, 0)")
         return
-    slices = {int(m.group(1)): key for key in existing if (m := _SLICE_IN_KEY.search(key)) is not None}
-    if not slices:
-        con.execute("CREATE TEMP TABLE state_index (source_object VARCHAR, slices BIGINT)")
-        return
-    paths = dict(
-        zip(
-            slices,
-            transfers.map(lambda sk: fetch(lake, sk[1], folder / f"{sk[0]:02d}.parquet"), slices.items()),
-            strict=True,
-        )
-    )
-    parts = " UNION ".join(
-        f"SELECT DISTINCT source_object, {s} AS slice FROM read_parquet({sql.literal(p)})"
-        for s, p in paths.items()
-    )
+    columns = (("source_object", "VARCHAR"),)
+    for table, kind in (("unindexed_hot", "hot"), ("unindexed_frozen", "frozen")):
+        sources = [
+            (s, k)
+            for s, f in base.slices.items()
+            for k in ([f.hot, f.legacy] if kind == "hot" else f.frozen)
+            if k is not None
+        ]
+        load_table(con, lake, table, columns, sources, folder, transfers, counter, "index")
     con.execute(
-        "CREATE TEMP TABLE state_index AS SELECT source_object::VARCHAR AS source_object,"
-        f" bit_or(1::BIGINT << slice) AS slices FROM ({parts}) WHERE source_object IS NOT NULL GROUP BY source_object"
+        "CREATE OR REPLACE TEMP TABLE state_index AS SELECT source_object, bit_or(1::BIGINT << _slice) AS slices,"
+        " coalesce(bit_or(1::BIGINT << _slice) FILTER (WHERE _frozen), 0) AS frozen FROM ("
+        " SELECT DISTINCT source_object, _slice, false AS _frozen FROM unindexed_hot"
+        " UNION SELECT DISTINCT source_object, _slice, true FROM unindexed_frozen)"
+        " WHERE source_object IS NOT NULL GROUP BY source_object"
     )
-
-
-def load_slices(
-    con: duckdb.DuckDBPyConnection,
-    lake: ObjectStore,
-    existing: set[str],
-    bucket: int,
-    touched: list[int],
-    folder: Path,
-    transfers: ThreadPoolExecutor,
-) -> None:
-    """Temp tables ``state`` (STATE_COLUMNS) and ``state_sessions`` of the touched slices; a slice never written
-    before (or emptied) is empty."""
-    wanted = [
-        (state_key(bucket, s, name), folder / f"{s:02d}-{name}")
-        for s in touched
-        for name in (STATE_ALL, STATE_SESSIONS)
-        if state_key(bucket, s, name) in existing
-    ]
-    list(transfers.map(lambda kp: fetch(lake, *kp), wanted))
-    state_files = [p for _, p in wanted if p.name.endswith(STATE_ALL)]
-    session_files = [p for _, p in wanted if p.name.endswith(STATE_SESSIONS)]
-    if state_files:
-        con.execute(
-            f"CREATE TEMP TABLE state AS SELECT {column_refs(STATE_NAMES, 's')}"
-            f" FROM read_parquet([{', '.join(sql.literal(p) for p in state_files)}]) s"
-        )
-    else:
-        create_empty(con, "state", STATE_COLUMNS)
-    if session_files:
-        con.execute(
-            "CREATE TEMP TABLE state_sessions AS SELECT *"
-            f" FROM read_parquet([{', '.join(sql.literal(p) for p in session_files)}])"
-        )
-    else:
-        create_empty(con, "state_sessions", SESSION_COLUMNS)
 
 
 # -- writing -------------------------------------------------------------------------------------------------------
-@dataclass
-class StagedSlices:
-    """The touched slices' new files (local path → key) and the keys of slices left with no row."""
-
-    files: list[tuple[Path, str]]
-    emptied: list[str]
-
-
-def stage_slices(
-    con: duckdb.DuckDBPyConnection, bucket: int, touched: list[int], existing: set[str], folder: Path
-) -> StagedSlices:
-    """Write the temp tables ``new_sessions`` and ``new_state`` (each with its ``_slice``) as one file per touched
-    slice and kind, each sorted by visitor. One COPY per kind writes every slice (a folder per slice)."""
-    staged = StagedSlices(files=[], emptied=[])
-    for name, table in ((STATE_SESSIONS, "new_sessions"), (STATE_ALL, "new_state")):
-        order = _ORDER[name]
-        parts_dir = folder / name.split(".")[0]
-        parts_dir.parent.mkdir(parents=True, exist_ok=True)
-        con.execute(
-            f"COPY (SELECT * FROM {table} ORDER BY _slice, {order}) TO {sql.literal(parts_dir)}"
-            f" {sql.parquet_partitioned('_slice')}"
-        )
-        for s in touched:
-            parts = sorted((parts_dir / f"_slice={s}").glob("part*.parquet"))
-            if not parts:  # the slice lost its last row (its objects came again without them)
-                if state_key(bucket, s, name) in existing:
-                    staged.emptied.append(state_key(bucket, s, name))
-                continue
-            path = parts_dir / f"{s:02d}-{name}"
-            if len(parts) == 1:
-                parts[0].rename(path)
-            else:  # a large slice written in several parts: one file, still in visitor order
-                con.execute(
-                    f"COPY (SELECT * FROM read_parquet([{', '.join(sql.literal(x) for x in parts)}])"
-                    f" ORDER BY {order}) TO {sql.literal(path)} {sql.PARQUET}"
-                )
-            staged.files.append((path, state_key(bucket, s, name)))
-    return staged
-
-
-def write_index(con: duckdb.DuckDBPyConnection, touched: list[int], path: Path) -> None:
-    """The new object index, from ``state_index`` and ``new_state``: each object's slices as they were outside the
-    touched ones, as the new rows are inside."""
-    query, params = sql.load("clickstream.sessionize", "object_index").bind(
-        {"touched_mask": sum(1 << t for t in touched)}
-    )
+def write_parquet(
+    con: duckdb.DuckDBPyConnection, query: str, path: Path, params: Any = None
+) -> tuple[Path, int]:
+    """``query`` as one Parquet file; returns the file and its row count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     con.execute(f"COPY ({query}) TO {sql.literal(path)} {sql.PARQUET}", params)
+    (n,) = one_row(con, f"SELECT count(*) FROM read_parquet({sql.literal(path)})")
+    return path, int(n)
+
+
+def ordered(table: str, slice_no: int, kind: str, columns: list[str]) -> str:
+    """The slice's rows of ``table`` in a file's order (``kind``: rows or sessions), without ``_slice``."""
+    return f"SELECT {column_refs(columns, 't')} FROM {table} t WHERE _slice = {int(slice_no)} ORDER BY {_ORDER[kind]}"
 
 
 # -- totals -------------------------------------------------------------------------------------------------------
@@ -242,14 +379,22 @@ class StateTotals:
     )
 
 
+def row_files(state: BucketState) -> list[str]:
+    """Every file of a generation holding rows (hot, frozen, legacy)."""
+    out: list[str] = []
+    for files in state.slices.values():
+        out += [k for k in (files.hot, files.legacy) if k] + files.frozen
+    return out
+
+
 def bucket_state_totals(lake: ObjectStore, n_buckets: int) -> StateTotals:
-    """Totals of ``duplicate`` and ``duplicate_conflict`` rows across every slice of every bucket's state."""
+    """Totals of ``duplicate`` and ``duplicate_conflict`` rows across every row of every bucket's state."""
     with tempfile.TemporaryDirectory(prefix="sessionize-totals-") as tmp_name:
         files: list[Path] = []
         for bucket in range(n_buckets):
-            for key in lake.list_keys(bucket_prefix(bucket)):
-                if key.endswith("/" + STATE_ALL):
-                    files.append(lake.download(key, Path(tmp_name) / f"{len(files):06d}.parquet"))
+            current = read_state(lake, bucket, set(lake.list_keys(bucket_prefix(bucket))))
+            for key in row_files(current) if current is not None else []:
+                files.append(lake.download(key, Path(tmp_name) / f"{len(files):06d}.parquet"))
         if not files:
             return StateTotals()
         con = connect()

@@ -1,8 +1,10 @@
 """Load one pipeline run into the warehouse: replace the recomputed visitors' rows in ONE transaction.
 
-The sessionizer recomputes every activity chain the new events touch and hands over, per user bucket, all kept
-events and all sessions of the affected visitors (plus their ids). Loading them means: delete those visitors'
-events (only on the UTC days their old sessions span), sessions and user links, write the new rows straight into
+The sessionizer recomputes every activity chain the new events touch and hands over, per user bucket, the affected
+visitors' kept events and sessions from a session start on (``replace_from``: their frozen history before it cannot
+have changed; null: their whole history), their ids, and their complete ``users`` links. Loading them means: delete
+those visitors' sessions from that start on and those sessions' events (only on the UTC days they span), and their
+user links, write the new rows straight into
 the tables (DuckDB reads the Parquet itself; PostgreSQL gets them by binary COPY encoded by DuckDB, no staging
 copy, and rebuilds a day's partition that the load mostly rewrites), write their ``users`` rows, record the run,
 commit. Only ``WAREHOUSE_EVENT_COLUMNS`` of each event reach the warehouse; the rest stays in the lake. Same input
@@ -29,7 +31,7 @@ from clickstream.core.observability import tracer
 from clickstream.core.schema import SESSION_COLUMNS, USER_COLUMNS, WAREHOUSE_EVENT_COLUMNS
 from clickstream.core.sql import literal
 
-VISITOR_COLUMNS = (("anonymous_id", "VARCHAR"),)
+VISITOR_COLUMNS = (("anonymous_id", "VARCHAR"), ("replace_from", "TIMESTAMPTZ"))
 SESSION_TABLE_COLUMNS = (*SESSION_COLUMNS, ("session_date", "DATE"))
 _LOAD_LOCK_KEY = 0x636C6B6C  # "clkl": one loader at a time on PostgreSQL
 _PACKAGE = "clickstream.warehouse"
@@ -42,6 +44,9 @@ class RunFiles:
     events: list[Path] = field(default_factory=list)
     sessions: list[Path] = field(default_factory=list)
     visitors: list[Path] = field(default_factory=list)
+    users: list[Path] = field(
+        default_factory=list
+    )  # the visitors' complete users links (absent: from events)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,14 @@ class RunRecord:
     watermark_from: datetime | None = None
     watermark_to: datetime | None = None
     n_objects: int = 0
+    # What the run's Sessionize tasks read and wrote (SessionizeResult, summed over the buckets).
+    events_arrived: int = 0
+    state_rows_read: int = 0
+    state_bytes_read: int = 0
+    index_rows_read: int = 0
+    frozen_rows_read: int = 0
+    state_rows_written: int = 0
+    thawed_slices: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,17 +89,26 @@ def _source(conn: Connection, files: RunFiles, site_timezone: str) -> _Source:
     sessions = parquet_source(conn, SESSION_COLUMNS, files.sessions)
     visitors = parquet_source(conn, VISITOR_COLUMNS, files.visitors)
     tz = literal(site_timezone)
+    users = (
+        parquet_source(conn, USER_COLUMNS, files.users)
+        if files.users
+        else (
+            "SELECT anonymous_id, user_id, min(event_ts) AS first_seen, max(event_ts) AS last_seen"
+            f" FROM ({events}) WHERE user_id IS NOT NULL GROUP BY anonymous_id, user_id"
+        )
+    )
     return _Source(
         events=events,
         sessions=f"SELECT *, CAST(timezone({tz}, session_start) AS DATE) AS session_date FROM ({sessions})",
-        users=(
-            "SELECT anonymous_id, user_id, min(event_ts) AS first_seen, max(event_ts) AS last_seen"
-            f" FROM ({events}) WHERE user_id IS NOT NULL GROUP BY anonymous_id, user_id"
-        ),
-        # Visitors whose rows get replaced: those the sessionizer named, and anyone present in the files.
+        users=users,
+        # Visitors whose rows get replaced: those the sessionizer named, from the session start it gave (null:
+        # their whole history), and anyone else present in the files (whole).
         affected=(
-            f"SELECT anonymous_id FROM ({visitors}) WHERE anonymous_id IS NOT NULL"
-            f" UNION SELECT anonymous_id FROM ({events}) UNION SELECT anonymous_id FROM ({sessions})"
+            f"SELECT anonymous_id, min(replace_from) AS replace_from FROM ({visitors})"
+            " WHERE anonymous_id IS NOT NULL GROUP BY anonymous_id"
+            f" UNION ALL SELECT anonymous_id, CAST(NULL AS TIMESTAMPTZ) FROM (SELECT anonymous_id FROM ({events})"
+            f" UNION SELECT anonymous_id FROM ({sessions})"
+            f" EXCEPT SELECT anonymous_id FROM ({visitors}) WHERE anonymous_id IS NOT NULL)"
         ),
     )
 
@@ -116,14 +138,14 @@ def load_run(
         n_visitors = conn.count("stage_affected")
         if conn.dialect == "postgresql":
             conn.execute("ANALYZE stage_affected")  # the deletes' planner needs its size
+        conn.execute(*sql.load(_PACKAGE, "stage_replaced").bind())
         old_days = _days(conn.query(*sql.load(_PACKAGE, "old_session_days").bind()))
         _delete_visitor_events(conn)
-        for table in ("sessions", "users"):
-            conn.execute(
-                f"DELETE FROM {table} WHERE anonymous_id IN (SELECT anonymous_id FROM stage_affected)"
-            )
+        conn.execute("DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM stage_replaced)")
+        conn.execute("DELETE FROM users WHERE anonymous_id IN (SELECT anonymous_id FROM stage_affected)")
         old_days |= _write_rows(conn, src)
         _record_run(conn, run, n_events, n_sessions, n_visitors)
+        conn.execute("DROP TABLE stage_replaced")
         conn.execute("DROP TABLE stage_affected")
         if before_commit is not None:
             before_commit()
@@ -136,16 +158,15 @@ def load_run(
 
 
 def _delete_visitor_events(conn: Connection) -> None:
-    """Delete the affected visitors' events, looking only at the UTC days their old sessions span.
+    """Delete the events of the replaced sessions (``stage_replaced``), looking only at the UTC days they span.
 
     Every stored event lies within its session (``session_start`` .. ``session_end``: the loader writes both from the
-    same files, erasure removes both), so those days hold all of the visitors' old events. The days become a few
+    same files, erasure removes both), so those days hold all of the sessions' events. The days become a few
     ``event_ts`` ranges in the statement, and PostgreSQL prunes every other daily partition at plan time; a
     visitor without old sessions (a first load) needs no delete at all.
     """
     spans = conn.query(
-        "SELECT DISTINCT CAST(session_start AS DATE), CAST(session_end AS DATE) FROM sessions"
-        " WHERE anonymous_id IN (SELECT anonymous_id FROM stage_affected)"
+        "SELECT DISTINCT CAST(session_start AS DATE), CAST(session_end AS DATE) FROM stage_replaced"
     )
     ranges = _day_ranges([(_as_date(lo), _as_date(hi)) for lo, hi in spans])
     if not ranges:
@@ -153,7 +174,8 @@ def _delete_visitor_events(conn: Connection) -> None:
     where = " OR ".join("(event_ts >= ? AND event_ts < ?)" for _ in ranges)
     params = [bound for lo, hi in ranges for bound in (_utc_midnight(lo), _utc_midnight(hi))]
     conn.execute(
-        f"DELETE FROM events WHERE ({where}) AND anonymous_id IN (SELECT anonymous_id FROM stage_affected)",
+        f"DELETE FROM events WHERE ({where}) AND anonymous_id IN (SELECT anonymous_id FROM stage_affected)"
+        " AND session_id IN (SELECT session_id FROM stage_replaced)",
         params,
     )
 

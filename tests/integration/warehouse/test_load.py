@@ -150,6 +150,53 @@ def test_recomputed_visitor_replaces_old_sessions_and_reports_old_and_new_days(w
     assert _rows(warehouse, "SELECT * FROM sessions WHERE anonymous_id = 'W'") == w_rows
 
 
+def test_a_visitor_replaced_from_a_session_start_keeps_its_frozen_sessions_and_their_events(
+    warehouse, tmp_path
+):
+    # Given visitor V with a session on 03-01 (signed in as u1) and one on 03-02, loaded whole
+    day1 = datetime(2026, 3, 1, tzinfo=UTC)
+    old = [event("v1", "V-a", "V", "page_view", at(10, day=day1), user_id="u1")]
+    hot = [event("v2", "V-b", "V", "page_view", at(9))]
+    sessions = [session("V-a", "V", at(10, day=day1), 1), session("V-b", "V", at(9), 1)]
+    _load(warehouse, write_run(tmp_path / "run1", old + hot, sessions))
+    frozen_rows = _rows(warehouse, "SELECT * FROM sessions WHERE session_id = 'V-a'")
+    # When run 2 recomputes V from 03-02 on only (03-01 is frozen history): v3 joins the 03-02 session, and the
+    # run's users links carry u1's first sighting from the frozen part
+    run2_events = [
+        event("v2", "V-b", "V", "page_view", at(9)),
+        event("v3", "V-b", "V", "page_view", at(9, 10)),
+    ]
+    run2_sessions = [session("V-b", "V", at(9), 600, n_events=2, n_page_views=2, engaged=True)]
+    users = [
+        {"anonymous_id": "V", "user_id": "u1", "first_seen": at(10, day=day1), "last_seen": at(10, day=day1)}
+    ]
+    files = write_run(tmp_path / "run2", run2_events, run2_sessions, replace_from={"V": at(0)}, users=users)
+    stats = _load(warehouse, files, RUN_2)
+    # Then the 03-01 session and its event stay as they were, the 03-02 session is the recomputed one
+    assert _rows(warehouse, "SELECT * FROM sessions WHERE session_id = 'V-a'") == frozen_rows
+    assert _rows(
+        warehouse, "SELECT event_id, session_id FROM events WHERE anonymous_id = 'V' ORDER BY 1"
+    ) == [
+        ("v1", "V-a"),
+        ("v2", "V-b"),
+        ("v3", "V-b"),
+    ]
+    assert _rows(warehouse, "SELECT session_id, n_events FROM sessions WHERE session_id = 'V-b'") == [
+        ("V-b", 2)
+    ]
+    # And only what was recomputed was loaded, and only its day's KPIs were touched
+    assert (stats.events_loaded, stats.sessions_loaded, stats.visitors_replaced) == (2, 1, 1)
+    assert stats.affected_days == ["2026-03-02"]
+    # And V's users links are the run's (frozen history's included)
+    assert _rows(warehouse, "SELECT anonymous_id, user_id, first_seen FROM users") == [
+        ("V", "u1", at(10, day=day1))
+    ]
+    # And loading the same run again changes nothing
+    before = _digest(warehouse)
+    _load(warehouse, files, RUN_2)
+    assert _digest(warehouse) == before
+
+
 def test_visitor_named_without_rows_is_removed(warehouse, tmp_path):
     # Given the store day
     events, sessions = store_day()

@@ -147,11 +147,12 @@ def test_an_event_id_already_held_by_another_visitor_is_replaced(pg, tmp_path):
 
 
 def test_migration_moves_existing_events_into_partitions(pg_database, tmp_path):
-    # Given a warehouse at version 0004 (unpartitioned events) holding the store day
+    # Given a warehouse at version 0004 (unpartitioned events) holding the store day (with 0008's run-cost columns
+    # too, which today's loader records)
     older = tmp_path / "migrations"
     older.mkdir()
     for path in migrations_dir().glob("*.sql"):
-        if int(path.name[:4]) <= 4:
+        if int(path.name[:4]) <= 4 or int(path.name[:4]) == 8:
             shutil.copy(path, older / path.name)
     wh = open_warehouse(pg_database)
     events, sessions = store_day()
@@ -161,7 +162,7 @@ def test_migration_moves_existing_events_into_partitions(pg_database, tmp_path):
         rows_before = sorted(conn.query("SELECT event_id, session_id, event_ts FROM events"))
         # When the shipped migrations are applied
         assert migrate(conn) == [
-            v for v in sorted({int(p.name[:4]) for p in migrations_dir().glob("*.sql")}) if v > 4
+            v for v in sorted({int(p.name[:4]) for p in migrations_dir().glob("*.sql")}) if v > 4 and v != 8
         ]
         # Then the same rows are in the partitioned table, and the views over it still answer
         assert conn.query("SELECT relkind FROM pg_class WHERE oid = 'events'::regclass") == [("p",)]

@@ -314,6 +314,7 @@ def test_s3_statements_name_prefixes_and_grant_no_bucket_administration(name):
         ("validate", "s3:PutObject", "reports/index.html"),
         ("validate", "s3:DeleteObject", "sessions/bucket=0000/slice=00/sessions.parquet"),
         ("sessionize", "s3:PutObject", "validated/dt=2026-01-01/hr=00/x.parquet"),
+        ("sessionize", "s3:DeleteObject", "runs/r/bucket=0000/events.parquet"),
         ("commit", "s3:GetObject", "runs/r/manifest.json"),
     ],
 )

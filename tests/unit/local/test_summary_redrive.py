@@ -123,6 +123,13 @@ def test_a_redriven_event_is_counted_once_and_the_demo_summary_reconciles(aws, s
         2,
     )
     assert summary["duplicates"] == {"in_object": 1, "cross_object": 1}
+    # And the runs' costs add up: every validated row arrived in exactly one run's window (4, then the redrive
+    # object's 2), the second run read the state the first wrote, and each run loaded at least what it brought
+    costs = summary["run_costs"]
+    assert costs["events_arrived"] == summary["validated_events"] == 6
+    assert costs["state_rows_read"] > 0 and costs["state_bytes_read"] > 0 and costs["state_rows_written"] > 0
+    assert costs["events_loaded"] >= summary["warehouse_events"]
+    assert costs["loaded_per_arrived"] == round(costs["events_loaded"] / 6, 3)
     # And `clickstream quarantine summary` tells the same story from the same ledger
     ledger_view = summarize(lake, state=state).ledger
     assert (ledger_view.events_received, ledger_view.still_quarantined, ledger_view.redriven) == (8, 1, 3)

@@ -16,7 +16,13 @@ from clickstream.core.keys import bucket_prefix, sessions_bucket_prefix, validat
 from clickstream.pipeline.manifest import Manifest, ManifestObject, manifest_key
 from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
 from clickstream.sessionize.files import sessionize_files
-from clickstream.sessionize.state import bucket_state_totals
+from clickstream.sessionize.state import (
+    LEGACY_SESSIONS,
+    bucket_state_totals,
+    published_prefix,
+    read_state,
+    row_files,
+)
 from tests.conftest import REPO_ROOT, load_event
 from tests.fakes.context import lambda_context
 from tests.unit.sessionize import reference
@@ -30,7 +36,14 @@ def lake(aws) -> S3ObjectStore:
     return S3ObjectStore(aws.settings.lake_bucket)
 
 
-def put_run(lake: S3ObjectStore, tmp: Path, run_id: str, rows: list[dict], n_buckets: int = 1) -> None:
+def put_run(
+    lake: S3ObjectStore,
+    tmp: Path,
+    run_id: str,
+    rows: list[dict],
+    n_buckets: int = 1,
+    watermark_to: str = "2026-03-02T10:00:00Z",
+) -> None:
     """A run's window: the rows as validated objects (one per source_object) and its manifest."""
     by_object: dict[str, list[dict]] = {}
     for row in rows:
@@ -49,7 +62,7 @@ def put_run(lake: S3ObjectStore, tmp: Path, run_id: str, rows: list[dict], n_buc
     manifest = Manifest(
         run_id=run_id,
         watermark_from=None,
-        watermark_to="2026-03-02T10:00:00Z",
+        watermark_to=watermark_to,
         n_buckets=n_buckets,
         objects=objects,
     )
@@ -62,10 +75,28 @@ def fetch(lake: S3ObjectStore, tmp: Path, key: str) -> list[dict]:
 
 
 def state(lake: S3ObjectStore, tmp: Path, bucket: int = 0) -> tuple[list[dict], list[dict]]:
-    """The bucket's state over all its slices: (rows, sessions), each in key order of the slice files."""
-    keys = sorted([*lake.list_keys(bucket_prefix(bucket)), *lake.list_keys(sessions_bucket_prefix(bucket))])
-    rows = [r for k in keys if k.endswith("/all.parquet") for r in fetch(lake, tmp, k)]
-    sessions = [r for k in keys if k.endswith("/sessions.parquet") for r in fetch(lake, tmp, k)]
+    """The bucket's state over all its slices: (rows, sessions), hot and frozen, without the placement column.
+    The sessions are read from the lake's published sessions table, which must equal the state's own files."""
+    current = read_state(lake, bucket, set(lake.list_keys(bucket_prefix(bucket))))
+    if current is None:
+        return [], []
+    rows = [
+        {k: v for k, v in r.items() if k != "session_start"}
+        for key in sorted(row_files(current))
+        for r in fetch(lake, tmp, key)
+    ]
+    own = [
+        key
+        for slice_no, files in current.slices.items()
+        # a slice still in the layout before frozen history has its sessions only in the published table
+        for key in [files.sessions, *files.frozen_sessions]
+        + ([published_prefix(bucket, slice_no) + LEGACY_SESSIONS] if files.legacy else [])
+        if key is not None
+    ]
+    published = sorted(lake.list_keys(sessions_bucket_prefix(bucket)))
+    sessions = [r for k in published for r in fetch(lake, tmp, k)]
+    key = lambda r: r["session_id"]  # noqa: E731
+    assert sorted(sessions, key=key) == sorted((r for k in own for r in fetch(lake, tmp, k)), key=key)
     return rows, sessions
 
 
@@ -85,7 +116,7 @@ def test_late_event_merging_two_sessions_replaces_them(lake, tmp_path: Path) -> 
     second = sessionize_bucket(SessionizeInput(run_id="run-2", bucket=0), lake)
     # Then A's sessions are recomputed as one, and only A is in the run's outputs
     assert (second.n_new_events, second.n_visitors, second.n_events, second.n_sessions) == (1, 1, 3, 1)
-    assert fetch(lake, tmp_path, second.visitors_key) == [{"anonymous_id": "A"}]
+    assert [r["anonymous_id"] for r in fetch(lake, tmp_path, second.visitors_key)] == ["A"]
     sessions = fetch(lake, tmp_path, second.sessions_key)
     assert [(x["anonymous_id"], x["session_start"], x["n_events"]) for x in sessions] == [("A", T0, 3)]
     events = fetch(lake, tmp_path, second.events_key)
@@ -237,7 +268,7 @@ def test_handler_sessionizes_the_sample_event(lake, tmp_path: Path) -> None:
 
 def test_a_run_rewrites_only_the_slices_of_the_visitors_it_brings(lake, tmp_path: Path) -> None:
     # Given a state built from 40 visitors, spread over many slices of the bucket
-    from clickstream.sessionize.state import index_key, slice_of, slice_prefix, state_key
+    from clickstream.sessionize.state import pointer_key, published_prefix, slice_of, slice_prefix
 
     s = Stream("raw/first")
     visitors = [f"visitor-{i}" for i in range(40)]
@@ -246,33 +277,40 @@ def test_a_run_rewrites_only_the_slices_of_the_visitors_it_brings(lake, tmp_path
     put_run(lake, tmp_path, "run-1", s.rows)
     sessionize_bucket(SessionizeInput(run_id="run-1", bucket=0), lake)
     s3 = client("s3")
-    keys = [*lake.list_keys(bucket_prefix(0)), *lake.list_keys(sessions_bucket_prefix(0))]
-    tags = {k: s3.head_object(Bucket=lake.bucket, Key=k)["ETag"] for k in keys}
-    assert len({k.rsplit("/", 2)[1] for k in tags}) > 4
+
+    def tags() -> dict[str, str]:
+        keys = [*lake.list_keys(bucket_prefix(0)), *lake.list_keys(sessions_bucket_prefix(0))]
+        return {k: s3.head_object(Bucket=lake.bucket, Key=k)["ETag"] for k in keys}
+
+    before = tags()
+    assert len({k.rsplit("/", 2)[1] for k in before}) > 4
     # When a second run brings one visitor's late event
     late = Stream("raw/second")
     late.add(visitors[7], T0 + 5 * MIN, event_id="late")
     put_run(lake, tmp_path, "run-2", late.rows)
     second = sessionize_bucket(SessionizeInput(run_id="run-2", bucket=0), lake)
-    # Then only that visitor's slice was read and written (and the bucket's object index); every other slice file
-    # is the same object as before
-    mine = slice_prefix(0, slice_of(visitors[7], 1))
+    # Then only that visitor's slice was read and written (plus the bucket's object index, its pointer and the
+    # slice's published sessions); every other file is the same object as before, and none was removed (the
+    # previous generation stays until the next one)
+    mine = slice_of(visitors[7], 1)
     assert second.n_slices == 1 and second.n_visitors == 1
-    changed = {k for k, tag in tags.items() if s3.head_object(Bucket=lake.bucket, Key=k)["ETag"] != tag}
+    after = tags()
+    assert set(before) <= set(after)
+    changed = {k for k, tag in after.items() if before.get(k) != tag}
     assert changed == {
-        mine + "all.parquet",
-        state_key(0, slice_of(visitors[7], 1), "sessions.parquet"),
-        index_key(0),
+        slice_prefix(0, mine) + "hot-run-2.parquet",
+        slice_prefix(0, mine) + "sessions-run-2.parquet",
+        bucket_prefix(0) + "objects-run-2.parquet",
+        pointer_key(0),
+        published_prefix(0, mine) + "hot.parquet",
     }
-    assert state_key(0, slice_of(visitors[7], 1), "sessions.parquet").startswith(
-        "sessions/bucket=0000/slice="
-    )
+    assert published_prefix(0, mine).startswith("sessions/bucket=0000/slice=")
     # And the state still holds every visitor, each in the slice its hash names
     all_rows, sessions = state(lake, tmp_path)
     assert sorted({r["anonymous_id"] for r in all_rows}) == sorted(visitors)
     assert len(sessions) == 40
     for key in lake.list_keys(bucket_prefix(0)):
-        if key.endswith("/all.parquet"):
+        if "/hot-" in key:
             assert {slice_prefix(0, slice_of(r["anonymous_id"], 1)) for r in fetch(lake, tmp_path, key)} == {
                 key.rsplit("/", 1)[0] + "/"
             }

@@ -55,7 +55,7 @@ def test_a_step_whose_execution_holds_the_lease_writes_the_state(aws, lake, tmp_
     )
     # Then the bucket state is written
     assert result.n_sessions == 2
-    assert any(k.endswith("/all.parquet") for k in lake.list_keys("sessionized/"))
+    assert any(k.endswith("/state.json") for k in lake.list_keys("sessionized/"))
 
 
 def test_a_step_without_an_execution_is_not_fenced(aws, lake, tmp_path: Path) -> None:  # noqa: F811

@@ -7,6 +7,7 @@ visitors, also in slices where the object now has no row at all.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from clickstream.core.keys import bucket_prefix, sessions_bucket_prefix, validat
 from clickstream.pipeline.manifest import Manifest, ManifestObject, manifest_key
 from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
 from clickstream.sessionize.files import sessionize_files
-from clickstream.sessionize.state import index_key, slice_of, state_key
+from clickstream.sessionize.state import pointer_key, published_prefix, read_state, slice_of
 from tests.unit.pipeline.test_sessionize import MIN, fetch, state
 from tests.unit.sessionize import reference
 from tests.unit.sessionize.data import T0, Stream, boundary_stream, read_parquet, write_parquet
@@ -45,6 +46,13 @@ def deliver(lake: S3ObjectStore, tmp: Path, run_id: str, objects: dict[str, list
         run_id=run_id, watermark_from=None, watermark_to="2026-03-02T10:00:00Z", n_buckets=1, objects=entries
     )
     lake.put_bytes(manifest_key(run_id), manifest.model_dump_json().encode())
+
+
+def index_key(lake: S3ObjectStore) -> str:
+    """The object index the bucket's pointer names."""
+    current = read_state(lake, 0, set(lake.list_keys(bucket_prefix(0))))
+    assert current is not None and current.index is not None
+    return current.index
 
 
 def run(lake: S3ObjectStore, run_id: str):
@@ -118,14 +126,16 @@ def test_an_object_delivered_again_with_fewer_rows_leaves_exactly_its_new_rows(l
     assert sorted((s["anonymous_id"], s["n_events"]) for s in sessions) == [(x, 1), (x, 2)]
     assert {e["anonymous_id"] for e in fetch(lake, tmp_path, second.events_key)} == {x}
     # And the slices left without a row have no state files any more
-    keys = {*lake.list_keys(bucket_prefix(0)), *lake.list_keys(sessions_bucket_prefix(0))}
+    current = read_state(lake, 0, set(lake.list_keys(bucket_prefix(0))))
+    assert current is not None
+    published = set(lake.list_keys(sessions_bucket_prefix(0)))
     for gone in (y, z):
-        assert state_key(0, slice_of(gone, 1), "all.parquet") not in keys
-        assert state_key(0, slice_of(gone, 1), "sessions.parquet") not in keys
+        assert current.slices[slice_of(gone, 1)].keys() == set()
+        assert not any(k.startswith(published_prefix(0, slice_of(gone, 1))) for k in published)
     # And the state equals one full recompute over the objects' current rows
     assert_state_is_a_full_recompute(lake, tmp_path, {"raw/a": [x_kept], "raw/b": b.rows})
     # And the index names only the slices that still hold each object's rows
-    index = read_parquet(lake.download(index_key(0), tmp_path / "index.parquet"))
+    index = read_parquet(lake.download(index_key(lake), tmp_path / "index.parquet"))
     assert sorted((r["source_object"], r["slices"]) for r in index) == [
         ("raw/a", 1 << slice_of(x, 1)),
         ("raw/b", 1 << slice_of(x, 1)),
@@ -169,16 +179,19 @@ def test_an_exact_redelivery_rewrites_nothing_but_the_touched_slices_and_changes
 
 
 def test_a_state_without_an_index_is_indexed_from_its_slices(lake, tmp_path: Path) -> None:
-    # Given a state written before the bucket had an object index
+    # Given a state written before the bucket had an object index (the pointer names none)
     x, y, x_row = _sessionized_object_of_two_slices(lake, tmp_path)
-    lake.delete(index_key(0))
+    pointer = json.loads(lake.get_bytes(pointer_key(0)))
+    lake.delete(pointer["index"])
+    pointer["index"] = None
+    lake.put_bytes(pointer_key(0), json.dumps(pointer).encode())
     # When raw/a comes again without y's row
     deliver(lake, tmp_path, "run-2", {"raw/a": [x_row]})
     second = run(lake, "run-2")
     # Then y's slice was found from the slices themselves, and the index is written
     assert [r["anonymous_id"] for r in fetch(lake, tmp_path, second.visitors_key)] == sorted([x, y])
     assert_state_is_a_full_recompute(lake, tmp_path, {"raw/a": [x_row]})
-    assert lake.exists(index_key(0))
+    assert lake.exists(index_key(lake))
 
 
 def test_a_retry_after_a_partial_state_write_still_names_the_visitors_who_lost_rows(
@@ -186,11 +199,10 @@ def test_a_retry_after_a_partial_state_write_still_names_the_visitors_who_lost_r
 ) -> None:
     # Given raw/a with rows of x and y (two slices), sessionized
     x, y, x_row = _sessionized_object_of_two_slices(lake, tmp_path)
-    old_index = lake.get_bytes(index_key(0))
-    # When a run bringing raw/a without y's row writes its slices but dies before the index, and is retried
+    # When a run bringing raw/a without y's row writes its new generation and pointer but dies before it returns,
+    # and is retried
     deliver(lake, tmp_path, "run-2", {"raw/a": [x_row]})
     run(lake, "run-2")
-    lake.put_bytes(index_key(0), old_index)
     retried = run(lake, "run-2")
     # Then the retry's outputs still name y, so the warehouse replaces y's rows, and the state is right
     assert [r["anonymous_id"] for r in fetch(lake, tmp_path, retried.visitors_key)] == sorted([x, y])

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from clickstream.adapters.warehouse import sql_type
-from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS
+from clickstream.core.schema import EVENT_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
 from clickstream.warehouse.loader import VISITOR_COLUMNS, RunFiles
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
@@ -139,20 +139,33 @@ def session(session_id: str, anonymous_id: str, start: datetime, duration_s: flo
 
 
 def write_run(
-    directory: Path, events: list[dict], sessions: list[dict], visitors: list[str] | None = None
+    directory: Path,
+    events: list[dict],
+    sessions: list[dict],
+    visitors: list[str] | None = None,
+    *,
+    replace_from: dict[str, datetime] | None = None,
+    users: list[dict] | None = None,
 ) -> RunFiles:
-    """The files the Sessionize step writes for one bucket (visitors default to the sessions' visitors)."""
+    """The files the Sessionize step writes for one bucket (visitors default to the sessions' visitors; a visitor
+    in ``replace_from`` is replaced from that session start on; ``users`` gives the run's users links)."""
     if visitors is None:
         visitors = sorted({s["anonymous_id"] for s in sessions} | {e["anonymous_id"] for e in events})
-    return RunFiles(
+    starts = replace_from or {}
+    files = RunFiles(
         events=[write_parquet(directory / "events.parquet", EVENT_COLUMNS, events)],
         sessions=[write_parquet(directory / "sessions.parquet", SESSION_COLUMNS, sessions)],
         visitors=[
             write_parquet(
-                directory / "visitors.parquet", VISITOR_COLUMNS, [{"anonymous_id": v} for v in visitors]
+                directory / "visitors.parquet",
+                VISITOR_COLUMNS,
+                [{"anonymous_id": v, "replace_from": starts.get(v)} for v in visitors],
             )
         ],
     )
+    if users is not None:
+        files.users.append(write_parquet(directory / "users.parquet", USER_COLUMNS, users))
+    return files
 
 
 LAPTOP = item("p1", "Laptop Pro 14", "laptops", 1200.0)

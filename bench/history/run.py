@@ -1,0 +1,290 @@
+"""Long-lived store benchmark: what an incremental run costs against the store's age.
+
+``python -m bench history -- [--days 60] [--step-hours 12] [--visits 40] [--customers 300] [--seed 7] [--json FILE]``
+
+A simulated store of ``--days`` days with returning visitors: every pipeline window (``--step-hours``) brings the
+same number of visits (``--visits``, 2-8 events each, a few minutes apart), each by one of the store's
+``--customers`` (uniformly: a customer's first visit makes them a new visitor, every later one a returning one), so a
+customer's history grows with the store's age, as a real store's regulars' does. Events reach the lake 2 s after they happen,
+except 3% that arrive 1-60 h late (a device that was offline), inside the 72 h lookback, so they land in a later
+window. Each window becomes one validated object and one run of the real Sessionize step
+(``clickstream.pipeline.sessionize.sessionize_bucket``, one user bucket, the stack's rule: 30 min timeout, 24 h
+cap, 72 h lookback) against an in-memory lake that counts what the run reads from the bucket state
+(``sessionized/``: rows and bytes of every Parquet file fetched).
+
+Per run: **arrived** = the window's events (validated rows), **loaded** = the rows of the run's ``events.parquet``,
+which the Load step writes into the warehouse's ``events`` (``pipeline_runs.events_loaded``), and **state rows
+read**. Printed per store day at days 5, 20, 60 (or the last day) and for the last 7 days, with the goals: in the
+last week loaded/arrived <= 1.2x day 5's, and the hot and tail rows read per run (the step's own
+``state_rows_read``) <= 1.5x day 5's (every run brings the same arrivals); the indexes' rows (the frozen-id index
+grows with the frozen history, one 8-byte hash per event) are printed apart. The measurement counts rows; it needs no timing, so the machine's load does not change it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import json
+import random
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from clickstream.adapters.storage import ObjectChanged
+from clickstream.core.schema import VALIDATED_COLUMNS
+from clickstream.core.times import iso
+from clickstream.pipeline.manifest import Manifest, ManifestObject, manifest_key
+from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+STATE_PREFIX = "sessionized/"
+LATE_SHARE = 0.03
+
+
+@dataclass
+class CountingLake:
+    """An in-memory object store (the ``ObjectStore`` protocol) that counts the bucket-state Parquet it serves."""
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+    rows_read: int = 0
+    bytes_read: int = 0
+    scratch: Path = Path(".")
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _count(self, key: str, data: bytes) -> None:
+        """Rows and bytes of a state Parquet file served (the step fetches on several threads)."""
+        if key.startswith(STATE_PREFIX) and key.endswith(".parquet"):
+            with tempfile.NamedTemporaryFile(dir=self.scratch, suffix=".parquet") as f:
+                f.write(data)
+                f.flush()
+                con = duckdb.connect()
+                n = int(con.execute(f"SELECT count(*) FROM read_parquet('{f.name}')").fetchall()[0][0])
+                con.close()
+            with self.lock:
+                self.rows_read += n
+                self.bytes_read += len(data)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "") -> None:
+        self.objects[key] = bytes(data)
+
+    def get_bytes(self, key: str) -> bytes:
+        data = self.objects[key]
+        self._count(key, data)
+        return data
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        data = self.get_bytes(key)
+        return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def put_bytes_if(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
+        """The conditional write of the pointer (one writer here: it always finds what it read)."""
+        current = self.objects.get(key)
+        if (None if current is None else hashlib.md5(current, usedforsecurity=False).hexdigest()) != etag:
+            raise ObjectChanged(f"{key} changed since it was read: not written")
+        self.objects[key] = bytes(data)
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        return iter(sorted(k for k in list(self.objects) if k.startswith(prefix)))
+
+    def download(self, key: str, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.get_bytes(key))
+        return path
+
+    def upload(self, path: Path, key: str, content_type: str = "") -> None:
+        self.objects[key] = path.read_bytes()
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+
+def simulate(
+    days: int, step_hours: int, visits: int, seed: int, customers: int = 300
+) -> list[list[dict[str, Any]]]:
+    """The events of every window, by arrival (received_at), as validated rows."""
+    rng = random.Random(seed)
+    n_windows = days * 24 // step_hours
+    step = timedelta(hours=step_hours)
+    windows: list[list[dict[str, Any]]] = [[] for _ in range(n_windows)]
+    n = 0
+    for w in range(n_windows):
+        for _ in range(visits):
+            visitor = f"visitor-{rng.randrange(customers):06d}"
+            t = START + w * step + timedelta(seconds=rng.uniform(0, step.total_seconds()))
+            for _ in range(rng.randint(2, 8)):
+                late = rng.random() < LATE_SHARE
+                received = t + (timedelta(hours=rng.uniform(1, 60)) if late else timedelta(seconds=2))
+                arrival = int((received - START) / step)
+                if arrival < n_windows:
+                    n += 1
+                    windows[arrival].append(_row(n, visitor, t, received, arrival))
+                t += timedelta(seconds=rng.uniform(20, 600))
+    return windows
+
+
+def _row(n: int, visitor: str, ts: datetime, received: datetime, window: int) -> dict[str, Any]:
+    return {
+        "app_id": "shop",
+        "event_id": f"00000000-0000-4000-8000-{n:012d}",
+        "anonymous_id": visitor,
+        "event_type": "page_view",
+        "event_ts": ts,
+        "received_at": received,
+        "page_url": "https://shop.example/p/1",
+        "payload_hash": f"h{n}",
+        "source_object": f"raw/window-{window:05d}",
+        "source_line": n,
+    }
+
+
+def write_window(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], path: Path) -> None:
+    """Rows as a validated Parquet file (every validated column; those the rows lack are null)."""
+    params = [[row.get(name) for row in rows] for name, _ in VALIDATED_COLUMNS]
+    select = ", ".join(
+        f'unnest(${i + 1}::{typ}[]) AS "{name}"' for i, (name, typ) in enumerate(VALIDATED_COLUMNS)
+    )
+    con.execute(f"COPY (SELECT {select}) TO '{path}' (FORMAT parquet)", params)
+
+
+def run_store(
+    days: int, step_hours: int, visits: int, seed: int, work: Path, customers: int = 300
+) -> list[dict[str, Any]]:
+    """Every window through the Sessionize step; one record per run."""
+    lake = CountingLake(scratch=work)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    options: dict[str, Any] = {"workdir": work}
+    if "lookback_hours" in inspect.signature(sessionize_bucket).parameters:
+        options["lookback_hours"] = 72
+    out = []
+    for w, rows in enumerate(simulate(days, step_hours, visits, seed, customers)):
+        run_id = f"run-{w:05d}"
+        end = START + timedelta(hours=(w + 1) * step_hours)
+        source, key = f"raw/window-{w:05d}", f"validated/window-{w:05d}.parquet"
+        write_window(con, rows, work / "window.parquet")
+        lake.upload(work / "window.parquet", key)
+        manifest = Manifest(
+            run_id=run_id,
+            watermark_from=iso(end - timedelta(hours=step_hours)),
+            watermark_to=iso(end),
+            n_buckets=1,
+            objects=[ManifestObject(source_key=source, validated_key=key, validated_at=iso(end))],
+        )
+        lake.put_bytes(manifest_key(run_id), manifest.model_dump_json().encode())
+        lake.rows_read = lake.bytes_read = 0
+        result = sessionize_bucket(SessionizeInput(run_id=run_id, bucket=0), lake, **options)
+        out.append(
+            {
+                "day": (end - timedelta(microseconds=1) - START).days + 1,
+                "arrived": len(rows),
+                "loaded": result.n_events,
+                "state_rows_read": lake.rows_read,
+                "state_bytes_read": lake.bytes_read,
+                # the step's own split (absent before frozen history): hot rows, sessions, tails and users links;
+                # the frozen-id and object indexes; frozen rows read for a thaw or a copy of a frozen event
+                "hot_and_tail_rows_read": getattr(result, "state_rows_read", lake.rows_read),
+                "index_rows_read": getattr(result, "index_rows_read", 0),
+                "frozen_rows_read": getattr(result, "frozen_rows_read", 0),
+                "thawed_slices": getattr(result, "n_thawed_slices", 0),
+            }
+        )
+    con.close()
+    return out
+
+
+def per_day(runs: list[dict[str, Any]], first: int, last: int) -> dict[str, Any]:
+    """Sums and per-run means over the runs of store days ``first`` .. ``last``."""
+    chosen = [r for r in runs if first <= r["day"] <= last]
+    arrived = sum(r["arrived"] for r in chosen)
+    loaded = sum(r["loaded"] for r in chosen)
+    return {
+        "days": f"{first}-{last}" if first != last else str(first),
+        "runs": len(chosen),
+        "arrived": arrived,
+        "loaded": loaded,
+        "loaded_per_arrived": round(loaded / arrived, 3) if arrived else None,
+        "arrived_per_run": round(arrived / len(chosen), 1) if chosen else None,
+        "state_rows_read_per_run": round(sum(r["state_rows_read"] for r in chosen) / len(chosen), 1)
+        if chosen
+        else None,
+        "state_bytes_read_per_run": round(sum(r["state_bytes_read"] for r in chosen) / len(chosen))
+        if chosen
+        else None,
+        "thawed_slices": sum(r["thawed_slices"] for r in chosen),
+        **{
+            f"{k}_per_run": round(sum(r[k] for r in chosen) / len(chosen), 1) if chosen else None
+            for k in ("hot_and_tail_rows_read", "index_rows_read", "frozen_rows_read")
+        },
+    }
+
+
+def report(runs: list[dict[str, Any]], days: int) -> dict[str, Any]:
+    rows = [per_day(runs, d, d) for d in sorted({min(5, days), min(20, days), days})]
+    last_week = per_day(runs, max(1, days - 6), days)
+    day5 = rows[0]
+    ratio = last_week["loaded_per_arrived"] / day5["loaded_per_arrived"]
+    reads = last_week["hot_and_tail_rows_read_per_run"] / day5["hot_and_tail_rows_read_per_run"]
+    every = last_week["state_rows_read_per_run"] / day5["state_rows_read_per_run"]
+    return {
+        "by_day": rows,
+        "last_week": last_week,
+        "last_week_over_day5": {
+            "loaded_per_arrived": round(ratio, 3),
+            "hot_and_tail_rows_read_per_run": round(reads, 3),
+            "state_rows_read_per_run": round(every, 3),
+        },
+        "goals_met": {
+            "loaded_per_arrived <= 1.2x": ratio <= 1.2,
+            "hot_and_tail_rows_read_per_run <= 1.5x": reads <= 1.5,
+        },
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench history")
+    parser.add_argument("--days", type=int, default=60, help="store age at the end (default 60)")
+    parser.add_argument("--step-hours", type=int, default=12, help="hours per pipeline window (default 12)")
+    parser.add_argument("--visits", type=int, default=40, help="visits per window (default 40)")
+    parser.add_argument("--customers", type=int, default=300, help="the store's visitors (default 300)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="also write every run's record and the report here")
+    args = parser.parse_args(argv)
+    if args.days < 5 or 24 % args.step_hours:
+        parser.error("--days must be at least 5 and --step-hours divide 24")
+    with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
+        runs = run_store(args.days, args.step_hours, args.visits, args.seed, Path(tmp), args.customers)
+    result = report(runs, args.days)
+    if args.json:
+        args.json.write_text(json.dumps({"runs": runs, "report": result}, indent=1) + "\n")
+    print(json.dumps(result))
+    for row in [*result["by_day"], result["last_week"]]:
+        print(
+            f"day {row['days']:>5}: {row['runs']} runs, arrived {row['arrived']:,}, loaded {row['loaded']:,}"
+            f" (loaded/arrived {row['loaded_per_arrived']}), state rows read per run"
+            f" {row['state_rows_read_per_run']:,} ({row['state_bytes_read_per_run']:,} bytes; hot and tail"
+            f" {row['hot_and_tail_rows_read_per_run']:,}, indexes {row['index_rows_read_per_run']:,}, frozen"
+            f" {row['frozen_rows_read_per_run']:,})"
+        )
+    over = result["last_week_over_day5"]
+    print(
+        f"last week / day 5: loaded/arrived {over['loaded_per_arrived']}x (goal <= 1.2x), hot and tail rows read per"
+        f" run {over['hot_and_tail_rows_read_per_run']}x (goal <= 1.5x), every state row read per run"
+        f" {over['state_rows_read_per_run']}x"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
