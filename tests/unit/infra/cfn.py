@@ -22,6 +22,37 @@ from tests.conftest import REPO_ROOT
 NO_VALUE = ("ref", "AWS::NoValue")
 
 
+# The template's Lambda functions (the handlers of functions/), by logical id.
+FUNCTIONS = (
+    "IngestFunction",
+    "ValidateFunction",
+    "PlanFunction",
+    "SessionizeFunction",
+    "LoadFunction",
+    "AggregateFunction",
+    "CommitFunction",
+)
+
+
+def references(node: object) -> set[str]:
+    """Logical ids (and parameters) a template fragment refers to through Ref, GetAtt or Sub."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value.split(".", 1)[0] if isinstance(value, str) else value[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
+            found |= references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= references(item)
+    return found
+
+
 class GetAtt:
     """Equal to ``!GetAtt Name.Attr`` in either of its YAML forms (``Name.Attr`` or ``[Name, Attr]``)."""
 

@@ -13,6 +13,7 @@ import pytest
 from clickstream.core.observability import NAMESPACE, SERVICE
 from clickstream_local.template import load_template
 from tests.conftest import REPO_ROOT
+from tests.unit.infra.cfn import FUNCTIONS
 
 # AWS metrics this stack may alarm on: namespace -> (metric names, dimension -> resource type it names).
 AWS_METRICS: dict[str, tuple[set[str], dict[str, str]]] = {
@@ -198,18 +199,7 @@ def test_the_timeout_filter_reads_the_validate_functions_own_log_group(template)
     assert metric_filter["FilterPattern"] == '"Task timed out after"'
 
 
-@pytest.mark.parametrize(
-    "function",
-    [
-        "IngestFunction",
-        "ValidateFunction",
-        "PlanFunction",
-        "SessionizeFunction",
-        "LoadFunction",
-        "AggregateFunction",
-        "CommitFunction",
-    ],
-)
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_any_functions_errors_alarm(template, alarms, function):
     alarm = _alarm_on(template, alarms, function, "Errors")
     assert alarm["Threshold"] == 0 and alarm["Statistic"] == "Sum"

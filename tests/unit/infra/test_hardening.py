@@ -12,17 +12,7 @@ from typing import Any
 import pytest
 
 from clickstream_local.template import load_template
-from tests.unit.infra.cfn import created, parameters, resolve, translated
-
-FUNCTIONS = (
-    "IngestFunction",
-    "ValidateFunction",
-    "PlanFunction",
-    "SessionizeFunction",
-    "LoadFunction",
-    "AggregateFunction",
-    "CommitFunction",
-)
+from tests.unit.infra.cfn import FUNCTIONS, created, parameters, resolve, translated
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ routes function, the Hosted UI's client and domain, and the outputs ``clickstrea
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from fnmatch import fnmatchcase
@@ -15,7 +14,7 @@ import pytest
 
 from clickstream_cli.commands.deploy_web import STACK_OUTPUTS
 from clickstream_local.template import load_template
-from tests.unit.infra.cfn import GetAtt, created, parameters, refusals, resolve, translated
+from tests.unit.infra.cfn import GetAtt, created, parameters, references, refusals, resolve, translated
 
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
@@ -325,30 +324,12 @@ def test_the_outputs_deploy_web_reads_are_there_when_the_stack_hosts_the_store(t
     }
 
 
-def _refs(node: Any) -> set[str]:
-    """Logical ids a translated fragment refers to (Ref, GetAtt, Sub)."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Ref" and isinstance(value, str):
-                found.add(value)
-            elif key == "Fn::GetAtt":
-                found.add(value.split(".", 1)[0] if isinstance(value, str) else value[0])
-            elif key == "Fn::Sub":
-                text = value if isinstance(value, str) else value[0]
-                found |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
-            found |= _refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            found |= _refs(item)
-    return found
-
-
 def test_the_client_waits_for_the_distribution_and_nothing_the_distribution_needs_waits_for_the_client():
     # Given the template as CloudFormation receives it (samtranslator's output) and who refers to whom
     resources = translated()["Resources"]
     edges = {
-        name: (_refs(res.get("Properties", {})) | set(_as_list(res.get("DependsOn", [])))) & set(resources)
+        name: (references(res.get("Properties", {})) | set(_as_list(res.get("DependsOn", []))))
+        & set(resources)
         for name, res in resources.items()
     }
 

@@ -16,17 +16,8 @@ import pytest
 from clickstream.core.config import Settings
 from clickstream_local.template import asl_path, load_template
 from tests.conftest import REPO_ROOT
-from tests.unit.infra.cfn import GetAtt
+from tests.unit.infra.cfn import FUNCTIONS, GetAtt, references
 
-FUNCTIONS = (
-    "IngestFunction",
-    "ValidateFunction",
-    "PlanFunction",
-    "SessionizeFunction",
-    "LoadFunction",
-    "AggregateFunction",
-    "CommitFunction",
-)
 LIGHT = {"IngestFunction", "PlanFunction", "CommitFunction"}  # Domain + Runtime layers only
 NOTIFY_STATE = "NotifyFailure"
 RELEASE_STATE = "ReleaseLease"
@@ -45,25 +36,6 @@ def resources(template) -> dict:
 @pytest.fixture(scope="module")
 def asl() -> dict:
     return json.loads(asl_path().read_text(encoding="utf-8"))
-
-
-def _references(node: object) -> set[str]:
-    """Logical ids (and parameters) a template fragment refers to through Ref, GetAtt or Sub."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "Ref":
-                found.add(value)
-            elif key == "Fn::GetAtt":
-                found.add(value.split(".", 1)[0] if isinstance(value, str) else value[0])
-            elif key == "Fn::Sub":
-                text = value if isinstance(value, str) else value[0]
-                found |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!]+)\}", text)}
-            found |= _references(value)
-    elif isinstance(node, list):
-        for item in node:
-            found |= _references(item)
-    return found
 
 
 def _props(resources: dict, logical_id: str) -> dict:
@@ -505,8 +477,8 @@ def test_queue_policy_names_the_raw_bucket_without_referencing_it(resources):
     # Given the queue policy S3 needs before the bucket's notification can be created
     policy = resources["RawObjectsQueuePolicy"]
     # Then it does not depend on the bucket (that would be a dependency cycle) …
-    assert "RawBucket" not in _references(policy)
-    assert "RawBucket" in _references(resources["RawBucketPolicy"])  # (the check does see references)
+    assert "RawBucket" not in references(policy)
+    assert "RawBucket" in references(resources["RawBucketPolicy"])  # (the check does see references)
     assert resources["RawBucket"]["DependsOn"] == "RawObjectsQueuePolicy"
     # … yet names exactly the bucket's ARN and account
     allow = policy["Properties"]["PolicyDocument"]["Statement"][0]
