@@ -49,6 +49,7 @@ from clickstream.core.keys import (
     SESSIONIZED_PREFIX,
     SESSIONS_PREFIX,
     VALIDATED_PREFIX,
+    bucket_prefix,
 )
 from clickstream.core.observability import logger
 from clickstream.core.schema import RAW_SCHEMA_VERSION, SESSION_COLUMNS, WAREHOUSE_EVENT_COLUMNS
@@ -56,6 +57,7 @@ from clickstream.core.sql import literal
 from clickstream.operations import erasure_sessions
 from clickstream.operations.erasure_scope import Scope, resolve
 from clickstream.sessionize.rule import SessionRules, one_row
+from clickstream.sessionize.state import read_state, row_files
 from clickstream.validate.reader import split_documents
 from clickstream.warehouse.kpis import recompute_daily_kpis
 
@@ -167,7 +169,8 @@ def _erase(
     report.visitors, report.shared_devices = len(scope.own), len(scope.shared)
     if places.state is not None:
         report.tombstones = _tombstone(person, scope, places.state)
-    state_files = [p for k, p in lake_files.items() if k.startswith(SESSIONIZED_PREFIX)]
+    rows = _state_row_keys(places.lake, lake_files) if places.lake is not None else set()
+    state_files = [p for k, p in lake_files.items() if k in rows]
     in_state = (
         erasure_sessions.input_from_state(duck, state_files, scope) if places.lake is not None else set()
     )
@@ -210,6 +213,21 @@ class _Recompute:
                 erasure_sessions.input_from_warehouse(self.duck, conn, self.scope.shared - self.in_state)
             self.result = erasure_sessions.recompute(self.duck, self.rules, self.folder, self.site_timezone)
         return self.result
+
+
+def _state_row_keys(lake: ObjectStore, lake_files: dict[str, Path]) -> set[str]:
+    """The keys of the files holding rows in each bucket's current generation of the state (hot, frozen, legacy):
+    the state's other files (tails, frozen-id and object indexes, users links, earlier generations) hold no events."""
+    buckets = {
+        int(key[len(SESSIONIZED_PREFIX) :].split("/", 1)[0].removeprefix("bucket="))
+        for key in lake_files
+        if key.startswith(SESSIONIZED_PREFIX + "bucket=")
+    }
+    keys: set[str] = set()
+    for bucket in sorted(buckets):
+        current = read_state(lake, bucket, set(lake.list_keys(bucket_prefix(bucket))))
+        keys.update(row_files(current) if current is not None else ())
+    return keys
 
 
 # -- warehouse ------------------------------------------------------------------------------------------------
