@@ -38,17 +38,34 @@ def _stage_sample_run(aws, tmp_path: Path, payload: LoadInput) -> None:
     named = [result for result in payload.buckets if result.events_key]
     for i, result in enumerate(named):
         mine = set(VISITORS[i :: len(named)])
+        kept = [e for e in events if e["anonymous_id"] in mine]
         files = write_run(
             tmp_path / f"b{result.bucket}",
-            [e for e in events if e["anonymous_id"] in mine],
+            kept,
             [s for s in sessions if s["anonymous_id"] in mine],
+            users=_users(kept),
         )
         for key, path in (
             (result.events_key, files.events[0]),
             (result.sessions_key, files.sessions[0]),
             (result.visitors_key, files.visitors[0]),
+            (result.users_key, files.users[0]),
         ):
-            store.upload(path, key)
+            if key:
+                store.upload(path, key)
+
+
+def _users(events: list[dict]) -> list[dict]:
+    """The run's users links of ``events``: each (device, user) seen, first and last seen."""
+    seen: dict[tuple[str, str], list] = {}
+    for e in events:
+        if e.get("user_id"):
+            span = seen.setdefault((e["anonymous_id"], e["user_id"]), [e["event_ts"], e["event_ts"]])
+            span[0], span[1] = min(span[0], e["event_ts"]), max(span[1], e["event_ts"])
+    return [
+        {"anonymous_id": a, "user_id": u, "first_seen": f, "last_seen": la}
+        for (a, u), (f, la) in seen.items()
+    ]
 
 
 @pytest.fixture
