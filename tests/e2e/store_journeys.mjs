@@ -59,8 +59,8 @@ const here = (page) => page.url().slice(base.length);
 const anonymousId = async (context) => (await context.cookies()).find((c) => c.name == "_cs_aid")?.value ?? null;
 const flush = (page) => page.evaluate(() => window.clickstream.flush());
 
-async function purchase(browser) {
-  const { context, page, problems, delivery } = await visit(browser);
+// Opens the home page and accepts consent; `show` waits for a locator and records the page it is on.
+async function arriveConsenting(page) {
   const shown = [];
   const show = async (locator) => {
     await locator.waitFor();
@@ -69,6 +69,12 @@ async function purchase(browser) {
   await page.goto(base + "/");
   await page.getByTestId("consent-accept").click();
   await show(page.getByTestId("product-card").first());
+  return { shown, show };
+}
+
+async function purchase(browser) {
+  const { context, page, problems, delivery } = await visit(browser);
+  const { shown, show } = await arriveConsenting(page);
   await page.getByRole("link", { name: "Laptops" }).first().click();
   await page.waitForURL(/\/c\/laptops$/);
   await show(page.getByTestId("product-card").first());
@@ -134,14 +140,7 @@ async function purchase(browser) {
 
 async function outage(browser) {
   const { context, page, problems, delivery } = await visit(browser);
-  const shown = [];
-  const show = async (locator) => {
-    await locator.waitFor();
-    shown.push(here(page));
-  };
-  await page.goto(base + "/");
-  await page.getByTestId("consent-accept").click();
-  await show(page.getByTestId("product-card").first());
+  const { shown, show } = await arriveConsenting(page);
   await flush(page);
   const beforeOutage = delivery.eventIds.length;
 
