@@ -41,7 +41,10 @@ async function visit(browser) {
   });
   // What the collector acknowledged: the event ids of every request either event route answered 202 (read from
   // the request's own body, gunzipped when gzip'd), so an event delivered twice would be listed twice.
-  const delivery = { requests: 0, guestRequests: 0, eventIds: [] };
+  // Each acknowledged event's occurred_at (the browser's clock when it was recorded) orders the visit as the browser
+  // saw it: the warehouse's event_ts corrects each request by its own sent_at and arrival, so two events a few
+  // milliseconds apart that went in different requests may swap there.
+  const delivery = { requests: 0, guestRequests: 0, eventIds: [], occurredAt: {} };
   page.on("response", (r) => {
     const path = new URL(r.url()).pathname;
     if ((path == "/v1/events" || path == "/v1/guest/events") && r.status() == 202) {
@@ -49,7 +52,9 @@ async function visit(browser) {
       const text = (r.request().headers()["content-type"] || "").includes("gzip") ? gunzipSync(raw) : raw;
       delivery.requests++;
       if (path == "/v1/guest/events") delivery.guestRequests++;
-      delivery.eventIds.push(...JSON.parse(text.toString("utf8")).events.map((e) => e.event_id));
+      const events = JSON.parse(text.toString("utf8")).events;
+      delivery.eventIds.push(...events.map((e) => e.event_id));
+      for (const e of events) delivery.occurredAt[e.event_id] = e.occurred_at;
     }
   });
   return { context, page, problems, delivery };
