@@ -23,9 +23,23 @@ from clickstream_cli.commands import (
     serve,
     sessionize,
     token,
+    validate,
 )
 
-COMMANDS = (sessionize, backfill, quarantine, forget, report, demo, serve, token, invoke, cost, deploy_web)
+COMMANDS = (
+    validate,
+    sessionize,
+    backfill,
+    quarantine,
+    forget,
+    report,
+    demo,
+    serve,
+    token,
+    invoke,
+    cost,
+    deploy_web,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
