@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -36,7 +37,7 @@ def test_a_small_run_reports_every_contender_and_the_floors(
     # Then every contender and both floors are reported with a rate, and the engine's ratios are printed
     for name in run.CONTENDERS:
         assert f"{name}:" in out
-    assert "engine / peer:" in out and "floors (no validation" in out
+    assert "engine / peer:" in out and "floors (no validation" in out and "cli / engine:" in out
     # And the worst-content case ran after them (bench.validate.hostile), on both paths
     assert out.count("worst / ordinary:") == 2
     # And the engine wrote validated Parquet for each object, the parse floor counted every event it read
@@ -49,6 +50,15 @@ def test_a_small_run_reports_every_contender_and_the_floors(
     )
     assert 0 < validated <= n_events
     assert int((tmp_path / "parse-only" / "events.txt").read_text()) == n_events
+    # And the command wrote the engine's rows for each object (the step judges them on its own path), one ledger
+    # line each, its events accounted for
+    cli_files = sorted((tmp_path / "cli").glob("*.parquet"))
+    assert [f.name.split(".")[0] for f in cli_files] == [f.name.split(".")[0] for f in engine_files]
+    for ours, theirs in zip(cli_files, engine_files, strict=True):
+        query = "SELECT * FROM read_parquet('{}')"
+        assert con.execute(query.format(ours)).fetchall() == con.execute(query.format(theirs)).fetchall()
+    ledger = [json.loads(line) for line in (tmp_path / "cli" / "ledger.jsonl").read_text().splitlines()]
+    assert len(ledger) == 2 and sum(x["events_in"] for x in ledger) == n_events
     copied = sum(
         con.execute(f"SELECT count(*) FROM read_parquet('{f}')").fetchone()[0]
         for f in (tmp_path / "duckdb-copy").glob("*.parquet")
