@@ -13,6 +13,7 @@ from clickstream_cli.main import build_parser, main
 def test_every_command_is_registered():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(sub.choices) == {
+        "validate",
         "sessionize",
         "backfill",
         "quarantine",
