@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     failed = 0
     written: dict[str, Path] = {}  # output name -> the object that wrote it in this run
-    inputs = [_resolved(path) for path in args.objects]
+    inputs = [_identity(path) for path in args.objects]
     with _logs_to_stderr():
         try:
             args.out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +120,7 @@ def validate_file(
     settings: Any,
     *,
     from_key: bool = False,
-    inputs: list[Path] | None = None,
+    inputs: list[object] | None = None,
     taken: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Validate one raw object file into ``out``; its ledger line. Raises ObjectError (nothing written)."""
@@ -138,7 +138,7 @@ def validate_file(
     stem = name[: -len(GZ_SUFFIX)] if name.endswith(GZ_SUFFIX) and len(name) > len(GZ_SUFFIX) else name
     outputs = OutputDir(out, stem)
     for target in (outputs.parquet, outputs.quarantine):
-        if _resolved(target) in (inputs if inputs is not None else [_resolved(path)]):
+        if _identity(target) in (inputs if inputs is not None else [_identity(path)]):
             raise ObjectError(f"refusing to overwrite an input with {_shown(target)}")
     if taken is not None and stem in taken:
         raise ObjectError(f"its outputs {stem}{PARQUET_SUFFIX}… are those of {_shown(taken[stem])}")
@@ -321,7 +321,14 @@ def _logs_to_stderr() -> Iterator[None]:
             handler.setStream(stream)
 
 
-def _resolved(path: Path) -> Path:
+def _identity(path: Path) -> object:
+    """What makes two paths one file: device and inode when it exists (links included), else the resolved path."""
+    try:
+        info = path.stat()
+    except OSError:
+        pass
+    else:
+        return (info.st_dev, info.st_ino)
     try:
         return path.resolve()
     except (OSError, RuntimeError):

@@ -251,3 +251,20 @@ def test_gzip_is_told_by_its_first_bytes_not_by_the_name(tmp_path, capsys):
         == len(rows(tmp_path / "out" / "zipped.jsonl.parquet"))
         == 2
     )
+
+
+def test_a_hard_link_to_an_input_is_never_overwritten_and_odd_names_and_folders_are_refused(tmp_path, capsys):
+    src = write(tmp_path / "in" / "y.gz", raw_object(record([event()])), gz=True)
+    (tmp_path / "out").mkdir()
+    os.link(src, tmp_path / "out" / "y.parquet")
+    before = src.read_bytes()
+    code, ledger, err = cli(capsys, src, "--out", tmp_path / "out")
+    assert code == 2 and ledger == [] and src.read_bytes() == before
+    assert err.startswith(f"clickstream validate: {src}: refusing to overwrite an input with ")
+    # A file name that is not UTF-8 (an S3 key always is), and an output folder that is a file
+    odd = write(tmp_path / os.fsdecode(b"odd-\xff.jsonl"), raw_object(record([event()])))
+    code, ledger, err = cli(capsys, odd, "--out", tmp_path / "out2")
+    assert code == 2 and ledger == [] and err.endswith(": the file name is not UTF-8 (an S3 key always is)\n")
+    assert "\\udcff" in err or "\\xff" in err  # the name shown escaped, on one line
+    code, _, err = cli(capsys, src, "--out", src)
+    assert code == 2 and err == f"clickstream validate: {src}: cannot create: File exists\n"
