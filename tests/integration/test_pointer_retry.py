@@ -70,8 +70,8 @@ def _tables(path: Path) -> dict[str, list[tuple]]:
 
 
 class Race:
-    """The first pointer swap of bucket ``target`` in a run named by ``armed`` loses to a duplicate invocation of
-    the same Sessionize task, which runs the real step to its end just before that swap."""
+    """Once ``armed``, the next pointer swap of bucket ``target`` loses to a duplicate invocation of the same
+    Sessionize task (same run and bucket), which runs the real step to its end just before that swap."""
 
     def __init__(self, target: int) -> None:
         self.target = target
@@ -105,9 +105,9 @@ class Race:
 
 def _run_two_hours(
     tmp: Path, monkeypatch: pytest.MonkeyPatch, *, race: bool
-) -> tuple[dict[str, list[tuple]], list[dict], Race, S3ObjectStore]:
+) -> tuple[dict[str, list[tuple]], list[dict], Race]:
     """Two hourly runs through the real state machine and handlers (the second with the race when ``race``); the
-    warehouse's tables, the second run's task failures, the race, and the lake."""
+    warehouse's tables, the second run's task failures and the race."""
     from clickstream_local.stack import local_settings, local_stack
 
     warehouse = tmp / "warehouse.duckdb"
@@ -136,17 +136,17 @@ def _run_two_hours(
         assert current is not None
         named: set[str] = current.keys()  # the pointer names only files that exist
         assert sorted(k for k in named if not lake.exists(k)) == []
-        return _tables(warehouse), second["failures"], rival, lake
+        return _tables(warehouse), second["failures"], rival
 
 
 def test_a_sessionize_iteration_that_lost_the_pointer_race_is_retried_and_the_run_succeeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the same two hours run once undisturbed
-    calm, calm_failures, _, _ = _run_two_hours(tmp_path / "calm", monkeypatch, race=False)
+    calm, calm_failures, _ = _run_two_hours(tmp_path / "calm", monkeypatch, race=False)
     assert calm_failures == [] and calm["events"] and calm["sessions"]
     # When they run again and, in the second hour, one bucket's first attempt loses its pointer swap
-    raced, failures, rival, _ = _run_two_hours(tmp_path / "raced", monkeypatch, race=True)
+    raced, failures, rival = _run_two_hours(tmp_path / "raced", monkeypatch, race=True)
     # Then that attempt failed with PointerMoved (the name the ASL's Retry matches), once, and was retried after a
     # jittered wait no longer than the retrier's interval
     assert len(rival.lost) == 1 and rival.lost[0]["bucket"] == rival.target
