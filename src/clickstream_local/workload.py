@@ -21,13 +21,17 @@ validate handler and runs the real state machine over it (``clickstream_local.br
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import math
 import statistics
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,13 +49,44 @@ TRACKER_GZIP_ABOVE = 1024  # web/tracker/src/tracker.js: bodies longer than this
 TRACKER_BATCH_SIZE = 10  # web/tracker/src/tracker.js: batchSize, the events a full request carries
 
 
-class _Current:
-    """The function whose handler is running (one at a time here; a handler's own transfer threads count as it)."""
+class _Current(threading.local):
+    """The function whose handler runs in this thread ("setup": the harness's own calls and moto's). Per thread: the
+    state machine's Map runs its iterations in threads of their own while the harness polls the execution, so a
+    process-wide name would count the polling as Sessionize and, once the first iteration ends, the other
+    iterations' calls as the harness's. A handler's own transfer threads count as it (:func:`_pools_inherit`)."""
 
     name = "setup"
 
 
 _current = _Current()
+# One handler at a time: captured_output redirects the process's stdout and the logger's streams, which concurrent
+# Map iterations would swap under each other (their lines, log bytes and invocation times mixed up).
+_one_handler = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pools_inherit() -> Iterator[None]:
+    """While measuring, work a thread pool runs is counted as the function that submitted it (the Sessionize step
+    overlaps its S3 transfers in a pool)."""
+    submit = ThreadPoolExecutor.submit
+
+    def inherit(self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        name = _current.name
+
+        def attributed(*a: Any, **kw: Any) -> Any:
+            outer, _current.name = _current.name, name
+            try:
+                return fn(*a, **kw)
+            finally:
+                _current.name = outer
+
+        return submit(self, attributed, *args, **kwargs)
+
+    ThreadPoolExecutor.submit = inherit  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
 
 
 def _dynamo_units(operation: str, params: dict[str, Any]) -> tuple[str, int]:
@@ -108,6 +143,7 @@ def measure_hour(events: int = 20_000, seed: int = 0) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="workload-") as tmp,
         environment({"AWS_PROFILE": None, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}),
+        _pools_inherit(),
     ):
         settings = local_settings(warehouse_url=f"duckdb://{tmp}/warehouse.duckdb")
         with local_stack(settings, with_cognito=False) as stack:
@@ -278,15 +314,15 @@ def _timed(local: LocalFunctions, function: str, event: Any, calls: CallLog) -> 
 
 def _attributed(name: str, handler: Any, logs: dict[str, list[str]], seconds: dict[str, list[float]]) -> Any:
     def run(event: Any, context: Any) -> Any:
-        _current.name = name
-        started = time.perf_counter()
-        try:
-            with captured_output() as out:
+        with _one_handler, captured_output() as out:
+            _current.name = name
+            started = time.perf_counter()
+            try:
                 return handler(event, context)
-        finally:
-            seconds[name].append(time.perf_counter() - started)
-            logs[name].extend(line for line in out.getvalue().splitlines() if line.strip())
-            _current.name = "setup"
+            finally:
+                seconds[name].append(time.perf_counter() - started)
+                logs[name].extend(line for line in out.getvalue().splitlines() if line.strip())
+                _current.name = "setup"
 
     return run
 

@@ -320,6 +320,37 @@ def test_lambda_tasks_retry_transient_errors_with_backoff(asl):
         assert retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 2, name
 
 
+def test_sessionize_retries_the_error_a_lost_pointer_race_raises(asl):
+    # Given the error the Sessionize step raises when another writer replaced the bucket pointer it read (Lambda's
+    # Python runtime reports an unhandled exception's class name, which Step Functions matches in ErrorEquals)
+    from clickstream.sessionize.state import BucketState, PointerMoved, swap_pointer
+    from tests.fakes.storage import MemoryObjectStore
+
+    lake = MemoryObjectStore()
+    swap_pointer(lake, 0, BucketState(generation="run-1"), None, "run-1")
+    with pytest.raises(PointerMoved) as lost:  # run-2 read no pointer, but run-1 has published one since
+        swap_pointer(lake, 0, BucketState(generation="run-2"), None, "run-2")
+    error = type(lost.value).__name__
+    # Then the Sessionize task of both Maps retries exactly that name, briefly, with backoff and full jitter, and
+    # keeps retrying transient Lambda errors as before
+    for map_state in ("Sessionize", "SessionizeBackfill"):
+        task = asl["States"][map_state]["ItemProcessor"]["States"]["SessionizeBucket"]
+        [retrier] = [r for r in task["Retry"] if error in r["ErrorEquals"]]
+        assert retrier["ErrorEquals"] == [error], map_state
+        assert retrier["JitterStrategy"] == "FULL", map_state
+        assert 0 < retrier["IntervalSeconds"] <= 2 and retrier["BackoffRate"] > 1, map_state
+        assert 2 <= retrier["MaxAttempts"] <= 5, map_state
+        assert "Lambda.TooManyRequestsException" in task["Retry"][0]["ErrorEquals"], map_state
+    # And no other task retries it (only a Sessionize iteration re-reads the pointer it swaps)
+    others = [
+        name
+        for name, state in asl["States"].items()
+        for r in state.get("Retry", [])
+        if error in r["ErrorEquals"]
+    ]
+    assert others == []
+
+
 def test_function_timeouts_fit_their_task_timeouts(template, resources, asl):
     # Given each task's TimeoutSeconds in the ASL and its function's Timeout
     default = template["Globals"]["Function"]["Timeout"]

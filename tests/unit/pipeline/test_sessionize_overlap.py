@@ -19,7 +19,7 @@ from tests.unit.pipeline.test_sessionize_redelivery import (
     deliver,
     run,
 )
-from tests.unit.sessionize.data import T0, Stream
+from tests.unit.sessionize.data import T0, Stream, read_parquet
 
 
 @pytest.fixture
@@ -93,3 +93,37 @@ def test_a_conditional_write_refuses_a_changed_or_created_object(lake: S3ObjectS
     with pytest.raises(ObjectChanged):
         lake.put_bytes_if("k/state.json", b"three", etag)  # replaced since
     assert lake.get_bytes("k/state.json") == b"two"
+
+
+def test_the_retry_of_a_refused_run_leaves_no_file_of_its_refused_attempt_unnamed(
+    lake: S3ObjectStore, tmp_path: Path
+) -> None:
+    # Given visitors x and y in two slices, sessionized by run-0, and run-1's window touching both
+    x, y = _visitors_in_distinct_slices(2)
+    objects: dict[str, list[dict]] = {}
+    for n, name in enumerate(("raw/a", "raw/b", "raw/c")):
+        s = Stream(name)
+        s.add(x, T0 + n * 10 * MIN, event_id=f"{name}-x")
+        s.add(y, T0 + n * 10 * MIN, event_id=f"{name}-y")
+        objects[name] = s.rows
+    deliver(lake, tmp_path, "run-0", {"raw/a": objects["raw/a"]})
+    run(lake, "run-0")
+    deliver(lake, tmp_path, "run-1", {"raw/b": objects["raw/b"]})
+    deliver(lake, tmp_path, "run-2", {"raw/c": objects["raw/c"]})
+    # When run-1's first attempt loses its swap to run-2 (it has written its outputs and its generation's files)
+    with pytest.raises(PointerMoved):
+        sessionize_bucket(SessionizeInput(run_id="run-1", bucket=0), lake, fence=lambda: run(lake, "run-2"))
+    assert any("-run-1." in k for k in lake.list_keys(bucket_prefix(0)))
+    # And the state machine runs it again (the same task input)
+    again = run(lake, "run-1")
+    # Then the retry published over run-2's generation, and every state file is named by it or the one before it
+    current = read_state(lake, 0, set(lake.list_keys(bucket_prefix(0))))
+    assert current is not None and current.generation == "run-1" and current.previous is not None
+    assert current.previous.generation == "run-2"
+    named: set[str] = current.keys() | current.previous.keys()
+    stored = {k for k in lake.list_keys(bucket_prefix(0)) if not k.endswith("/state.json")}
+    assert sorted(stored - named) == [] and sorted(named - stored) == []
+    # And the state is one full recompute of every object, and the retry's answer names both visitors for Load
+    assert_state_is_a_full_recompute(lake, tmp_path, objects)
+    visitors = read_parquet(lake.download(again.visitors_key, tmp_path / "visitors.parquet"))
+    assert sorted(v["anonymous_id"] for v in visitors) == sorted([x, y])
