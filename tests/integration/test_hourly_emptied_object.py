@@ -11,8 +11,9 @@ from clickstream.adapters.storage import S3ObjectStore
 from clickstream.core.config import get_settings
 from clickstream.core.times import iso
 from clickstream_local import bridge
+from tests.integration.staging import stage_validated
 from tests.integration.test_state_machine import T0, sfn  # noqa: F401  (the stack fixture)
-from tests.unit.sessionize.data import Stream, write_parquet
+from tests.unit.sessionize.data import Stream
 
 MIN = timedelta(minutes=1)
 
@@ -35,15 +36,8 @@ def test_an_hourly_window_of_only_an_emptied_object_removes_its_rows(sfn, tmp_pa
     one.add("visitor-y", T0, event_id="y-1")
     two.add("visitor-z", T0, event_id="z-1")
     for stream, name in ((one, "obj-1"), (two, "obj-2")):
-        key = f"validated/dt=2026-03-02/hr=09/{name}.parquet"
-        lake.upload(write_parquet(tmp_path / f"{name}.parquet", stream.rows), key)
-        state.put_ledger(
-            {
-                "source_key": f"raw/{name}",
-                "validated_at": T0 + 10 * MIN,
-                "validated_key": key,
-                "had_valid": True,
-            }
+        stage_validated(
+            lake, state, stream, f"validated/dt=2026-03-02/hr=09/{name}.parquet", T0 + 10 * MIN, tmp_path
         )
     arn = bridge.create_pipeline_state_machine(sfn["stack"])
     first = bridge.run_pipeline(arn, "hourly-1", {"as_of": iso(T0 + timedelta(hours=1))})

@@ -30,8 +30,9 @@ from clickstream.pipeline.sessionize import SessionizeInput, run_sessionize
 from clickstream.sessionize.state import PointerMoved, pointer_key, read_state
 from clickstream_local import bridge
 from clickstream_local.template import asl_path
+from tests.integration.staging import stage_validated
 from tests.integration.test_state_machine import T0
-from tests.unit.sessionize.data import Stream, write_parquet
+from tests.unit.sessionize.data import Stream
 
 MIN = timedelta(minutes=1)
 # Every table a run's data reaches (pipeline_runs holds the executions' own ids and timings).
@@ -49,15 +50,13 @@ def _hour(lake: S3ObjectStore, state: DynamoStateStore, tmp: Path, hour: int) ->
     for n, visitor in enumerate([*VISITORS, f"newcomer-{hour}"]):
         for k in range(3):
             stream.add(visitor, start + (10 * k + n) * MIN, event_id=f"{name}-{visitor}-{k}")
-    key = f"validated/dt=2026-03-02/hr={9 + hour:02d}/{name}.parquet"
-    lake.upload(write_parquet(tmp / f"{name}.parquet", stream.rows), key)
-    state.put_ledger(
-        {
-            "source_key": f"raw/{name}",
-            "validated_at": start + 40 * MIN,
-            "validated_key": key,
-            "had_valid": True,
-        }
+    stage_validated(
+        lake,
+        state,
+        stream,
+        f"validated/dt=2026-03-02/hr={9 + hour:02d}/{name}.parquet",
+        start + 40 * MIN,
+        tmp,
     )
 
 
