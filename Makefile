@@ -53,11 +53,16 @@ $(SNOWPLOW_JS)/node_modules/.stamp: $(SNOWPLOW_JS)/package.json $(SNOWPLOW_JS)/p
 
 # Coverage is measured over the unit and integration tests; the end-to-end tests (whole simulated weeks through
 # moto) run after them without the line tracer, which slows their pure-Python paths about eightfold.
+# Both runs use TEST_WORKERS pytest-xdist workers (2: CI's cores; TEST_WORKERS=0 runs in one process), handed a
+# whole test file at a time (--dist loadfile) so a module's server or recorded run is built once; pytest-cov
+# combines the workers' coverage before --cov-fail-under checks it.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 test: setup web $(SNOWPLOW_JS)/node_modules/.stamp
 	bash scripts/ensure-chromium.sh
 	npm test --prefix web
-	$(PY) -m pytest --cov=clickstream --cov=clickstream_cli --cov=clickstream_local --cov-report=term:skip-covered --cov-fail-under=80 --ignore=tests/e2e $(PYTEST_ARGS)
-	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) --cov=clickstream --cov=clickstream_cli --cov=clickstream_local --cov-report=term:skip-covered --cov-fail-under=80 --ignore=tests/e2e $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) tests/e2e $(PYTEST_ARGS)
 
 $(TOOLS)/sam/.stamp:
 	@test -x $(PY312_BIN)/python3.12 || { echo "need python3.12 (pyenv install 3.12) for the SAM tools"; exit 1; }
