@@ -268,3 +268,25 @@ def test_a_hard_link_to_an_input_is_never_overwritten_and_odd_names_and_folders_
     assert "\\udcff" in err or "\\xff" in err  # the name shown escaped, on one line
     code, _, err = cli(capsys, src, "--out", src)
     assert code == 2 and err == f"clickstream validate: {src}: cannot create: File exists\n"
+
+
+def test_a_failure_inside_the_step_is_one_clipped_line_and_leaves_no_outputs_of_that_object(tmp_path, capsys):
+    # The step raising (a bug, or a library failing on content) costs that object only: exit 2, one line on stderr
+    # with the error clipped as the Lambda logs it, no half outputs; the next object is still validated.
+    a = write(tmp_path / "a.jsonl", raw_object(record([event()])))
+    b = write(tmp_path / "b.jsonl", raw_object(record([event(), event()])))
+    real = validate_object
+
+    def failing_on_a(source_key, **kwargs):
+        if source_key == "a.jsonl":
+            kwargs["lake_store"].put_bytes("validated/half.parquet", b"half")
+            raise RuntimeError("boom " + "x" * 5000)
+        return real(source_key, **kwargs)
+
+    with mock.patch("clickstream.validate.step.validate_object", failing_on_a):
+        code, ledger, err = cli(capsys, a, b, "--out", tmp_path / "out")
+    assert code == 2
+    assert err.startswith(f"clickstream validate: {a}: the validate step failed: RuntimeError: boom ")
+    assert err.count("\n") == 1 and len(err) < 2000
+    assert [line["validated"] for line in ledger] == [2]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.jsonl.parquet"]
