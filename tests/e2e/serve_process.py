@@ -9,9 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +22,6 @@ def clickstream(*args: str) -> list[str]:
 
 def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_SESSION_TOKEN")}
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def batch(n: int, anonymous_id: str | None = None) -> dict[str, Any]:
-    """A native batch of ``n`` page views from one visitor, each with a fresh event id."""
-    now = now_iso()
-    return {
-        "app_id": "shop-web",
-        "sent_at": now,
-        "anonymous_id": anonymous_id or str(uuid.uuid4()),
-        "events": [
-            {
-                "event_id": str(uuid.uuid4()),
-                "event_type": "page_view",
-                "occurred_at": now,
-                "page": {"url": "http://localhost:5173/laptops", "title": "Laptops"},
-            }
-            for _ in range(n)
-        ],
-    }
 
 
 def event_ids(*batches: dict[str, Any]) -> list[str]:
@@ -133,6 +108,13 @@ class ServeProcess:
 
     def run_pipeline(self) -> Answer:
         return self.request("POST", "/local/run-pipeline")
+
+    def run_then_stop(self, timeout: float = 120) -> tuple[int, str, str]:
+        """One pipeline run that must succeed, then SIGTERM: (exit code, rest of stdout, stderr)."""
+        run = self.run_pipeline()
+        assert run.status == 200 and run.json()["status"] == "SUCCEEDED", run.body
+        code, rest, err, _ = self.sigterm(timeout=timeout)
+        return code, rest, err
 
     def sigterm(self, timeout: float) -> tuple[int, str, str, float]:
         """SIGTERM and wait up to ``timeout`` s: (exit code, rest of stdout, stderr, seconds it took)."""

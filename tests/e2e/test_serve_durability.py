@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.serve_process import ServeProcess, batch, event_ids, token, warehouse_rows
+from tests.e2e.serve_process import ServeProcess, event_ids, token, warehouse_rows
+from tests.unit.local.serve_client import batch
 
 pytestmark = pytest.mark.slow
 
@@ -44,9 +45,7 @@ def test_kill_9_after_the_202_loses_nothing_and_a_restart_loads_it_exactly_once(
         status = second.request("GET", "/local/status").json()
         assert (status.get("replayed_requests"), status.get("unprocessed_requests")) == (3, 2), status
         # And the next run loads every accepted event exactly once, alice's earlier ones kept
-        run = second.run_pipeline()
-        assert run.status == 200 and run.json()["status"] == "SUCCEEDED", run.body
-        code, rest, err, _ = second.sigterm(timeout=120)
+        code, rest, err = second.run_then_stop()
     finally:
         second.cleanup()
     assert code == 0, err
@@ -90,9 +89,7 @@ def test_kill_during_a_pipeline_run_after_the_load_duplicates_nothing(tmp_path: 
     # And after a restart and a run, each of them is there exactly once
     again = ServeProcess(out).start()
     try:
-        run = again.run_pipeline()
-        assert run.status == 200 and run.json()["status"] == "SUCCEEDED", run.body
-        code, _, err, _ = again.sigterm(timeout=120)
+        code, _, err = again.run_then_stop()
     finally:
         again.cleanup()
     assert code == 0, err
