@@ -8,7 +8,6 @@ import gzip
 import http.client
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from clickstream_local.serve import (
 )
 from clickstream_local.template import load_template
 from tests.conftest import load_event
+from tests.unit.local.serve_client import batch
 
 ALLOWED = "http://localhost:5173"
 FOREIGN = "https://evil.example"
@@ -54,28 +54,6 @@ def _request(
         return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
     finally:
         conn.close()
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _batch(n: int = 1) -> dict[str, Any]:
-    now = _now_iso()
-    return {
-        "app_id": "shop-web",
-        "sent_at": now,
-        "anonymous_id": str(uuid.uuid4()),
-        "events": [
-            {
-                "event_id": str(uuid.uuid4()),
-                "event_type": "page_view",
-                "occurred_at": now,
-                "page": {"url": "http://localhost:5173/laptops", "title": "Laptops"},
-            }
-            for _ in range(n)
-        ],
-    }
 
 
 class Served:
@@ -215,7 +193,7 @@ def test_a_post_with_a_token_is_accepted_with_cors_for_the_origin(served):
     # Given a token for alice
     token = served.issuer.issue("alice")
     # When a browser posts two events with it
-    answer = served.post(_batch(2), token, Origin=ALLOWED)
+    answer = served.post(batch(2), token, Origin=ALLOWED)
     # Then the real ingest handler accepts them and the answer is readable cross-origin
     assert answer.status == 202 and answer.json() == {"accepted": 2}
     assert answer.headers["access-control-allow-origin"] == ALLOWED
@@ -235,7 +213,7 @@ def test_a_post_with_a_token_is_accepted_with_cors_for_the_origin(served):
 )
 def test_a_post_without_a_valid_token_is_401_in_the_apis_error_shape(served, make_token):
     # When events are posted with no token or a bad one, from an allowed origin
-    answer = served.post(_batch(), make_token(served.issuer), Origin=ALLOWED)
+    answer = served.post(batch(), make_token(served.issuer), Origin=ALLOWED)
     # Then the authorizer refuses them in the API's JSON error shape, readable by the page
     assert answer.status == 401
     assert answer.json()["error"]["code"] == "unauthorized" and answer.json()["error"]["message"]
@@ -244,23 +222,23 @@ def test_a_post_without_a_valid_token_is_401_in_the_apis_error_shape(served, mak
 
 
 def test_a_refusal_to_a_foreign_origin_carries_no_cors_headers(served):
-    answer = served.post(_batch(), None, Origin=FOREIGN)
+    answer = served.post(batch(), None, Origin=FOREIGN)
     assert answer.status == 401 and "access-control-allow-origin" not in answer.headers
 
 
 def test_the_user_id_comes_from_the_token_not_the_body(served):
     # Given a body that claims to be another user
-    batch = _batch()
-    batch["user_id"] = "someone-else"
-    batch["events"][0]["user_id"] = "someone-else"
-    answer = served.post(batch, served.issuer.issue("alice"))
+    claimed = batch()
+    claimed["user_id"] = "someone-else"
+    claimed["events"][0]["user_id"] = "someone-else"
+    answer = served.post(claimed, served.issuer.issue("alice"))
     # Then the handler judges it as the real handler does (accepted as alice, or refused): never a 5xx
     assert answer.status < 500
 
 
 def test_a_gzip_body_is_accepted(served):
     # Given a gzip-compressed batch sent as application/gzip, and one as JSON with Content-Encoding: gzip
-    body = gzip.compress(json.dumps(_batch(3)).encode())
+    body = gzip.compress(json.dumps(batch(3)).encode())
     token = served.issuer.issue("alice")
     for headers in (
         {"Content-Type": "application/gzip"},
@@ -334,7 +312,7 @@ def test_health_status_page_and_key_set(served):
 def test_run_pipeline_loads_what_arrived_into_the_warehouse(served):
     # Given events accepted from bob
     before = _request(served.url, "POST", "/local/run-pipeline", b"").json()["warehouse"]["events"]
-    assert served.post(_batch(4), served.issuer.issue("bob")).status == 202
+    assert served.post(batch(4), served.issuer.issue("bob")).status == 202
     # When the pipeline is run
     answer = _request(served.url, "POST", "/local/run-pipeline", b"", {"Origin": ALLOWED})
     # Then the run succeeded and the warehouse holds bob's events, under bob's user id
@@ -354,7 +332,7 @@ def test_stopping_runs_a_last_pass_and_leaves_the_warehouse_readable(served):
     import duckdb
 
     user = served.issuer.issue("carol")
-    assert served.post(_batch(5), user).status == 202
+    assert served.post(batch(5), user).status == 202
     # When the server is stopped
     served.stop()
     # Then the last pass loaded them, and the warehouse file opens (no lock held, no pending WAL needed)
