@@ -22,7 +22,6 @@ import argparse
 import gzip
 import json
 import os
-import re
 import shutil
 import sys
 import zlib
@@ -38,8 +37,6 @@ from clickstream_cli.args import Subparsers
 GZ_SUFFIX = ".gz"
 PARQUET_SUFFIX = ".parquet"
 QUARANTINE_SUFFIX = ".quarantine.jsonl"
-# The folders Firehose writes a raw object under: raw/dt=YYYY-MM-DD/hr=HH/<object name>
-_FIREHOSE_PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hr=(\d{2})")
 
 
 class ObjectError(Exception):
@@ -194,19 +191,13 @@ def not_json_lines(line: dict[str, Any]) -> str | None:
 
 
 def firehose_key(path: Path) -> str:
-    """The raw bucket key of a file lying under ``dt=YYYY-MM-DD/hr=HH/``: ``raw/dt=…/hr=…/<name>``."""
+    """The raw bucket key of a file lying under ``dt=YYYY-MM-DD/hr=HH/``: ``raw/dt=…/hr=…/<name>``; the folders
+    must name an hour the step takes as the arrival hour (``validate.keys.arrival_hour_of``)."""
     from clickstream.core.keys import RAW_PREFIX
+    from clickstream.validate.keys import arrival_hour_of
 
     partition = f"{path.parent.parent.name}/{path.parent.name}"
-    match = _FIREHOSE_PARTITION.fullmatch(partition)
-    valid = False
-    if match:
-        try:
-            datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}:00:00")
-            valid = True
-        except ValueError:
-            pass
-    if not valid:
+    if arrival_hour_of(partition, None) is None:
         raise ObjectError(
             "--received-at-from-key: not under dt=YYYY-MM-DD/hr=HH/ folders (a valid hour) as Firehose writes "
             "raw objects"
