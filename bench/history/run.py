@@ -23,14 +23,12 @@ grows with the frozen history, one 8-byte hash per event) are printed apart. The
 from __future__ import annotations
 
 import argparse
-import hashlib
 import inspect
 import json
 import random
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,11 +36,11 @@ from typing import Any
 
 import duckdb
 
-from clickstream.adapters.storage import ObjectChanged
 from clickstream.core.schema import VALIDATED_COLUMNS
 from clickstream.core.times import iso
 from clickstream.pipeline.manifest import Manifest, ManifestObject, manifest_key
 from clickstream.pipeline.sessionize import SessionizeInput, sessionize_bucket
+from tests.fakes.storage import MemoryObjectStore
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 STATE_PREFIX = "sessionized/"
@@ -50,17 +48,17 @@ LATE_SHARE = 0.03
 
 
 @dataclass
-class CountingLake:
-    """An in-memory object store (the ``ObjectStore`` protocol) that counts the bucket-state Parquet it serves."""
+class CountingLake(MemoryObjectStore):
+    """The tests' in-memory object store, counting the bucket-state Parquet it serves (the step fetches on several
+    threads)."""
 
-    objects: dict[str, bytes] = field(default_factory=dict)
     rows_read: int = 0
     bytes_read: int = 0
     scratch: Path = Path(".")
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _count(self, key: str, data: bytes) -> None:
-        """Rows and bytes of a state Parquet file served (the step fetches on several threads)."""
+    def _count(self, key: str, data: bytes) -> bytes:
+        """Rows and bytes of a state Parquet file served."""
         if key.startswith(STATE_PREFIX) and key.endswith(".parquet"):
             with tempfile.NamedTemporaryFile(dir=self.scratch, suffix=".parquet") as f:
                 f.write(data)
@@ -71,43 +69,10 @@ class CountingLake:
             with self.lock:
                 self.rows_read += n
                 self.bytes_read += len(data)
-
-    def put_bytes(self, key: str, data: bytes, content_type: str = "") -> None:
-        self.objects[key] = bytes(data)
-
-    def get_bytes(self, key: str) -> bytes:
-        data = self.objects[key]
-        self._count(key, data)
         return data
 
-    def get_tagged(self, key: str) -> tuple[bytes, str]:
-        data = self.get_bytes(key)
-        return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-    def put_bytes_if(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
-        """The conditional write of the pointer (one writer here: it always finds what it read)."""
-        current = self.objects.get(key)
-        if (None if current is None else hashlib.md5(current, usedforsecurity=False).hexdigest()) != etag:
-            raise ObjectChanged(f"{key} changed since it was read: not written")
-        self.objects[key] = bytes(data)
-        return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-    def exists(self, key: str) -> bool:
-        return key in self.objects
-
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        return iter(sorted(k for k in list(self.objects) if k.startswith(prefix)))
-
-    def download(self, key: str, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.get_bytes(key))
-        return path
-
-    def upload(self, path: Path, key: str, content_type: str = "") -> None:
-        self.objects[key] = path.read_bytes()
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
+    def get_bytes(self, key: str) -> bytes:
+        return self._count(key, super().get_bytes(key))
 
 
 def simulate(

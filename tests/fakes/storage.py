@@ -1,4 +1,5 @@
-"""An in-memory :class:`clickstream.adapters.storage.ObjectStore` (a bucket as a dict)."""
+"""An in-memory :class:`clickstream.adapters.storage.ObjectStore` (a bucket as a dict). Every read goes through
+:meth:`MemoryObjectStore.get_bytes`, so a subclass that watches reads (the history benchmark's) overrides that one."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class MemoryObjectStore:
         return self.objects[key]
 
     def get_tagged(self, key: str) -> tuple[bytes, str]:
-        data = self.objects[key]
+        data = self.get_bytes(key)
         return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
 
     def put_bytes_if(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
@@ -37,11 +38,12 @@ class MemoryObjectStore:
         return key in self.objects
 
     def list_keys(self, prefix: str) -> Iterator[str]:
-        yield from sorted(k for k in self.objects if k.startswith(prefix))
+        # a snapshot of the keys: the step lists while its transfer threads write
+        yield from sorted(k for k in list(self.objects) if k.startswith(prefix))
 
     def download(self, key: str, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.objects[key])
+        path.write_bytes(self.get_bytes(key))
         return path
 
     def upload(self, path: Path, key: str, content_type: str = "application/octet-stream") -> None:
