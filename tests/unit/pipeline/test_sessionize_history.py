@@ -19,7 +19,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from clickstream.core.times import iso
@@ -29,6 +29,7 @@ from clickstream.sessionize.rule import SessionRules
 from clickstream.sessionize.state import bucket_prefix, read_state
 from tests.fakes.storage import MemoryObjectStore
 from tests.unit.pipeline.test_sessionize import put_run, state
+from tests.unit.pipeline.test_sessionize_incremental import reproducible
 from tests.unit.sessionize import reference
 from tests.unit.sessionize.data import T0, US, Stream, read_parquet, write_parquet
 
@@ -186,13 +187,7 @@ def test_incremental_runs_across_frozen_history_equal_one_full_recompute(tmp_pat
     reached: Counter = Counter()
     examples = itertools.count()
 
-    @settings(
-        max_examples=20,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @reproducible(max_examples=20)
     @given(case=histories())
     @example(case=frozen_copy_case())
     def check(case: dict) -> None:

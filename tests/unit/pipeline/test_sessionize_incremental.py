@@ -130,20 +130,25 @@ def labels(batches: list[list[dict]]) -> set[str]:
     return found
 
 
+def reproducible(max_examples: int) -> settings:
+    """Hypothesis settings for the properties that also count which paths their cases reached: a fixed seed and no
+    example database, so CI and a laptop generate the same cases and the "reached" assertions are about the
+    strategy, not about luck or a local .hypothesis folder."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
 @pytest.mark.slow
 def test_incremental_runs_equal_one_full_recompute(aws, tmp_path: Path) -> None:
     reached: Counter = Counter()
     examples = itertools.count()
 
-    @settings(
-        max_examples=16,
-        deadline=None,
-        # A fixed seed and no example database: CI and a laptop generate the same cases, so the "reached"
-        # assertions below are about the strategy, not about luck or a local .hypothesis folder.
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @reproducible(max_examples=16)
     @given(batches=deliveries())
     def check(batches: list[list[dict]]) -> None:
         # Given a fresh lake and the batches in arrival order
