@@ -1,9 +1,10 @@
 """Validate-step benchmark: events/s on one core, raw gzip objects in, Parquet and quarantine files out.
 
 ``python -m bench validate -- [--events 200000] [--objects 16] [--keep DIR] [--input DIR/raw] [--only NAME ...]
-[--cpu N] [--hostile-bytes 1048576] [--hostile-repeats 5]``
+[--cpu N] [--no-phases] [--hostile-bytes 1048576] [--hostile-repeats 5]``
 
-After the contenders, ``bench.validate.hostile`` compares the worst content with ordinary content, one request of
+After the contenders, ``bench.validate.phases`` shows where the engine's CPU goes on the same objects (``--no-phases``
+skips it), and ``bench.validate.hostile`` compares the worst content with ordinary content, one request of
 ``--hostile-bytes`` each (0 skips it): see that module.
 
 Each contender reports wall seconds and CPU seconds (the machine may be shared: CPU seconds, and the ratios,
@@ -28,7 +29,14 @@ is reachable at all:
 
 - duckdb-copy: DuckDB's ``read_json`` of each gzip object (newline-delimited), events unnested, written to zstd
                Parquet on one thread (the engine's Parquet settings);
-- parse-only:  Python gunzip + ``json.loads`` of every line, counting events, writing nothing.
+- parse-only:  Python gunzip + ``json.loads`` of every line, counting events, writing nothing;
+- typed-decode: gunzip + a msgspec decode of every record and event into typed Structs with the contract's fields
+               and none of its constraints (``bench.validate.floor``), writing nothing: the floor the step's goal
+               is set against (>= 0.30x of it).
+
+After the rates, the step's ratios to the goals are printed: the engine (what the step runs) against the typed-decode
+floor (>= 0.30x), the ``jsonschema`` peer (>= 15x) and the pydantic-v2 judge writing the same Parquet (``python``,
+>= 1x).
 """
 
 from __future__ import annotations
@@ -281,6 +289,15 @@ def _duckdb_copy(paths: list[Path], out: Path) -> None:
     con.close()
 
 
+def _typed_decode(paths: list[Path], out: Path) -> None:
+    from bench.validate.floor import decode_object
+
+    events = 0
+    for path in paths:
+        events += decode_object(gzip.decompress(path.read_bytes()))
+    (out / "events.txt").write_text(f"{events}\n")  # the count, so the work cannot be skipped
+
+
 def _parse_only(paths: list[Path], out: Path) -> None:
     events = 0
     for path in paths:
@@ -297,9 +314,12 @@ CONTENDERS = {
     "peer": _peer,
     "duckdb-copy": _duckdb_copy,
     "parse-only": _parse_only,
+    "typed-decode": _typed_decode,
 }
 # Contenders that validate nothing: what reading alone costs here (the engine's rate is compared with them too).
-FLOORS = ("duckdb-copy", "parse-only")
+FLOORS = ("duckdb-copy", "parse-only", "typed-decode")
+# The step's goals (per CPU-second, the engine against each): at least this share of the contender's rate.
+GOALS = (("typed-decode", 0.30), ("peer", 15.0), ("python", 1.0))
 
 
 def _child(name: str, src: Path, out: Path, cpu: int) -> None:
@@ -333,6 +353,12 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--hostile-bytes", type=int, default=1_048_576, help="0: skip the worst-content case")
     parser.add_argument("--hostile-repeats", type=int, default=5)
+    parser.add_argument(
+        "--phases",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="profile the engine's phases on the same objects after the contenders (bench.validate.phases)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("NAME", "SRC", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="*", default=list(CONTENDERS), choices=list(CONTENDERS))
     args = parser.parse_args(argv)
@@ -404,6 +430,26 @@ def main(argv: list[str]) -> int:
                         f"{cpu_rates['engine'] / cpu_rates[floor]:.2f}x CPU"
                     )
                 print(line)
+        goals = [(name, bound) for name, bound in GOALS if name in cpu_rates and "engine" in cpu_rates]
+        if goals:
+            print("the step (engine) against its goals, per CPU-second:")
+            for name, bound in goals:
+                ratio = cpu_rates["engine"] / cpu_rates[name]
+                print(
+                    f"  engine / {name}: {ratio:.2f}x (goal >= {bound:.2f}x: {'met' if ratio >= bound else 'not met'})"
+                )
+        if args.phases:
+            print("where the engine's CPU goes on the same objects (bench.validate.phases):")
+            proc = subprocess.run(
+                [sys.executable, "-m", "bench.validate.phases", "--input", str(raw), "--cpu", str(args.cpu)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            print(proc.stdout, end="")
+            if proc.returncode != 0:
+                print(f"phases: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+                return 1
     if args.hostile_bytes > 0:
         print("worst content against ordinary content, one request each (bench.validate.hostile):")
         proc = subprocess.run(

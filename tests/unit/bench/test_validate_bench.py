@@ -38,6 +38,8 @@ def test_a_small_run_reports_every_contender_and_the_floors(
     for name in run.CONTENDERS:
         assert f"{name}:" in out
     assert "engine / peer:" in out and "floors (no validation" in out and "cli / engine:" in out
+    # And the phase profile ran on the same objects
+    assert "where the engine's CPU goes" in out and "typed-decode floor:" in out
     # And the worst-content case ran after them (bench.validate.hostile), on both paths
     assert out.count("worst / ordinary:") == 2
     # And the engine wrote validated Parquet for each object, the parse floor counted every event it read
@@ -50,6 +52,10 @@ def test_a_small_run_reports_every_contender_and_the_floors(
     )
     assert 0 < validated <= n_events
     assert int((tmp_path / "parse-only" / "events.txt").read_text()) == n_events
+    # And the typed-decode floor decoded every event, and the step's three goal ratios were printed
+    assert int((tmp_path / "typed-decode" / "events.txt").read_text()) == n_events
+    for name in ("typed-decode", "peer", "python"):
+        assert f"engine / {name}: " in out.split("against its goals", 1)[1]
     # And the command wrote the engine's rows for each object (the step judges them on its own path), one ledger
     # line each, its events accounted for
     cli_files = sorted((tmp_path / "cli").glob("*.parquet"))
