@@ -74,3 +74,47 @@ def decode_object(payload: bytes) -> int:
             except msgspec.ValidationError:
                 events += len(msgspec.json.decode(line)["events"])
     return events
+
+
+def polars_schema() -> dict[str, Any]:
+    """The same fields as a Polars schema (envelope and events; ``context`` and ``properties``, free-form maps, are
+    left out: Polars reads a JSON object only into a struct of known fields)."""
+    import polars as pl
+
+    item = pl.Struct(
+        {
+            "product_id": pl.String,
+            "name": pl.String,
+            "category": pl.String,
+            "brand": pl.String,
+            "price": pl.Float64,
+            "quantity": pl.Int64,
+        }
+    )
+    event = pl.Struct(
+        {
+            "event_id": pl.String,
+            "event_type": pl.String,
+            "occurred_at": pl.String,
+            "page": pl.Struct({"url": pl.String, "referrer": pl.String, "title": pl.String}),
+            "items": pl.List(item),
+            "value": pl.Float64,
+            "currency": pl.String,
+            "transaction_id": pl.String,
+            "client_session_id": pl.String,
+        }
+    )
+    return {
+        "schema": pl.String,
+        "request_id": pl.String,
+        "source": pl.String,
+        "received_at": pl.String,
+        "user_id": pl.String,
+        "ip": pl.String,
+        "user_agent": pl.String,
+        "internal": pl.Boolean,
+        "app_id": pl.String,
+        "sent_at": pl.String,
+        "anonymous_id": pl.String,
+        "events": pl.List(event),
+    }

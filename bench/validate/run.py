@@ -32,7 +32,9 @@ is reachable at all:
 - parse-only:  Python gunzip + ``json.loads`` of every line, counting events, writing nothing;
 - typed-decode: gunzip + a msgspec decode of every record and event into typed Structs with the contract's fields
                and none of its constraints (``bench.validate.floor``), writing nothing: the floor the step's goal
-               is set against (>= 0.30x of it).
+               is set against (>= 0.30x of it);
+- polars-read: gunzip + Polars' typed NDJSON reader (the same fields as a Polars schema, one thread) and the events
+               exploded into rows, writing nothing: a columnar reader a redesign could start from.
 
 After the rates, the step's ratios to the goals are printed: the engine (what the step runs) against the typed-decode
 floor (>= 0.30x), the ``jsonschema`` peer (>= 15x) and the pydantic-v2 judge writing the same Parquet (``python``,
@@ -298,6 +300,21 @@ def _typed_decode(paths: list[Path], out: Path) -> None:
     (out / "events.txt").write_text(f"{events}\n")  # the count, so the work cannot be skipped
 
 
+def _polars_read(paths: list[Path], out: Path) -> None:
+    os.environ["POLARS_MAX_THREADS"] = "1"  # before the import: the pool is sized then
+    import polars as pl
+
+    from bench.validate.floor import polars_schema
+
+    schema, events = polars_schema(), 0
+    for path in paths:
+        frame = pl.read_ndjson(gzip.decompress(path.read_bytes()), schema=schema)
+        frame.explode("events").unnest("events")  # eager: the rows are built here
+        # an empty events list explodes to one null row: count the lists' lengths instead of the rows
+        events += int(frame["events"].list.len().fill_null(0).sum())
+    (out / "events.txt").write_text(f"{events}\n")
+
+
 def _parse_only(paths: list[Path], out: Path) -> None:
     events = 0
     for path in paths:
@@ -315,9 +332,10 @@ CONTENDERS = {
     "duckdb-copy": _duckdb_copy,
     "parse-only": _parse_only,
     "typed-decode": _typed_decode,
+    "polars-read": _polars_read,
 }
 # Contenders that validate nothing: what reading alone costs here (the engine's rate is compared with them too).
-FLOORS = ("duckdb-copy", "parse-only", "typed-decode")
+FLOORS = ("duckdb-copy", "parse-only", "typed-decode", "polars-read")
 # The step's goals (per CPU-second, the engine against each): at least this share of the contender's rate.
 GOALS = (("typed-decode", 0.30), ("peer", 15.0), ("python", 1.0))
 

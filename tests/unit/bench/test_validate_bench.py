@@ -54,6 +54,7 @@ def test_a_small_run_reports_every_contender_and_the_floors(
     assert int((tmp_path / "parse-only" / "events.txt").read_text()) == n_events
     # And the typed-decode floor decoded every event, and the step's three goal ratios were printed
     assert int((tmp_path / "typed-decode" / "events.txt").read_text()) == n_events
+    assert int((tmp_path / "polars-read" / "events.txt").read_text()) == n_events
     for name in ("typed-decode", "peer", "python"):
         assert f"engine / {name}: " in out.split("against its goals", 1)[1]
     # And the command wrote the engine's rows for each object (the step judges them on its own path), one ledger
