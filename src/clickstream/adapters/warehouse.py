@@ -380,8 +380,9 @@ class PostgresConnection(Connection):
         the load does not replace (those not matching ``replaced``; the caller deleted nothing there) are copied
         next to the new ones into a fresh table, which gets the parent's indexes in sorted builds and then takes
         the old partition's place (:meth:`_swap_partition`), so the replaced rows are never deleted one by one
-        from live indexes. Rows of the other existing days go through ``events`` in a second COPY. A repeated
-        key raises :class:`KeyConflict`, as a COPY would.
+        from live indexes. Rows of the other existing days land in ``events_loading``'s default partition in the
+        same COPY and are inserted into ``events`` from there, so DuckDB reads the files once. A repeated key
+        raises :class:`KeyConflict`, as a COPY would.
         """
         import psycopg
 
@@ -400,7 +401,6 @@ class PostgresConnection(Connection):
         if not built:
             self.load_select("events", columns, select)
             return []
-        listed = ", ".join(f"DATE '{day.isoformat()}'" for day in built)
         self.execute(
             f"CREATE TABLE {_LOADING} (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (event_ts)"
         )
@@ -412,16 +412,15 @@ class PostgresConnection(Connection):
                 f" FOR VALUES FROM ('{low}') TO ('{high}')"
             )
         everything_built = len(built) == len(counts)
-        rows = (
-            select
-            if everything_built
-            else f"SELECT * FROM ({select}) WHERE CAST(event_ts AS DATE) IN ({listed})"
-        )
-        self.load_select(_LOADING, columns, rows)
+        if not everything_built:  # the other days' rows: inserted into events from here, after the one COPY
+            self.execute(f"CREATE TABLE {_LOADING_REST} PARTITION OF {_LOADING} DEFAULT")
+        self.load_select(_LOADING, columns, select)
         for day in built:
             self.execute(f"ALTER TABLE {_LOADING} DETACH PARTITION {_building_name(day, day in rewrite)}")
-        self.execute(f"DROP TABLE {_LOADING}")
         try:
+            if not everything_built:
+                self.execute(f"INSERT INTO events SELECT * FROM {_LOADING_REST}")
+            self.execute(f"DROP TABLE {_LOADING}")
             for day in new:
                 name, (low, high) = partition_name(day), _day_bounds(day)
                 # the key index is built here
@@ -433,10 +432,6 @@ class PostgresConnection(Connection):
                 self._build_rewritten_day(day, replaced)
         except psycopg.errors.UniqueViolation as exc:
             raise KeyConflict(str(exc).splitlines()[0]) from exc
-        if not everything_built:
-            self.load_select(
-                "events", columns, f"SELECT * FROM ({select}) WHERE CAST(event_ts AS DATE) NOT IN ({listed})"
-            )
         for day in rewrite:
             self._swap_partition(day, replaced)
         return new
@@ -647,11 +642,14 @@ def binary_copy_select(columns: Columns, select: str) -> str:
 
 
 _LOADING = "events_loading"  # the loader's private, index-free parent of new days' tables (never committed)
+_LOADING_REST = (
+    "events_loading_rest"  # its default partition: rows of the days not built, inserted into events
+)
 # An existing day's partition is rebuilt when a load brings at least REWRITE_MIN_ROWS rows for it and the rows it
 # keeps are fewer than REWRITE_RATIO times the rows the load takes out of it and puts in (see
 # PostgresConnection.event_days_to_rebuild; the ratio is measured in docs/decisions.md).
 REWRITE_MIN_ROWS = 10_000
-REWRITE_RATIO = 2
+REWRITE_RATIO = 0.75
 SWAP_LOCK_TIMEOUT = "5s"  # the longest a rebuilt day's swap waits for readers of events (then: top-up)
 
 
