@@ -127,14 +127,21 @@ class Connection:
         return []
 
     def load_events(
-        self, columns: Columns, select: str, *, rebuild: Sequence[date] = (), replaced: str = "FALSE"
+        self,
+        columns: Columns,
+        select: str,
+        *,
+        rebuild: Sequence[date] = (),
+        replaced: str = "FALSE",
+        kept: str = "SELECT * FROM {table}",
     ) -> list[date]:
         """Append the rows of a DuckDB ``select`` (``columns`` of ``events``) to ``events``, like :meth:`load_select`.
 
         Returns the UTC days whose storage this call created (PostgreSQL: new daily partitions, filled before
         their indexes are built; see :meth:`PostgresConnection.load_events`). ``rebuild`` names existing days
         (from :meth:`event_days_to_rebuild`) whose stored rows matching the SQL condition ``replaced`` the caller
-        has NOT deleted: they are left out of the rebuilt day instead (DuckDB never rebuilds a day).
+        has NOT deleted: the rebuilt day takes only the rows of ``kept`` (a SELECT of the others from ``{table}``,
+        written so that it plans as hash joins however many rows are replaced). DuckDB never rebuilds a day.
         """
         self.load_select("events", columns, select)
         return []
@@ -363,7 +370,13 @@ class PostgresConnection(Connection):
         return created
 
     def load_events(
-        self, columns: Columns, select: str, *, rebuild: Sequence[date] = (), replaced: str = "FALSE"
+        self,
+        columns: Columns,
+        select: str,
+        *,
+        rebuild: Sequence[date] = (),
+        replaced: str = "FALSE",
+        kept: str = "SELECT * FROM {table}",
     ) -> list[date]:
         """COPY the rows into ``events``; a day without a partition, or one this load mostly rewrites, gets its
         partition built from scratch.
@@ -377,7 +390,7 @@ class PostgresConnection(Connection):
         changes (SHARE UPDATE EXCLUSIVE), so readers go on; a rollback undoes it all.
 
         An existing day in ``rebuild`` (see :meth:`event_days_to_rebuild`) is built the same way: its rows that
-        the load does not replace (those not matching ``replaced``; the caller deleted nothing there) are copied
+        the load does not replace (``kept``: those not matching ``replaced``; the caller deleted nothing there) are copied
         next to the new ones into a fresh table, which gets the parent's indexes in sorted builds and then takes
         the old partition's place (:meth:`_swap_partition`), so the replaced rows are never deleted one by one
         from live indexes. Rows of the other existing days land in ``events_loading``'s default partition in the
@@ -429,7 +442,7 @@ class PostgresConnection(Connection):
                 )
                 self.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds")
             for day in rewrite:
-                self._build_rewritten_day(day, replaced)
+                self._build_rewritten_day(day, kept)
         except psycopg.errors.UniqueViolation as exc:
             raise KeyConflict(str(exc).splitlines()[0]) from exc
         for day in rewrite:
@@ -457,10 +470,10 @@ class PostgresConnection(Connection):
                 out.append(day)
         return out
 
-    def _build_rewritten_day(self, day: date, replaced: str) -> None:
-        """Copy the day's kept rows (not ``replaced``) into its new table, then give it the parent's indexes."""
+    def _build_rewritten_day(self, day: date, kept: str) -> None:
+        """Copy the day's ``kept`` rows into its new table, then give it the parent's indexes (sorted builds)."""
         name, table = partition_name(day), _building_name(day, True)
-        self.execute(f"INSERT INTO {table} SELECT * FROM {name} WHERE NOT ({replaced})")
+        self.execute(f"INSERT INTO {table} {kept.format(table=name)}")
         for (definition,) in self.query(
             "SELECT CASE WHEN c.oid IS NOT NULL THEN 'ALTER TABLE {t} ADD ' || pg_get_constraintdef(c.oid)"
             " ELSE regexp_replace(pg_get_indexdef(i.indexrelid), ' INDEX \\S+ ON ONLY \\S+ ', ' INDEX ON {t} ') END"

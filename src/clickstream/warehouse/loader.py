@@ -159,11 +159,16 @@ def load_run(
 
 
 # The stored events a load replaces: those of the replaced sessions (``stage_replaced``) of the affected visitors.
-# Neither subquery yields NULL (stage_affected's ids are non-null, session_id is sessions' key) and both columns
-# are NOT NULL, so ``NOT (REPLACED_EVENTS)`` is exactly the rows a load keeps.
-REPLACED_EVENTS = (
-    "anonymous_id IN (SELECT anonymous_id FROM stage_affected WHERE anonymous_id IS NOT NULL)"
-    " AND session_id IN (SELECT session_id FROM stage_replaced)"
+REPLACED_EVENTS = "anonymous_id IN (SELECT anonymous_id FROM stage_affected) AND session_id IN (SELECT session_id FROM stage_replaced)"
+# The others, from one table: two disjoint branches (not in a replaced session; in one, but not of an affected
+# visitor) whose EXISTS and NOT EXISTS PostgreSQL plans as hash semi- and anti-joins. ``NOT (REPLACED_EVENTS)``
+# would be a subplan per row, hashed only while the staged ids fit in work_mem and otherwise a scan of them per
+# row (minutes at 200k replaced sessions).
+KEPT_EVENTS = (
+    "SELECT * FROM {table} e WHERE NOT EXISTS (SELECT 1 FROM stage_replaced r WHERE r.session_id = e.session_id)"
+    " UNION ALL SELECT * FROM {table} e"
+    " WHERE EXISTS (SELECT 1 FROM stage_replaced r WHERE r.session_id = e.session_id)"
+    " AND NOT EXISTS (SELECT 1 FROM stage_affected a WHERE a.anonymous_id = e.anonymous_id)"
 )
 
 
@@ -243,7 +248,9 @@ def _insert(conn: Connection, src: _Source, rebuild: Sequence[date]) -> None:
     # events last: a rebuilt day's partition swap locks events until the commit (see load_events)
     conn.load_select("sessions", SESSION_TABLE_COLUMNS, src.sessions)
     conn.load_select("users", USER_COLUMNS, src.users)
-    conn.load_events(WAREHOUSE_EVENT_COLUMNS, src.events, rebuild=rebuild, replaced=REPLACED_EVENTS)
+    conn.load_events(
+        WAREHOUSE_EVENT_COLUMNS, src.events, rebuild=rebuild, replaced=REPLACED_EVENTS, kept=KEPT_EVENTS
+    )
 
 
 def _write_rows(conn: Connection, src: _Source, rebuild: Sequence[date]) -> set[str]:

@@ -14,7 +14,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from clickstream.adapters import warehouse as engine
 from clickstream.adapters.warehouse import open_warehouse
-from clickstream.warehouse.loader import RunRecord, _day_ranges, load_run
+from clickstream.warehouse.loader import KEPT_EVENTS, RunRecord, _day_ranges, load_run
 from clickstream.warehouse.migrate import migrate
 from clickstream.warehouse.snapshot import table_digest, warehouse_digest
 from tests.unit.warehouse.factory import at, event, session, write_run
@@ -233,6 +233,27 @@ def test_a_day_is_rebuilt_when_what_it_keeps_is_small_beside_what_the_load_repla
         # And never below REWRITE_MIN_ROWS incoming rows, nor a day without a partition (it is new anyway)
         assert conn.event_days_to_rebuild({day: 9}, {day: 12}) == []
         assert conn.event_days_to_rebuild({DAY3.date(): 100}, {}) == []
+
+
+def test_a_rebuilt_days_kept_rows_plan_as_joins_however_many_sessions_are_replaced(pg):
+    # Given 100k replaced sessions staged, far more than a hashed subplan can hold in a small work_mem
+    with pg.connect() as conn, conn.transaction():
+        conn.prepare_event_days([at(0).date()])
+        conn.execute(
+            "CREATE TEMP TABLE stage_affected AS SELECT 'v' || i AS anonymous_id FROM generate_series(1, 100000) i"
+        )
+        conn.execute(
+            "CREATE TEMP TABLE stage_replaced AS"
+            " SELECT 's' || i AS session_id, 'v' || i AS anonymous_id FROM generate_series(1, 100000) i"
+        )
+        conn.execute("ANALYZE stage_affected")
+        conn.execute("ANALYZE stage_replaced")
+        conn.execute("SET LOCAL work_mem = '64kB'")
+        # When the rows a rebuilt day keeps are planned
+        plan = "\n".join(r[0] for r in conn.query("EXPLAIN " + KEPT_EVENTS.format(table="events_p20260302")))
+    # Then they are joins against the staged ids, never a subplan run per stored row
+    assert "SubPlan" not in plan, plan
+    assert "Anti Join" in plan and "Semi Join" in plan, plan
 
 
 def test_a_rewrite_that_fails_before_commit_leaves_the_old_partition(pg, tmp_path, monkeypatch):
