@@ -428,6 +428,13 @@ class PostgresConnection(Connection):
         if not everything_built:  # the other days' rows: inserted into events from here, after the one COPY
             self.execute(f"CREATE TABLE {_LOADING_REST} PARTITION OF {_LOADING} DEFAULT")
         self.load_select(_LOADING, columns, select)
+        if rewrite:  # the rebuilt days' kept rows, in one statement (the staged ids are hashed once)
+            ranges = " OR ".join(
+                f"(event_ts >= '{low}' AND event_ts < '{high}')" for low, high in map(_day_bounds, rewrite)
+            )
+            self.execute(
+                f"INSERT INTO {_LOADING} {kept.format(table=f'(SELECT * FROM events WHERE {ranges})')}"
+            )
         for day in built:
             self.execute(f"ALTER TABLE {_LOADING} DETACH PARTITION {_building_name(day, day in rewrite)}")
         try:
@@ -442,7 +449,7 @@ class PostgresConnection(Connection):
                 )
                 self.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds")
             for day in rewrite:
-                self._build_rewritten_day(day, kept)
+                self._index_rewritten_day(day)
         except psycopg.errors.UniqueViolation as exc:
             raise KeyConflict(str(exc).splitlines()[0]) from exc
         for day in rewrite:
@@ -470,10 +477,9 @@ class PostgresConnection(Connection):
                 out.append(day)
         return out
 
-    def _build_rewritten_day(self, day: date, kept: str) -> None:
-        """Copy the day's ``kept`` rows into its new table, then give it the parent's indexes (sorted builds)."""
-        name, table = partition_name(day), _building_name(day, True)
-        self.execute(f"INSERT INTO {table} {kept.format(table=name)}")
+    def _index_rewritten_day(self, day: date) -> None:
+        """Give a rebuilt day's new table (new and kept rows) the parent's indexes and key, in sorted builds."""
+        table = _building_name(day, True)
         for (definition,) in self.query(
             "SELECT CASE WHEN c.oid IS NOT NULL THEN 'ALTER TABLE {t} ADD ' || pg_get_constraintdef(c.oid)"
             " ELSE regexp_replace(pg_get_indexdef(i.indexrelid), ' INDEX \\S+ ON ONLY \\S+ ', ' INDEX ON {t} ') END"
