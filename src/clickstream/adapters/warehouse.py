@@ -140,8 +140,9 @@ class Connection:
         Returns the UTC days whose storage this call created (PostgreSQL: new daily partitions, filled before
         their indexes are built; see :meth:`PostgresConnection.load_events`). ``rebuild`` names existing days
         (from :meth:`event_days_to_rebuild`) whose stored rows matching the SQL condition ``replaced`` the caller
-        has NOT deleted: the rebuilt day takes only the rows of ``kept`` (a SELECT of the others from ``{table}``,
-        written so that it plans as hash joins however many rows are replaced). DuckDB never rebuilds a day.
+        has NOT deleted: the rebuilt day takes only the rows of ``kept``, a SELECT of the others from ``{table}``
+        (a subquery), written so that it plans as hash joins however many rows are replaced. DuckDB never rebuilds
+        a day.
         """
         self.load_select("events", columns, select)
         return []
@@ -390,12 +391,12 @@ class PostgresConnection(Connection):
         changes (SHARE UPDATE EXCLUSIVE), so readers go on; a rollback undoes it all.
 
         An existing day in ``rebuild`` (see :meth:`event_days_to_rebuild`) is built the same way: its rows that
-        the load does not replace (``kept``: those not matching ``replaced``; the caller deleted nothing there) are copied
-        next to the new ones into a fresh table, which gets the parent's indexes in sorted builds and then takes
-        the old partition's place (:meth:`_swap_partition`), so the replaced rows are never deleted one by one
-        from live indexes. Rows of the other existing days land in ``events_loading``'s default partition in the
-        same COPY and are inserted into ``events`` from there, so DuckDB reads the files once. A repeated key
-        raises :class:`KeyConflict`, as a COPY would.
+        the load does not replace (``kept``: those not matching ``replaced``; the caller deleted nothing there)
+        are copied (one statement for all such days) next to the new ones into a fresh table, which gets the
+        parent's indexes in sorted builds and then takes the old partition's place (:meth:`_swap_partition`), so
+        the replaced rows are never deleted one by one from live indexes. Rows of the other existing days land in
+        ``events_loading``'s default partition in the same COPY and are inserted into ``events`` from there, so
+        DuckDB reads the files once. A repeated key raises :class:`KeyConflict`, as a COPY would.
         """
         import psycopg
 
@@ -495,8 +496,9 @@ class PostgresConnection(Connection):
         events after everything else) and waits at most :data:`SWAP_LOCK_TIMEOUT` for readers in flight rather
         than queueing every new reader behind it. When readers hold ``events`` longer, the swap is given up (its
         savepoint rolled back) and the day is topped up instead, as an incremental load would: the partition's
-        ``replaced`` rows are deleted, then the rebuilt table's rows that it lacks (the new ones) inserted. The new table's indexes match the
-        parent's, so attaching them builds nothing, and the bounds CHECK spares the attach its scan.
+        ``replaced`` rows are deleted, then the rebuilt table's rows that it lacks (the new ones) inserted. The
+        new table's indexes match the parent's, so attaching them builds nothing, and the bounds CHECK spares the
+        attach its scan.
         """
         import psycopg
 

@@ -7,7 +7,8 @@ those visitors' sessions from that start on and those sessions' events (only on 
 user links, write the new rows straight into
 the tables (DuckDB reads the Parquet itself; PostgreSQL gets them by binary COPY encoded by DuckDB, no staging
 copy, and rebuilds a day's partition that the load mostly rewrites: that day's replaced rows are left out of the
-new partition instead of deleted), write their ``users`` rows, record the run, commit. Only ``WAREHOUSE_EVENT_COLUMNS`` of each event reach the warehouse; the rest stays in the lake. Same input
+new partition instead of deleted), write their ``users`` rows, record the run, commit. Only
+``WAREHOUSE_EVENT_COLUMNS`` of each event reach the warehouse; the rest stays in the lake. Same input
 twice → the same tables (idempotent); any failure before the commit → the previous state (atomic).
 
 What is read from the Parquet files (the affected visitors, the days, the counts, the ``users`` rows, the
@@ -159,11 +160,14 @@ def load_run(
 
 
 # The stored events a load replaces: those of the replaced sessions (``stage_replaced``) of the affected visitors.
-REPLACED_EVENTS = "anonymous_id IN (SELECT anonymous_id FROM stage_affected) AND session_id IN (SELECT session_id FROM stage_replaced)"
-# The others, from one table: two disjoint branches (not in a replaced session; in one, but not of an affected
-# visitor) whose EXISTS and NOT EXISTS PostgreSQL plans as hash semi- and anti-joins. ``NOT (REPLACED_EVENTS)``
-# would be a subplan per row, hashed only while the staged ids fit in work_mem and otherwise a scan of them per
-# row (minutes at 200k replaced sessions).
+REPLACED_EVENTS = (
+    "anonymous_id IN (SELECT anonymous_id FROM stage_affected)"
+    " AND session_id IN (SELECT session_id FROM stage_replaced)"
+)
+# The others, from ``{table}`` (a subquery: the rebuilt days of events), as two disjoint branches (not in a replaced
+# session; in one, but not of an affected visitor) whose EXISTS and NOT EXISTS PostgreSQL plans as hash semi- and
+# anti-joins. ``NOT (REPLACED_EVENTS)`` would be a subplan per row, hashed only while the staged ids fit in
+# work_mem and otherwise a scan of them per row (over ten minutes for a 1M-event reload).
 KEPT_EVENTS = (
     "SELECT * FROM {table} e WHERE NOT EXISTS (SELECT 1 FROM stage_replaced r WHERE r.session_id = e.session_id)"
     " UNION ALL SELECT * FROM {table} e"
