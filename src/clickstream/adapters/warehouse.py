@@ -117,11 +117,32 @@ class Connection:
         """
         return []
 
-    def load_events(self, columns: Columns, select: str) -> list[date]:
+    def event_days_to_rebuild(self, incoming: dict[date, int], replaced: dict[date, int]) -> list[date]:
+        """The existing UTC days whose storage a load had better rebuild than update (none on DuckDB).
+
+        ``incoming``: the load's events per day; ``replaced``: about how many stored events of each day it replaces
+        (an estimate is enough: the choice changes the cost, never the result). See
+        :meth:`PostgresConnection.event_days_to_rebuild`.
+        """
+        return []
+
+    def load_events(
+        self,
+        columns: Columns,
+        select: str,
+        *,
+        rebuild: Sequence[date] = (),
+        replaced: str = "FALSE",
+        kept: str = "SELECT * FROM {table}",
+    ) -> list[date]:
         """Append the rows of a DuckDB ``select`` (``columns`` of ``events``) to ``events``, like :meth:`load_select`.
 
         Returns the UTC days whose storage this call created (PostgreSQL: new daily partitions, filled before
-        their indexes are built; see :meth:`PostgresConnection.load_events`).
+        their indexes are built; see :meth:`PostgresConnection.load_events`). ``rebuild`` names existing days
+        (from :meth:`event_days_to_rebuild`) whose stored rows matching the SQL condition ``replaced`` the caller
+        has NOT deleted: the rebuilt day takes only the rows of ``kept``, a SELECT of the others from ``{table}``
+        (a subquery), written so that it plans as hash joins however many rows are replaced. DuckDB never rebuilds
+        a day.
         """
         self.load_select("events", columns, select)
         return []
@@ -314,18 +335,24 @@ class PostgresConnection(Connection):
             stream.close()
             duck.close()
 
-    def _missing_event_days(self, days: Sequence[date]) -> list[date] | None:
-        """The days among ``days`` that have no partition of ``events`` yet; None when ``events`` is one table."""
+    def _existing_partitions(self) -> set[str] | None:
+        """The names of the partitions of ``events``; None when ``events`` is one table."""
         rows = self.query("SELECT relkind FROM pg_class WHERE oid = to_regclass('events')")
         if not rows or rows[0][0] != "p":
             return None
-        existing = {
+        return {
             name
             for (name,) in self.query(
                 "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
                 " WHERE i.inhparent = to_regclass('events')"
             )
         }
+
+    def _missing_event_days(self, days: Sequence[date]) -> list[date] | None:
+        """The days among ``days`` that have no partition of ``events`` yet; None when ``events`` is one table."""
+        existing = self._existing_partitions()
+        if existing is None:
+            return None
         return [day for day in sorted(set(days)) if partition_name(day) not in existing]
 
     def prepare_event_days(self, days: Sequence[date]) -> list[date]:
@@ -343,7 +370,15 @@ class PostgresConnection(Connection):
             )
         return created
 
-    def load_events(self, columns: Columns, select: str) -> list[date]:
+    def load_events(
+        self,
+        columns: Columns,
+        select: str,
+        *,
+        rebuild: Sequence[date] = (),
+        replaced: str = "FALSE",
+        kept: str = "SELECT * FROM {table}",
+    ) -> list[date]:
         """COPY the rows into ``events``; a day without a partition, or one this load mostly rewrites, gets its
         partition built from scratch.
 
@@ -355,12 +390,13 @@ class PostgresConnection(Connection):
         attached to ``events``, and ``events_loading`` is dropped. Attaching locks ``events`` only against schema
         changes (SHARE UPDATE EXCLUSIVE), so readers go on; a rollback undoes it all.
 
-        An existing day is rebuilt the same way when this load brings at least :data:`REWRITE_MIN_ROWS` rows for
-        it and the partition keeps fewer than :data:`REWRITE_RATIO` times as many (a recomputation or back-fill, not
-        an hourly top-up): its remaining rows (the caller deleted the replaced ones) are copied next to the new
-        ones into a fresh table, which gets the parent's indexes in sorted builds and then takes the old
-        partition's place (:meth:`_swap_partition`). Rows of the other existing days go through ``events`` in a
-        second COPY. A repeated key raises :class:`KeyConflict`, as a COPY would.
+        An existing day in ``rebuild`` (see :meth:`event_days_to_rebuild`) is built the same way: its rows that
+        the load does not replace (``kept``: those not matching ``replaced``; the caller deleted nothing there)
+        are copied (one statement for all such days) next to the new ones into a fresh table, which gets the
+        parent's indexes in sorted builds and then takes the old partition's place (:meth:`_swap_partition`), so
+        the replaced rows are never deleted one by one from live indexes. Rows of the other existing days land in
+        ``events_loading``'s default partition in the same COPY and are inserted into ``events`` from there, so
+        DuckDB reads the files once. A repeated key raises :class:`KeyConflict`, as a COPY would.
         """
         import psycopg
 
@@ -374,12 +410,11 @@ class PostgresConnection(Connection):
         if new is None:  # events is one table
             self.load_select("events", columns, select)
             return []
-        rewrite = self._days_to_rewrite({day: n for day, n in counts.items() if day not in new})
+        rewrite = sorted(set(rebuild) - set(new))
         built = sorted([*new, *rewrite])
         if not built:
             self.load_select("events", columns, select)
             return []
-        listed = ", ".join(f"DATE '{day.isoformat()}'" for day in built)
         self.execute(
             f"CREATE TABLE {_LOADING} (LIKE events INCLUDING DEFAULTS) PARTITION BY RANGE (event_ts)"
         )
@@ -391,16 +426,22 @@ class PostgresConnection(Connection):
                 f" FOR VALUES FROM ('{low}') TO ('{high}')"
             )
         everything_built = len(built) == len(counts)
-        rows = (
-            select
-            if everything_built
-            else f"SELECT * FROM ({select}) WHERE CAST(event_ts AS DATE) IN ({listed})"
-        )
-        self.load_select(_LOADING, columns, rows)
+        if not everything_built:  # the other days' rows: inserted into events from here, after the one COPY
+            self.execute(f"CREATE TABLE {_LOADING_REST} PARTITION OF {_LOADING} DEFAULT")
+        self.load_select(_LOADING, columns, select)
+        if rewrite:  # the rebuilt days' kept rows, in one statement (the staged ids are hashed once)
+            ranges = " OR ".join(
+                f"(event_ts >= '{low}' AND event_ts < '{high}')" for low, high in map(_day_bounds, rewrite)
+            )
+            self.execute(
+                f"INSERT INTO {_LOADING} {kept.format(table=f'(SELECT * FROM events WHERE {ranges})')}"
+            )
         for day in built:
             self.execute(f"ALTER TABLE {_LOADING} DETACH PARTITION {_building_name(day, day in rewrite)}")
-        self.execute(f"DROP TABLE {_LOADING}")
         try:
+            if not everything_built:
+                self.execute(f"INSERT INTO events SELECT * FROM {_LOADING_REST}")
+            self.execute(f"DROP TABLE {_LOADING}")
             for day in new:
                 name, (low, high) = partition_name(day), _day_bounds(day)
                 # the key index is built here
@@ -409,29 +450,37 @@ class PostgresConnection(Connection):
                 )
                 self.execute(f"ALTER TABLE {name} DROP CONSTRAINT {name}_bounds")
             for day in rewrite:
-                self._build_rewritten_day(day)
+                self._index_rewritten_day(day)
         except psycopg.errors.UniqueViolation as exc:
             raise KeyConflict(str(exc).splitlines()[0]) from exc
-        if not everything_built:
-            self.load_select(
-                "events", columns, f"SELECT * FROM ({select}) WHERE CAST(event_ts AS DATE) NOT IN ({listed})"
-            )
         for day in rewrite:
-            self._swap_partition(day)
+            self._swap_partition(day, replaced)
         return new
 
-    def _days_to_rewrite(self, incoming: dict[date, int]) -> list[date]:
-        """Existing days whose partition this load should rebuild (see :meth:`load_events`)."""
+    def event_days_to_rebuild(self, incoming: dict[date, int], replaced: dict[date, int]) -> list[date]:
+        """Existing days whose partition a load should rebuild rather than delete from and insert into.
+
+        A day qualifies when the load brings at least :data:`REWRITE_MIN_ROWS` rows for it and the rows the
+        partition keeps (its rows less the ``replaced`` estimate) are fewer than :data:`REWRITE_RATIO` times
+        the rows the load takes out and puts in (``replaced`` + ``incoming``): copying a kept row and building
+        the indexes over every row then costs less than deleting the replaced rows from live indexes and
+        inserting the new ones beside their dead tuples (bench/load, reload case; docs/decisions.md). Days
+        without a partition are not listed (they are new: :meth:`load_events` builds them anyway).
+        """
+        existing = self._existing_partitions() or set()
         out = []
         for day, n in sorted(incoming.items()):
-            if n >= REWRITE_MIN_ROWS and self.count(partition_name(day)) < REWRITE_RATIO * n:
+            if n < REWRITE_MIN_ROWS or partition_name(day) not in existing:
+                continue
+            out_and_in = replaced.get(day, 0) + n
+            kept = max(self.count(partition_name(day)) - replaced.get(day, 0), 0)
+            if kept < REWRITE_RATIO * out_and_in:
                 out.append(day)
         return out
 
-    def _build_rewritten_day(self, day: date) -> None:
-        """Copy the day's remaining rows into its new table, then give it the parent's indexes (sorted builds)."""
-        name, table = partition_name(day), _building_name(day, True)
-        self.execute(f"INSERT INTO {table} SELECT * FROM {name}")
+    def _index_rewritten_day(self, day: date) -> None:
+        """Give a rebuilt day's new table (new and kept rows) the parent's indexes and key, in sorted builds."""
+        table = _building_name(day, True)
         for (definition,) in self.query(
             "SELECT CASE WHEN c.oid IS NOT NULL THEN 'ALTER TABLE {t} ADD ' || pg_get_constraintdef(c.oid)"
             " ELSE regexp_replace(pg_get_indexdef(i.indexrelid), ' INDEX \\S+ ON ONLY \\S+ ', ' INDEX ON {t} ') END"
@@ -440,15 +489,16 @@ class PostgresConnection(Connection):
         ):
             self.execute(definition.replace("{t}", table))
 
-    def _swap_partition(self, day: date) -> None:
+    def _swap_partition(self, day: date, replaced: str) -> None:
         """Put the day's rebuilt table in place of its partition, keeping the partition's name.
 
         Detaching takes ACCESS EXCLUSIVE on ``events`` until the commit, so this runs last (the loader writes
         events after everything else) and waits at most :data:`SWAP_LOCK_TIMEOUT` for readers in flight rather
         than queueing every new reader behind it. When readers hold ``events`` longer, the swap is given up (its
-        savepoint rolled back) and the day is topped up instead: the rebuilt table's rows that the partition lacks
-        (the new ones) are inserted into it, as an incremental load would. The new table's indexes match the
-        parent's, so attaching them builds nothing, and the bounds CHECK spares the attach its scan.
+        savepoint rolled back) and the day is topped up instead, as an incremental load would: the partition's
+        ``replaced`` rows are deleted, then the rebuilt table's rows that it lacks (the new ones) inserted. The
+        new table's indexes match the parent's, so attaching them builds nothing, and the bounds CHECK spares the
+        attach its scan.
         """
         import psycopg
 
@@ -459,6 +509,7 @@ class PostgresConnection(Connection):
                 self.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
                 self.execute(f"ALTER TABLE events DETACH PARTITION {name}")
         except psycopg.errors.LockNotAvailable:
+            self.execute(f"DELETE FROM {name} WHERE {replaced}")
             self.execute(
                 f"INSERT INTO {name} SELECT * FROM {table} t WHERE NOT EXISTS"
                 f" (SELECT 1 FROM {name} o WHERE o.event_id = t.event_id AND o.event_ts = t.event_ts)"
@@ -612,11 +663,14 @@ def binary_copy_select(columns: Columns, select: str) -> str:
 
 
 _LOADING = "events_loading"  # the loader's private, index-free parent of new days' tables (never committed)
-# An existing day's partition is rebuilt when a load brings at least this many rows for it and the partition keeps
-# (after the replaced visitors' rows are deleted) fewer than REWRITE_RATIO times as many: copying a kept row and
-# building the indexes over it costs about half of inserting a row into live indexes (bench/load, reload case).
+_LOADING_REST = (
+    "events_loading_rest"  # its default partition: rows of the days not built, inserted into events
+)
+# An existing day's partition is rebuilt when a load brings at least REWRITE_MIN_ROWS rows for it and the rows it
+# keeps are fewer than REWRITE_RATIO times the rows the load takes out of it and puts in (see
+# PostgresConnection.event_days_to_rebuild; the ratio is measured in docs/decisions.md).
 REWRITE_MIN_ROWS = 10_000
-REWRITE_RATIO = 2
+REWRITE_RATIO = 0.75
 SWAP_LOCK_TIMEOUT = "5s"  # the longest a rebuilt day's swap waits for readers of events (then: top-up)
 
 

@@ -6,8 +6,9 @@ have changed; null: their whole history), their ids, and their complete ``users`
 those visitors' sessions from that start on and those sessions' events (only on the UTC days they span), and their
 user links, write the new rows straight into
 the tables (DuckDB reads the Parquet itself; PostgreSQL gets them by binary COPY encoded by DuckDB, no staging
-copy, and rebuilds a day's partition that the load mostly rewrites), write their ``users`` rows, record the run,
-commit. Only ``WAREHOUSE_EVENT_COLUMNS`` of each event reach the warehouse; the rest stays in the lake. Same input
+copy, and rebuilds a day's partition that the load mostly rewrites: that day's replaced rows are left out of the
+new partition instead of deleted), write their ``users`` rows, record the run, commit. Only
+``WAREHOUSE_EVENT_COLUMNS`` of each event reach the warehouse; the rest stays in the lake. Same input
 twice → the same tables (idempotent); any failure before the commit → the previous state (atomic).
 
 What is read from the Parquet files (the affected visitors, the days, the counts, the ``users`` rows, the
@@ -140,10 +141,11 @@ def load_run(
             conn.execute("ANALYZE stage_affected")  # the deletes' planner needs its size
         conn.execute(*sql.load(_PACKAGE, "stage_replaced").bind())
         old_days = _days(conn.query(*sql.load(_PACKAGE, "old_session_days").bind()))
-        _delete_visitor_events(conn)
+        rebuild = _days_to_rebuild(conn, src)
+        _delete_visitor_events(conn, skip=rebuild)
         conn.execute("DELETE FROM sessions WHERE session_id IN (SELECT session_id FROM stage_replaced)")
         conn.execute("DELETE FROM users WHERE anonymous_id IN (SELECT anonymous_id FROM stage_affected)")
-        old_days |= _write_rows(conn, src)
+        old_days |= _write_rows(conn, src, rebuild)
         _record_run(conn, run, n_events, n_sessions, n_visitors)
         conn.execute("DROP TABLE stage_replaced")
         conn.execute("DROP TABLE stage_affected")
@@ -157,27 +159,71 @@ def load_run(
     )
 
 
-def _delete_visitor_events(conn: Connection) -> None:
+# The stored events a load replaces: those of the replaced sessions (``stage_replaced``) of the affected visitors.
+REPLACED_EVENTS = (
+    "anonymous_id IN (SELECT anonymous_id FROM stage_affected)"
+    " AND session_id IN (SELECT session_id FROM stage_replaced)"
+)
+# The others, from ``{table}`` (a subquery: the rebuilt days of events), as two disjoint branches (not in a replaced
+# session; in one, but not of an affected visitor) whose EXISTS and NOT EXISTS PostgreSQL plans as hash semi- and
+# anti-joins. ``NOT (REPLACED_EVENTS)`` would be a subplan per row, hashed only while the staged ids fit in
+# work_mem and otherwise a scan of them per row (over ten minutes for a 1M-event reload).
+KEPT_EVENTS = (
+    "SELECT * FROM {table} e WHERE NOT EXISTS (SELECT 1 FROM stage_replaced r WHERE r.session_id = e.session_id)"
+    " UNION ALL SELECT * FROM {table} e"
+    " WHERE EXISTS (SELECT 1 FROM stage_replaced r WHERE r.session_id = e.session_id)"
+    " AND NOT EXISTS (SELECT 1 FROM stage_affected a WHERE a.anonymous_id = e.anonymous_id)"
+)
+
+
+def _days_to_rebuild(conn: Connection, src: _Source) -> list[date]:
+    """The UTC days whose events partition this load rebuilds instead of deleting from (PostgreSQL; see
+    :meth:`~clickstream.adapters.warehouse.Connection.event_days_to_rebuild`).
+
+    The replaced events of a day are estimated by the ``n_events`` of the replaced sessions that start on it: a
+    session crossing midnight counts on its first day, which only moves the choice, never the result.
+    """
+    if conn.dialect != "postgresql":
+        return []
+    incoming = {
+        _as_date(day): int(n)
+        for day, n in conn.scan(
+            f"SELECT CAST(event_ts AS DATE) AS d, count(*) FROM ({src.events}) GROUP BY d"
+        )
+    }
+    replaced = {
+        _as_date(day): int(n or 0)
+        for day, n in conn.query(
+            "SELECT CAST(session_start AS DATE) AS d, sum(n_events) FROM stage_replaced GROUP BY d"
+        )
+    }
+    return conn.event_days_to_rebuild(incoming, replaced)
+
+
+def _delete_visitor_events(conn: Connection, skip: Sequence[date] = ()) -> None:
     """Delete the events of the replaced sessions (``stage_replaced``), looking only at the UTC days they span.
 
     Every stored event lies within its session (``session_start`` .. ``session_end``: the loader writes both from the
     same files, erasure removes both), so those days hold all of the sessions' events. The days become a few
     ``event_ts`` ranges in the statement, and PostgreSQL prunes every other daily partition at plan time; a
-    visitor without old sessions (a first load) needs no delete at all.
+    visitor without old sessions (a first load) needs no delete at all. Days in ``skip`` are left alone: their
+    partitions are rebuilt without the replaced rows (see :func:`_days_to_rebuild`).
     """
     spans = conn.query(
         "SELECT DISTINCT CAST(session_start AS DATE), CAST(session_end AS DATE) FROM stage_replaced"
     )
-    ranges = _day_ranges([(_as_date(lo), _as_date(hi)) for lo, hi in spans])
+    skipped = set(skip)
+    days = {
+        lo + timedelta(days=i)
+        for lo, hi in ((_as_date(a), _as_date(b)) for a, b in spans)
+        for i in range((hi - lo).days + 1)
+    }
+    ranges = _day_ranges([(day, day) for day in days - skipped])
     if not ranges:
         return
     where = " OR ".join("(event_ts >= ? AND event_ts < ?)" for _ in ranges)
     params = [bound for lo, hi in ranges for bound in (_utc_midnight(lo), _utc_midnight(hi))]
-    conn.execute(
-        f"DELETE FROM events WHERE ({where}) AND anonymous_id IN (SELECT anonymous_id FROM stage_affected)"
-        " AND session_id IN (SELECT session_id FROM stage_replaced)",
-        params,
-    )
+    conn.execute(f"DELETE FROM events WHERE ({where}) AND {REPLACED_EVENTS}", params)
 
 
 def _day_ranges(spans: Sequence[tuple[date, date]]) -> list[tuple[date, date]]:
@@ -202,24 +248,26 @@ def _utc_midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def _insert(conn: Connection, src: _Source) -> None:
+def _insert(conn: Connection, src: _Source, rebuild: Sequence[date]) -> None:
     # events last: a rebuilt day's partition swap locks events until the commit (see load_events)
     conn.load_select("sessions", SESSION_TABLE_COLUMNS, src.sessions)
     conn.load_select("users", USER_COLUMNS, src.users)
-    conn.load_events(WAREHOUSE_EVENT_COLUMNS, src.events)
+    conn.load_events(
+        WAREHOUSE_EVENT_COLUMNS, src.events, rebuild=rebuild, replaced=REPLACED_EVENTS, kept=KEPT_EVENTS
+    )
 
 
-def _write_rows(conn: Connection, src: _Source) -> set[str]:
+def _write_rows(conn: Connection, src: _Source, rebuild: Sequence[date]) -> set[str]:
     """Insert the run's rows; returns the days of sessions of other visitors that a key collision replaced."""
     if conn.dialect == "postgresql":
         try:
             with conn.savepoint():
-                _insert(conn, src)
+                _insert(conn, src, rebuild)
             return set()
         except KeyConflict:
             pass  # rolled back to the savepoint: clear the colliding keys, then write again
     days = _delete_by_key(conn, src)
-    _insert(conn, src)
+    _insert(conn, src, rebuild)
     return days
 
 

@@ -356,3 +356,38 @@ def test_timeouts_the_dsn_sets_are_kept(pg_database):
         assert conn._conn.info.get_parameters().get("connect_timeout") == "3"
         assert conn.query("SHOW statement_timeout") == [("1h",)]
         assert conn.query("SHOW idle_in_transaction_session_timeout") == [("5min",)]
+
+
+def test_a_key_collision_on_an_existing_day_is_replaced_while_a_new_day_is_built(pg, tmp_path):
+    # Given event x1 loaded for visitor P on 03-02
+    with pg.connect() as conn:
+        load_run(
+            conn,
+            write_run(
+                tmp_path / "r1", [event("x1", "SP", "P", "page_view", at(9))], [session("SP", "P", at(9), 1)]
+            ),
+            RunRecord("r1"),
+        )
+        # When one run brings the same event for visitor Q (03-02 exists: its rows go through the loader's default
+        # partition, the same COPY that builds 03-03, new, for visitor N)
+        load_run(
+            conn,
+            write_run(
+                tmp_path / "r2",
+                [
+                    event("x1", "SQ", "Q", "page_view", at(9)),
+                    event("n1", "SN", "N", "page_view", at(9, day=DAY3)),
+                ],
+                [session("SQ", "Q", at(9), 1), session("SN", "N", at(9, day=DAY3), 1)],
+            ),
+            RunRecord("r2"),
+        )
+        # Then the colliding key was replaced and both days hold their rows, with nothing of the loader left
+        assert conn.query("SELECT event_id, anonymous_id FROM events ORDER BY 1") == [
+            ("n1", "N"),
+            ("x1", "Q"),
+        ]
+        assert _partitions(conn) == {"events_p20260302": 1, "events_p20260303": 1}
+        assert conn.query("SELECT to_regclass('events_loading'), to_regclass('events_loading_rest')") == [
+            (None, None)
+        ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,7 +14,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from clickstream.adapters import warehouse as engine
 from clickstream.adapters.warehouse import open_warehouse
-from clickstream.warehouse.loader import RunRecord, _day_ranges, load_run
+from clickstream.warehouse.loader import KEPT_EVENTS, RunRecord, _day_ranges, load_run
 from clickstream.warehouse.migrate import migrate
 from clickstream.warehouse.snapshot import table_digest, warehouse_digest
 from tests.unit.warehouse.factory import at, event, session, write_run
@@ -136,6 +138,122 @@ def test_a_rewritten_day_equals_the_incremental_reload(pg, other_pg, tmp_path, m
                 "INSERT INTO events (event_id, anonymous_id, event_type, event_ts, session_id)"
                 " SELECT event_id, anonymous_id, event_type, event_ts, session_id FROM events WHERE anonymous_id = 'K'"
             )
+
+
+_RECORD_DELETES = """
+CREATE TABLE deletes_seen (event_id VARCHAR);
+CREATE FUNCTION record_delete() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN INSERT INTO deletes_seen VALUES (OLD.event_id); RETURN OLD; END $$;
+CREATE TRIGGER record_delete AFTER DELETE ON events_p20260302 FOR EACH ROW EXECUTE FUNCTION record_delete();
+"""
+
+
+def test_a_rebuilt_day_is_never_deleted_from_and_ends_as_the_delete_path_leaves_it(
+    pg, other_pg, tmp_path, monkeypatch
+):
+    # Given the same two runs' first loaded into two warehouses, a trigger recording every row deleted from 03-02
+    run1, run2 = _runs(tmp_path)
+    for wh in (pg, other_pg):
+        with wh.connect() as conn:
+            load_run(conn, run1, RunRecord("r1"))
+            conn.script(_RECORD_DELETES)
+    # When run 2 rebuilds 03-02 in one and deletes from it in the other
+    monkeypatch.setattr(engine, "REWRITE_MIN_ROWS", 1)
+    with pg.connect() as conn:
+        load_run(conn, run2, RunRecord("r2"))
+    monkeypatch.setattr(engine, "REWRITE_MIN_ROWS", 10**9)
+    with other_pg.connect() as conn:
+        load_run(conn, run2, RunRecord("r2"))
+        # Then the delete path deleted A's and B's eight old rows of that day one by one
+        assert conn.count("deletes_seen") == 8
+    with pg.connect() as rebuilt, other_pg.connect() as deleted:
+        # And the rebuilt day's replaced rows were left out of its new partition, never deleted
+        assert rebuilt.count("deletes_seen") == 0
+        # And both paths leave the same rows, partitions and index definitions
+        for table in ("events", "sessions", "users"):
+            assert table_digest(rebuilt, table) == table_digest(deleted, table), table
+        assert _partitions(rebuilt) == _partitions(deleted)
+        for name in _partitions(rebuilt):
+            assert _shape(rebuilt, name)[0] == _shape(deleted, name)[0], name
+
+
+def test_a_reader_waiting_on_the_swap_sees_the_whole_new_day(pg, tmp_path, monkeypatch):
+    # Given run 1 loaded, and a load of run 2 that rebuilds 03-02
+    run1, run2 = _runs(tmp_path)
+    with pg.connect() as conn:
+        load_run(conn, run1, RunRecord("r1"))
+    monkeypatch.setattr(engine, "REWRITE_MIN_ROWS", 1)
+    seen: list[list[tuple]] = []
+    started = threading.Event()
+
+    def dashboard_query() -> None:
+        with pg.connect() as reader:
+            reader.execute("SET lock_timeout = '30s'")
+            started.set()
+            seen.append(
+                reader.query(
+                    "SELECT anonymous_id, count(*) FROM events WHERE event_ts >= ? AND event_ts < ?"
+                    " GROUP BY 1 ORDER BY 1",
+                    [at(0), at(0, day=DAY3)],
+                )
+            )
+
+    reader = threading.Thread(target=dashboard_query)
+
+    def start_reader_then_wait() -> None:
+        # the swap holds events until the commit: the reader's query waits behind it
+        reader.start()
+        started.wait(10)
+        time.sleep(0.5)
+        assert not seen, "the reader did not wait for the load's swap"
+
+    # When a dashboard query arrives while the load that swapped the day has not committed yet
+    with pg.connect() as conn:
+        load_run(conn, run2, RunRecord("r2"), before_commit=start_reader_then_wait)
+    reader.join(30)
+    # Then it saw the day once, whole and new: K kept, A and B replaced, nothing missing or twice
+    assert seen == [[("A", 6), ("B", 2), ("K", 4)]]
+
+
+def test_a_day_is_rebuilt_when_what_it_keeps_is_small_beside_what_the_load_replaces(
+    pg, tmp_path, monkeypatch
+):
+    # Given 03-02's partition holding 12 rows (run 1's K, A, B) and 03-01's holding 3 (C)
+    run1, _ = _runs(tmp_path)
+    monkeypatch.setattr(engine, "REWRITE_MIN_ROWS", 10)
+    monkeypatch.setattr(engine, "REWRITE_RATIO", 1)
+    day, other = at(0).date(), at(0, day=DAY1).date()
+    with pg.connect() as conn:
+        load_run(conn, run1, RunRecord("r1"))
+        # Then a day is rebuilt when the rows it keeps are fewer than REWRITE_RATIO times those out and in
+        assert conn.event_days_to_rebuild({day: 10}, {day: 0}) == []  # keeps 12, 10 out and in
+        assert conn.event_days_to_rebuild({day: 10}, {day: 1}) == []  # keeps 11, 11 out and in
+        assert conn.event_days_to_rebuild({day: 10}, {day: 2}) == [day]  # keeps 10, 12 out and in
+        assert conn.event_days_to_rebuild({day: 10, other: 10}, {other: 3}) == [other]
+        # And never below REWRITE_MIN_ROWS incoming rows, nor a day without a partition (it is new anyway)
+        assert conn.event_days_to_rebuild({day: 9}, {day: 12}) == []
+        assert conn.event_days_to_rebuild({DAY3.date(): 100}, {}) == []
+
+
+def test_a_rebuilt_days_kept_rows_plan_as_joins_however_many_sessions_are_replaced(pg):
+    # Given 100k replaced sessions staged, far more than a hashed subplan can hold in a small work_mem
+    with pg.connect() as conn, conn.transaction():
+        conn.prepare_event_days([at(0).date()])
+        conn.execute(
+            "CREATE TEMP TABLE stage_affected AS SELECT 'v' || i AS anonymous_id FROM generate_series(1, 100000) i"
+        )
+        conn.execute(
+            "CREATE TEMP TABLE stage_replaced AS"
+            " SELECT 's' || i AS session_id, 'v' || i AS anonymous_id FROM generate_series(1, 100000) i"
+        )
+        conn.execute("ANALYZE stage_affected")
+        conn.execute("ANALYZE stage_replaced")
+        conn.execute("SET LOCAL work_mem = '64kB'")
+        # When the rows a rebuilt day keeps are planned
+        plan = "\n".join(r[0] for r in conn.query("EXPLAIN " + KEPT_EVENTS.format(table="events_p20260302")))
+    # Then they are joins against the staged ids, never a subplan run per stored row
+    assert "SubPlan" not in plan, plan
+    assert "Anti Join" in plan and "Semi Join" in plan, plan
 
 
 def test_a_rewrite_that_fails_before_commit_leaves_the_old_partition(pg, tmp_path, monkeypatch):
