@@ -53,6 +53,7 @@ from clickstream.core import sql
 from clickstream.core.errors import DomainError
 from clickstream.core.keys import bucket_prefix, sessions_bucket_prefix
 from clickstream.core.schema import EVENT_COLUMNS, USER_COLUMNS
+from clickstream.sessionize.idfilter import ID_FILTER_CONTENT_TYPE
 from clickstream.sessionize.rule import connect, one_row
 
 # Slices per bucket. Part of the state's layout: changing it needs the state rebuilt (a full back-fill). At most 63:
@@ -138,13 +139,20 @@ class SliceFiles:
     tail: str | None = None
     users: str | None = None
     ids: str | None = None
+    ids_added: list[str] = field(default_factory=list)  # ids of each freeze since ``ids`` was written whole
+    bloom: str | None = None  # the frozen-id filter over ``ids`` and ``ids_added`` (None: build it from them)
     frozen: list[str] = field(default_factory=list)
     frozen_sessions: list[str] = field(default_factory=list)
     legacy: str | None = None  # all.parquet of the layout before frozen history
 
     def keys(self) -> set[str]:
-        one = {self.hot, self.sessions, self.tail, self.users, self.ids, self.legacy}
-        return {k for k in one if k} | set(self.frozen) | set(self.frozen_sessions)
+        one = {self.hot, self.sessions, self.tail, self.users, self.ids, self.bloom, self.legacy}
+        return {k for k in one if k} | set(self.ids_added) | set(self.frozen) | set(self.frozen_sessions)
+
+    @property
+    def id_files(self) -> list[str]:
+        """The frozen-id index's files: the whole index as last written, then each later freeze's ids."""
+        return ([self.ids] if self.ids else []) + self.ids_added
 
     @property
     def boundary_date(self) -> date | None:
@@ -257,8 +265,9 @@ def fetch(lake: ObjectStore, key: str, path: Path) -> Path:
     return path
 
 
-def store(lake: ObjectStore, path: Path, key: str, content_type: str = PARQUET_TYPE) -> None:
-    """One PUT of a local file."""
+def store(lake: ObjectStore, path: Path, key: str, content_type: str | None = None) -> None:
+    """One PUT of a local file (Parquet, or the frozen-id filter's bytes, by the key's suffix)."""
+    content_type = content_type or (PARQUET_TYPE if key.endswith(".parquet") else ID_FILTER_CONTENT_TYPE)
     lake.put_bytes(key, path.read_bytes(), content_type=content_type)
 
 
