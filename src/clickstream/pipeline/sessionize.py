@@ -814,32 +814,22 @@ def _stage_ids(
     files: list[tuple[Path, str]],
 ) -> None:
     """The frozen-id index and filter of touched slice ``s`` in the new generation (``frozen_out_ids``: the ids
-    this run froze; for a thawed slice every frozen id). A thawed slice gets both written whole. A freeze appends
-    its ids as one more index file (``ids_added``) and adds them to the filter while it has room; past it the
-    index is read whole and written again as one file, with a filter twice its size. A slice whose filter this run
-    built from its index gets it written; otherwise the slice keeps its files."""
+    this run froze; for a thawed slice every frozen id). A thawed slice, or one freezing for the first time, gets
+    both written whole. A later freeze appends its ids as one more index file (``ids_added``) and adds them to the
+    filter (which grows by a layer when full: the index is not read). A slice whose filter this run built from its
+    index gets it written; otherwise the slice keeps its files."""
     old = run.slice_files(s)
     new.ids, new.ids_added, new.bloom = old.ids, list(old.ids_added), old.bloom
     (added,) = one_row(run.con, f"SELECT count(*) FROM frozen_out_ids WHERE _slice = {int(s)}")
-    frozen = int(added) > 0
     id_filter = run.filters.get(s)
-    if s in run.thawed_slices or (frozen and not old.id_files):  # the index is what this run froze
+    if s in run.thawed_slices or (added and id_filter is None):  # the index is what this run froze
         new.ids = put(s, "ids", _of("frozen_out_ids", s, state.IDS_COLUMNS, "h"))
         new.ids_added = []
         id_filter = IdFilter.of(_hashes(run, s)) if new.ids else None
-    elif frozen and id_filter is not None and id_filter.has_room(int(added)):
+    elif added and id_filter is not None:
         delta = put(s, "ids", _of("frozen_out_ids", s, state.IDS_COLUMNS, "h"))
         new.ids_added += [delta] if delta else []
         id_filter.add(_hashes(run, s))
-    elif frozen:  # past the filter's capacity: the index as one file, and a filter twice its size
-        whole = sorted(set(_read_ids(run, [s])[s]) | set(_hashes(run, s)))
-        run.con.execute(
-            "CREATE OR REPLACE TEMP TABLE whole_ids AS SELECT unnest($1::UBIGINT[]) AS h, $2::INTEGER AS _slice",
-            [whole, s],
-        )
-        new.ids = put(s, "ids", _of("whole_ids", s, state.IDS_COLUMNS, "h"))
-        new.ids_added = []
-        id_filter = IdFilter.of(whole)
     elif s not in run.filters_built:
         return  # nothing froze: the filter as it was
     if id_filter is None:

@@ -8,30 +8,33 @@ before. A false positive costs that read and changes nothing else; a false negat
 index is added to the filter).
 
 The filter is ``rbloom``'s (Rust) with the identity as its hash: the index's keys are already 64 bits of an md5
-(``state.id_hash_sql``). It is sized for ``capacity`` ids at ``ID_FILTER_FP_RATE``; a freeze adds its ids while they
-fit, and past the capacity the filter is built again from the index at twice the ids it holds (so rebuilds are rare:
-one per doubling of a slice's frozen history). The file is a small header (magic, version, ids added, capacity)
-followed by ``rbloom``'s own bytes.
+(``state.id_hash_sql``). It grows without reading the index (a scalable Bloom filter): it is a list of layers, each
+sized for a capacity; a freeze adds its ids to the last layer while they fit, and past it opens a new layer for twice
+the ids the filter then holds, at half the previous layer's false-positive rate, so the rates sum to less than
+``ID_FILTER_FP_RATE`` however many layers there are. The file is a header (magic, version, layers) and per layer
+its ids, capacity, false-positive rate and ``rbloom``'s own bytes.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rbloom import Bloom
 
 from clickstream.core.errors import DomainError
 
-# A run of ~2,000 arrivals probing a filter at 1e-6 has a false candidate about once in 500 runs. Costs 28.8 bits
-# (3.6 bytes) per id against the index's 8 bytes per id.
+# A run of ~2,000 arrivals probing a filter at 1e-6 has a false candidate about once in 500 runs. The first layer
+# is sized at half of it (about 30 bits, 3.8 bytes, per id, against the index's 8 bytes), each later one at half the
+# one before (about 1.44 more bits per id each).
 ID_FILTER_FP_RATE = 1e-6
 ID_FILTER_MIN_CAPACITY = 1024
 ID_FILTER_CONTENT_TYPE = "application/octet-stream"
 _MAGIC = b"CSIF"
 _VERSION = 1
-_HEADER = struct.Struct("<4sBQQ")  # magic, version, ids added, capacity
+_HEADER = struct.Struct("<4sBH")  # magic, version, layers
+_LAYER = struct.Struct("<QQdQ")  # ids added, capacity, false-positive rate, length of rbloom's bytes
 
 
 class BadIdFilter(DomainError):
@@ -46,50 +49,86 @@ def _identity(h: int) -> int:
 
 
 @dataclass
-class IdFilter:
-    """A slice's frozen-id filter: the Bloom filter, how many ids were added and how many it was sized for."""
+class Layer:
+    """One Bloom filter of a slice's frozen-id filter: its ids added, the ids and rate it was sized for."""
 
     bloom: Bloom
     count: int
     capacity: int
+    fp_rate: float
 
     @classmethod
-    def sized(cls, expected: int) -> IdFilter:
-        """An empty filter for twice ``expected`` ids (at least ``ID_FILTER_MIN_CAPACITY``)."""
-        capacity = max(ID_FILTER_MIN_CAPACITY, 2 * expected)
-        return cls(Bloom(capacity, ID_FILTER_FP_RATE, hash_func=_identity), 0, capacity)
+    def sized(cls, capacity: int, fp_rate: float) -> Layer:
+        return cls(Bloom(capacity, fp_rate, hash_func=_identity), 0, capacity, fp_rate)
+
+
+@dataclass
+class IdFilter:
+    """A slice's frozen-id filter: a hash may be in the index when any layer says so."""
+
+    layers: list[Layer] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(layer.count for layer in self.layers)
+
+    @property
+    def size_in_bits(self) -> int:
+        return sum(layer.bloom.size_in_bits for layer in self.layers)
 
     @classmethod
     def of(cls, hashes: list[int]) -> IdFilter:
-        """A filter holding ``hashes``, with room for as many again."""
-        out = cls.sized(len(hashes))
+        """A filter holding ``hashes``, with room for as many again in its one layer."""
+        out = cls()
         out.add(hashes)
         return out
 
-    def has_room(self, n: int) -> bool:
-        return self.count + n <= self.capacity
-
     def add(self, hashes: list[int]) -> None:
-        self.bloom.update(hashes)
-        self.count += len(hashes)
+        """Add ``hashes``: into the last layer while it has room, the rest into a new layer sized for twice the ids
+        the filter then holds, at half the last layer's rate."""
+        last = self.layers[-1] if self.layers else None
+        room = last.capacity - last.count if last is not None else 0
+        if last is not None and room > 0:
+            last.bloom.update(hashes[:room])
+            last.count += min(room, len(hashes))
+        rest = hashes[room:]
+        if rest or not self.layers:
+            rate = ID_FILTER_FP_RATE / 2 if last is None else last.fp_rate / 2
+            layer = Layer.sized(max(ID_FILTER_MIN_CAPACITY, 2 * (self.count + len(rest))), rate)
+            layer.bloom.update(rest)
+            layer.count = len(rest)
+            self.layers.append(layer)
 
     def probe(self, hashes: Iterable[int]) -> list[int]:
         """The hashes the filter may hold (every one it holds, and rarely one it does not)."""
-        bloom = self.bloom
-        return [h for h in hashes if h in bloom]
+        blooms = [layer.bloom for layer in self.layers]
+        return [h for h in hashes if any(h in b for b in blooms)]
 
     def to_bytes(self) -> bytes:
-        return _HEADER.pack(_MAGIC, _VERSION, self.count, self.capacity) + self.bloom.save_bytes()
+        parts = [_HEADER.pack(_MAGIC, _VERSION, len(self.layers))]
+        for layer in self.layers:
+            data = layer.bloom.save_bytes()
+            parts += [_LAYER.pack(layer.count, layer.capacity, layer.fp_rate, len(data)), data]
+        return b"".join(parts)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> IdFilter:
-        if len(data) <= _HEADER.size:
+        if len(data) < _HEADER.size:
             raise BadIdFilter(f"a frozen-id filter of {len(data)} bytes is too short")
-        magic, version, count, capacity = _HEADER.unpack_from(data)
+        magic, version, n = _HEADER.unpack_from(data)
         if magic != _MAGIC or version != _VERSION:
             raise BadIdFilter(f"not a frozen-id filter (magic {magic!r}, version {version})")
-        try:
-            bloom = Bloom.load_bytes(data[_HEADER.size :], _identity)
-        except ValueError as exc:
-            raise BadIdFilter(f"a damaged frozen-id filter: {exc}") from exc
-        return cls(bloom, int(count), int(capacity))
+        out, at = cls(), _HEADER.size
+        for _ in range(n):
+            if len(data) < at + _LAYER.size:
+                raise BadIdFilter("a truncated frozen-id filter")
+            count, capacity, rate, length = _LAYER.unpack_from(data, at)
+            at += _LAYER.size
+            if len(data) < at + length:
+                raise BadIdFilter("a truncated frozen-id filter")
+            bloom = Bloom.load_bytes(data[at : at + length], _identity)
+            out.layers.append(Layer(bloom, int(count), int(capacity), float(rate)))
+            at += length
+        if at != len(data) or not out.layers:
+            raise BadIdFilter("a frozen-id filter with trailing bytes or no layer")
+        return out
