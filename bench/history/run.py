@@ -90,6 +90,23 @@ class CountingLake(MemoryObjectStore):
         return self._count(key, super().get_bytes(key))
 
 
+def id_filter_size(lake: MemoryObjectStore) -> tuple[int, int]:
+    """The frozen ids the bucket's current filters hold and the filters' bytes (read from the lake's dict: not
+    counted as a run's reads); zeros before the filters existed."""
+    try:
+        from clickstream.sessionize.idfilter import IdFilter
+        from clickstream.sessionize.state import BucketState, pointer_key
+    except ImportError:
+        return 0, 0
+    if pointer_key(0) not in lake.objects:
+        return 0, 0
+    pointer = BucketState.from_json(json.loads(lake.objects[pointer_key(0)]))
+    keys = [f.bloom for f in pointer.slices.values() if getattr(f, "bloom", None)]
+    return sum(IdFilter.from_bytes(lake.objects[k]).count for k in keys), sum(
+        len(lake.objects[k]) for k in keys
+    )
+
+
 def file_kind(key: str) -> str:
     """A state file's kind from its name: ``ids-<gen>.parquet`` -> ``ids``, ``frozen-sessions-<gen>.parquet`` ->
     ``frozen-sessions``, ``all.parquet`` -> ``all``."""
@@ -175,6 +192,7 @@ def run_store(
         lake.put_bytes(manifest_key(run_id), manifest.model_dump_json().encode())
         lake.reset()
         result = sessionize_bucket(SessionizeInput(run_id=run_id, bucket=0), lake, **options)
+        filtered_ids, filter_bytes = id_filter_size(lake)
         out.append(
             {
                 "day": (end - timedelta(microseconds=1) - START).days + 1,
@@ -193,6 +211,9 @@ def run_store(
                 "id_rows_read": lake.rows_by_kind.get("ids", 0),
                 "object_index_rows_read": lake.rows_by_kind.get("objects", 0),
                 "id_filter_bytes_read": lake.bytes_by_kind.get("bloom", 0),
+                # after the run: the frozen ids the filters hold and the filters' size
+                "filtered_ids": filtered_ids,
+                "id_filter_bytes": filter_bytes,
             }
         )
     con.close()
@@ -218,6 +239,9 @@ def per_day(runs: list[dict[str, Any]], first: int, last: int) -> dict[str, Any]
         if chosen
         else None,
         "thawed_slices": sum(r["thawed_slices"] for r in chosen),
+        # the filters after the last of the runs: ids held, bytes, bits per id
+        "filtered_ids": (ids := chosen[-1].get("filtered_ids", 0) if chosen else 0),
+        "id_filter_bits_per_id": round(8 * chosen[-1].get("id_filter_bytes", 0) / ids, 1) if ids else None,
         **{
             f"{k}_per_run": round(sum(r[k] for r in chosen) / len(chosen), 1) if chosen else None
             for k in (
@@ -278,7 +302,8 @@ def main(argv: list[str]) -> int:
             f" {row['state_rows_read_per_run']:,} ({row['state_bytes_read_per_run']:,} bytes; hot and tail"
             f" {row['hot_and_tail_rows_read_per_run']:,}, indexes {row['index_rows_read_per_run']:,} = frozen ids"
             f" {row['id_rows_read_per_run']:,} + objects {row['object_index_rows_read_per_run']:,}, id filters"
-            f" {row['id_filter_bytes_read_per_run']:,} bytes, frozen {row['frozen_rows_read_per_run']:,})"
+            f" {row['id_filter_bytes_read_per_run']:,} bytes, frozen {row['frozen_rows_read_per_run']:,}); filters"
+            f" hold {row['filtered_ids']:,} frozen ids at {row['id_filter_bits_per_id']} bits each"
         )
     over = result["last_week_over_day5"]
     print(

@@ -9,8 +9,9 @@ index is added to the filter).
 
 The filter is ``rbloom``'s (Rust) with the identity as its hash: the index's keys are already 64 bits of an md5
 (``state.id_hash_sql``). It grows without reading the index (a scalable Bloom filter): it is a list of layers, each
-sized for a capacity; a freeze adds its ids to the last layer while they fit, and past it opens a new layer for twice
-the ids the filter then holds, at half the previous layer's false-positive rate, so the rates sum to less than
+sized for a capacity; a freeze adds its ids to the last layer while they fit, and past it opens a new layer with room for
+the rest twice and for as many ids again as the filter holds (so the capacity about doubles and the layers are
+few: one per doubling of the slice's frozen history), at half the previous layer's false-positive rate, so the rates sum to less than
 ``ID_FILTER_FP_RATE`` however many layers there are. The file is a header (magic, version, layers) and per layer
 its ids, capacity, false-positive rate and ``rbloom``'s own bytes.
 """
@@ -29,7 +30,7 @@ from clickstream.core.errors import DomainError
 # is sized at half of it (about 30 bits, 3.8 bytes, per id, against the index's 8 bytes), each later one at half the
 # one before (about 1.44 more bits per id each).
 ID_FILTER_FP_RATE = 1e-6
-ID_FILTER_MIN_CAPACITY = 1024
+ID_FILTER_MIN_CAPACITY = 256  # a slice's first layer: 1 KB (a store has 16 slices per bucket)
 ID_FILTER_CONTENT_TYPE = "application/octet-stream"
 _MAGIC = b"CSIF"
 _VERSION = 1
@@ -84,8 +85,8 @@ class IdFilter:
         return out
 
     def add(self, hashes: list[int]) -> None:
-        """Add ``hashes``: into the last layer while it has room, the rest into a new layer sized for twice the ids
-        the filter then holds, at half the last layer's rate."""
+        """Add ``hashes``: into the last layer while it has room, the rest into a new layer with room for them
+        twice and for the ids the filter already holds, at half the last layer's rate."""
         last = self.layers[-1] if self.layers else None
         room = last.capacity - last.count if last is not None else 0
         if last is not None and room > 0:
@@ -94,7 +95,7 @@ class IdFilter:
         rest = hashes[room:]
         if rest or not self.layers:
             rate = ID_FILTER_FP_RATE / 2 if last is None else last.fp_rate / 2
-            layer = Layer.sized(max(ID_FILTER_MIN_CAPACITY, 2 * (self.count + len(rest))), rate)
+            layer = Layer.sized(max(ID_FILTER_MIN_CAPACITY, self.count + 2 * len(rest)), rate)
             layer.bloom.update(rest)
             layer.count = len(rest)
             self.layers.append(layer)
