@@ -210,6 +210,7 @@ def run_store(
                 # index (objects)
                 "id_rows_read": lake.rows_by_kind.get("ids", 0),
                 "object_index_rows_read": lake.rows_by_kind.get("objects", 0),
+                "id_bytes_read": lake.bytes_by_kind.get("ids", 0),
                 "id_filter_bytes_read": lake.bytes_by_kind.get("bloom", 0),
                 # after the run: the frozen ids the filters hold and the filters' size
                 "filtered_ids": filtered_ids,
@@ -249,6 +250,7 @@ def per_day(runs: list[dict[str, Any]], first: int, last: int) -> dict[str, Any]
                 "index_rows_read",
                 "id_rows_read",
                 "object_index_rows_read",
+                "id_bytes_read",
                 "id_filter_bytes_read",
                 "frozen_rows_read",
             )
@@ -301,7 +303,7 @@ def main(argv: list[str]) -> int:
             f" (loaded/arrived {row['loaded_per_arrived']}), state rows read per run"
             f" {row['state_rows_read_per_run']:,} ({row['state_bytes_read_per_run']:,} bytes; hot and tail"
             f" {row['hot_and_tail_rows_read_per_run']:,}, indexes {row['index_rows_read_per_run']:,} = frozen ids"
-            f" {row['id_rows_read_per_run']:,} + objects {row['object_index_rows_read_per_run']:,}, id filters"
+            f" {row['id_rows_read_per_run']:,} ({row['id_bytes_read_per_run']:,} bytes) + objects {row['object_index_rows_read_per_run']:,}, id filters"
             f" {row['id_filter_bytes_read_per_run']:,} bytes, frozen {row['frozen_rows_read_per_run']:,}); filters"
             f" hold {row['filtered_ids']:,} frozen ids at {row['id_filter_bits_per_id']} bits each"
         )

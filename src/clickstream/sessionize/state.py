@@ -14,9 +14,16 @@ every later one is **hot**. Files of a slice (``<gen>`` = the run that wrote the
                                   (``TAIL_COLUMNS``: the last kept event, the last frozen session's start, the latest
                                   campaign). Read by every run that touches the slice.
 ``users-<gen>.parquet``           the ``users`` links (user_id, first and last seen) over the kept frozen events.
-``ids-<gen>.parquet``             the frozen-id index: one 64-bit hash of (visitor, event_id) per frozen row, so a
-                                  copy of an event whose first copy is frozen is still found (exactly: a hit reads
-                                  the frozen rows).
+``ids-<gen>.parquet``             the frozen-id index: one 64-bit hash of (visitor, event_id) per frozen row
+                                  (``ids``: whole as written by a thaw or a slice's first freeze; ``ids_added``: one
+                                  file per later freeze, its ids). Read only to build a missing filter.
+``bloom-<gen>.bin``               the frozen-id filter over the index (``sessionize.idfilter``: a Bloom filter in
+                                  layers, under 1e-6 false positives), so a copy of an event whose first copy is
+                                  frozen is still found: an hourly run reads the filters of the slices it touches and
+                                  probes the window's hashes; a "maybe" reads the frozen rows, which decide exactly.
+                                  Written with the index; a freeze adds its ids (a new layer when full). A slice with
+                                  an index but no filter (written before the filters) gets it built from the index by
+                                  the next run that touches it.
 ``frozen-<gen>.parquet``,         the rows and sessions frozen by run ``<gen>`` (one pair per move of the boundary,
 ``frozen-sessions-<gen>.parquet`` at most one a day). Written once; an hourly run reads them only when what arrived
                                   needs it (a thaw), and then writes them again as one pair.
