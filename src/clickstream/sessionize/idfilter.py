@@ -36,6 +36,8 @@ _MAGIC = b"CSIF"
 _VERSION = 1
 _HEADER = struct.Struct("<4sBH")  # magic, version, layers
 _LAYER = struct.Struct("<QQdQ")  # ids added, capacity, false-positive rate, length of rbloom's bytes
+_BLOOM_HEAD = 8  # rbloom's bytes: its number of hash functions (8 bytes, little-endian), then the bits
+_MAX_HASHES = 64  # 1e-6 halved 20 times still needs under 60
 
 
 class BadIdFilter(DomainError):
@@ -125,8 +127,11 @@ class IdFilter:
                 raise BadIdFilter("a truncated frozen-id filter")
             count, capacity, rate, length = _LAYER.unpack_from(data, at)
             at += _LAYER.size
-            if len(data) < at + length:
+            if len(data) < at + length or length <= _BLOOM_HEAD:  # rbloom panics on fewer than its head
                 raise BadIdFilter("a truncated frozen-id filter")
+            hashes = int.from_bytes(data[at : at + _BLOOM_HEAD], "little")
+            if not 1 <= hashes <= _MAX_HASHES:  # a damaged head would make every probe loop that many times
+                raise BadIdFilter(f"a frozen-id filter layer with {hashes} hash functions")
             bloom = Bloom.load_bytes(data[at : at + length], _identity)
             out.layers.append(Layer(bloom, int(count), int(capacity), float(rate)))
             at += length

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import struct
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -250,7 +251,11 @@ def test_the_filter_file_round_trips_and_a_foreign_one_is_refused() -> None:
     back = IdFilter.from_bytes(f.to_bytes())
     assert [(x.count, x.capacity) for x in back.layers] == [(4, idfilter.ID_FILTER_MIN_CAPACITY)]
     assert back.probe(ids) == ids
-    for bad in (b"", b"PAR1" + bytes(40), f.to_bytes()[:10], f.to_bytes()[:-1], f.to_bytes() + b"x"):
+    head = f.to_bytes()[:7]  # magic, version, one layer
+    empty_layer = head + struct.pack("<QQdQ", 0, 1, 0.5, 8) + bytes(8)
+    endless = head + struct.pack("<QQdQ", 0, 1, 0.5, 16) + (2**62).to_bytes(8, "little") + bytes(8)
+    bad_files = (b"", b"PAR1" + bytes(40), f.to_bytes()[:10], f.to_bytes()[:-1], f.to_bytes() + b"x")
+    for bad in (*bad_files, empty_layer, endless):
         with pytest.raises(BadIdFilter):
             IdFilter.from_bytes(bad)
 
