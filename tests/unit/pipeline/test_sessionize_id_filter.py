@@ -253,9 +253,10 @@ def test_the_filter_file_round_trips_and_a_foreign_one_is_refused() -> None:
     assert back.probe(ids) == ids
     head = f.to_bytes()[:7]  # magic, version, one layer
     empty_layer = head + struct.pack("<QQdQ", 0, 1, 0.5, 8) + bytes(8)
+    short_layer = head + struct.pack("<QQdQ", 0, 1, 0.5, 3) + b"\x01\x00\x00"  # rbloom would panic
     endless = head + struct.pack("<QQdQ", 0, 1, 0.5, 16) + (2**62).to_bytes(8, "little") + bytes(8)
     bad_files = (b"", b"PAR1" + bytes(40), f.to_bytes()[:10], f.to_bytes()[:-1], f.to_bytes() + b"x")
-    for bad in (*bad_files, empty_layer, endless):
+    for bad in (*bad_files, empty_layer, short_layer, endless):
         with pytest.raises(BadIdFilter):
             IdFilter.from_bytes(bad)
 
