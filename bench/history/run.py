@@ -54,25 +54,67 @@ class CountingLake(MemoryObjectStore):
 
     rows_read: int = 0
     bytes_read: int = 0
+    rows_by_kind: dict[str, int] = field(
+        default_factory=dict
+    )  # by file kind: ``ids``, ``objects``, ``hot`` …
+    bytes_by_kind: dict[str, int] = field(default_factory=dict)
     scratch: Path = Path(".")
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def reset(self) -> None:
+        self.rows_read = self.bytes_read = 0
+        self.rows_by_kind, self.bytes_by_kind = {}, {}
+
     def _count(self, key: str, data: bytes) -> bytes:
-        """Rows and bytes of a state Parquet file served."""
-        if key.startswith(STATE_PREFIX) and key.endswith(".parquet"):
+        """Rows and bytes of a state Parquet file served; bytes of any other state file but the pointer (the
+        frozen-id filters)."""
+        if not key.startswith(STATE_PREFIX) or key.endswith("/state.json"):
+            return data
+        n = 0
+        if key.endswith(".parquet"):
             with tempfile.NamedTemporaryFile(dir=self.scratch, suffix=".parquet") as f:
                 f.write(data)
                 f.flush()
                 con = duckdb.connect()
                 n = int(con.execute(f"SELECT count(*) FROM read_parquet('{f.name}')").fetchall()[0][0])
                 con.close()
-            with self.lock:
-                self.rows_read += n
-                self.bytes_read += len(data)
+        kind = file_kind(key)
+        with self.lock:
+            self.rows_read += n
+            self.bytes_read += len(data)
+            self.rows_by_kind[kind] = self.rows_by_kind.get(kind, 0) + n
+            self.bytes_by_kind[kind] = self.bytes_by_kind.get(kind, 0) + len(data)
         return data
 
     def get_bytes(self, key: str) -> bytes:
         return self._count(key, super().get_bytes(key))
+
+
+def id_filter_size(lake: MemoryObjectStore) -> tuple[int, int]:
+    """The frozen ids the bucket's current filters hold and the filters' bytes (read from the lake's dict: not
+    counted as a run's reads); zeros before the filters existed."""
+    try:
+        from clickstream.sessionize.idfilter import IdFilter
+        from clickstream.sessionize.state import BucketState, pointer_key
+    except ImportError:
+        return 0, 0
+    if pointer_key(0) not in lake.objects:
+        return 0, 0
+    pointer = BucketState.from_json(json.loads(lake.objects[pointer_key(0)]))
+    keys = [f.bloom for f in pointer.slices.values() if getattr(f, "bloom", None)]
+    return sum(IdFilter.from_bytes(lake.objects[k]).count for k in keys), sum(
+        len(lake.objects[k]) for k in keys
+    )
+
+
+def file_kind(key: str) -> str:
+    """A state file's kind from its name: ``ids-<gen>.parquet`` -> ``ids``, ``frozen-sessions-<gen>.parquet`` ->
+    ``frozen-sessions``, ``all.parquet`` -> ``all``."""
+    name = key.rsplit("/", 1)[-1].split(".", 1)[0]
+    for kind in ("frozen-sessions", "hot", "sessions", "tail", "users", "ids", "bloom", "frozen", "objects"):
+        if name == kind or name.startswith(kind + "-"):
+            return kind
+    return name
 
 
 def simulate(
@@ -148,8 +190,9 @@ def run_store(
             objects=[ManifestObject(source_key=source, validated_key=key, validated_at=iso(end))],
         )
         lake.put_bytes(manifest_key(run_id), manifest.model_dump_json().encode())
-        lake.rows_read = lake.bytes_read = 0
+        lake.reset()
         result = sessionize_bucket(SessionizeInput(run_id=run_id, bucket=0), lake, **options)
+        filtered_ids, filter_bytes = id_filter_size(lake)
         out.append(
             {
                 "day": (end - timedelta(microseconds=1) - START).days + 1,
@@ -163,6 +206,15 @@ def run_store(
                 "index_rows_read": getattr(result, "index_rows_read", 0),
                 "frozen_rows_read": getattr(result, "frozen_rows_read", 0),
                 "thawed_slices": getattr(result, "n_thawed_slices", 0),
+                # what the lake served, by file kind: the frozen-id index (ids), its filters (bloom), the object
+                # index (objects)
+                "id_rows_read": lake.rows_by_kind.get("ids", 0),
+                "object_index_rows_read": lake.rows_by_kind.get("objects", 0),
+                "id_bytes_read": lake.bytes_by_kind.get("ids", 0),
+                "id_filter_bytes_read": lake.bytes_by_kind.get("bloom", 0),
+                # after the run: the frozen ids the filters hold and the filters' size
+                "filtered_ids": filtered_ids,
+                "id_filter_bytes": filter_bytes,
             }
         )
     con.close()
@@ -188,9 +240,20 @@ def per_day(runs: list[dict[str, Any]], first: int, last: int) -> dict[str, Any]
         if chosen
         else None,
         "thawed_slices": sum(r["thawed_slices"] for r in chosen),
+        # the filters after the last of the runs: ids held, bytes, bits per id
+        "filtered_ids": (ids := chosen[-1].get("filtered_ids", 0) if chosen else 0),
+        "id_filter_bits_per_id": round(8 * chosen[-1].get("id_filter_bytes", 0) / ids, 1) if ids else None,
         **{
             f"{k}_per_run": round(sum(r[k] for r in chosen) / len(chosen), 1) if chosen else None
-            for k in ("hot_and_tail_rows_read", "index_rows_read", "frozen_rows_read")
+            for k in (
+                "hot_and_tail_rows_read",
+                "index_rows_read",
+                "id_rows_read",
+                "object_index_rows_read",
+                "id_bytes_read",
+                "id_filter_bytes_read",
+                "frozen_rows_read",
+            )
         },
     }
 
@@ -239,8 +302,10 @@ def main(argv: list[str]) -> int:
             f"day {row['days']:>5}: {row['runs']} runs, arrived {row['arrived']:,}, loaded {row['loaded']:,}"
             f" (loaded/arrived {row['loaded_per_arrived']}), state rows read per run"
             f" {row['state_rows_read_per_run']:,} ({row['state_bytes_read_per_run']:,} bytes; hot and tail"
-            f" {row['hot_and_tail_rows_read_per_run']:,}, indexes {row['index_rows_read_per_run']:,}, frozen"
-            f" {row['frozen_rows_read_per_run']:,})"
+            f" {row['hot_and_tail_rows_read_per_run']:,}, indexes {row['index_rows_read_per_run']:,} = frozen ids"
+            f" {row['id_rows_read_per_run']:,} ({row['id_bytes_read_per_run']:,} bytes) + objects {row['object_index_rows_read_per_run']:,}, id filters"
+            f" {row['id_filter_bytes_read_per_run']:,} bytes, frozen {row['frozen_rows_read_per_run']:,}); filters"
+            f" hold {row['filtered_ids']:,} frozen ids at {row['id_filter_bits_per_id']} bits each"
         )
     over = result["last_week_over_day5"]
     print(

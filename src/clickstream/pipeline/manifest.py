@@ -128,6 +128,7 @@ class SessionizeResult(Contract):
     n_thawed_visitors: int = 0  # visitors recomputed whole because what arrived reached their frozen history
     state_rows_read: int = 0  # hot rows and sessions, tail rows and users links of the touched slices
     index_rows_read: int = 0  # frozen-id index and object index rows
+    id_rows_read: int = 0  # of index_rows_read, the frozen-id index's (a filter built from it)
     frozen_rows_read: int = 0  # frozen rows and sessions read (thaws, and copies of frozen events)
     state_bytes_read: int = 0  # every state file the run read
     state_rows_written: int = 0  # rows of every state file the run wrote

@@ -64,6 +64,7 @@ from clickstream.pipeline.manifest import (
 from clickstream.sessionize import state
 from clickstream.sessionize.files import cast_expr
 from clickstream.sessionize.history import boundary_for, midnight, starts_after_tail_sql
+from clickstream.sessionize.idfilter import IdFilter
 from clickstream.sessionize.rule import (
     DuckDBOptions,
     Sessionizer,
@@ -184,6 +185,8 @@ class _BucketRun:
     counter: state.ReadCounter = field(default_factory=state.ReadCounter)
     frozen_loaded: set[int] = field(default_factory=set)  # slices whose frozen rows the run read
     thawed_slices: set[int] = field(default_factory=set)  # slices whose frozen part the run rewrites
+    filters: dict[int, IdFilter] = field(default_factory=dict)  # the touched slices' frozen-id filters
+    filters_built: set[int] = field(default_factory=set)  # slices whose filter was built from their ids
     written_rows: int = 0
 
     @property
@@ -248,6 +251,7 @@ def _sessionize(
             "n_thawed_slices": len(run.thawed_slices),
             "state_rows_read": sum(read.rows.get(k, 0) for k in ("hot", "tail")),
             "index_rows_read": sum(read.rows.get(k, 0) for k in ("ids", "index")),
+            "id_rows_read": read.rows.get("ids", 0),
             "frozen_rows_read": read.rows.get("frozen", 0),
             "state_bytes_read": sum(read.bytes.values()),
             "state_rows_written": run.written_rows,
@@ -352,8 +356,9 @@ def _earlier_attempt_visitors(run: _BucketRun) -> None:
 # -- phase 3: read the hot part of the touched slices ----------------------------------------------------------------
 def _load_hot(run: _BucketRun) -> None:
     """Temp tables of the touched slices (each row with its ``_slice``): ``hot`` and ``hot_sessions``, ``tail`` and
-    ``tail_users``, ``frozen_ids``, ``slice_info`` (old and next boundary, legacy layout), and empty ``frozen`` /
-    ``frozen_sessions`` (filled by :func:`_load_frozen` when a slice must be read whole)."""
+    ``tail_users``, ``slice_info`` (old and next boundary, legacy layout), and empty ``frozen`` /
+    ``frozen_sessions`` (filled by :func:`_load_frozen` when a slice must be read whole); and the slices'
+    frozen-id filters (:func:`_load_id_filters`)."""
     files = {s: run.slice_files(s) for s in run.touched}
 
     def load(table: str, columns: tuple[tuple[str, str], ...], attr: str, kind: str) -> None:
@@ -369,7 +374,7 @@ def _load_hot(run: _BucketRun) -> None:
     load("hot_sessions", SESSION_COLUMNS, "sessions", "hot")
     load("tail", state.TAIL_COLUMNS, "tail", "tail")
     load("tail_users", USER_COLUMNS, "users", "tail")
-    load("frozen_ids", state.IDS_COLUMNS, "ids", "ids")
+    _load_id_filters(run)
     for table, columns in (("frozen", state.ROW_COLUMNS), ("frozen_sessions", SESSION_COLUMNS)):
         state.load_table(run.con, run.lake, table, columns, [], run.tmp, run.transfers)
     run.con.execute(
@@ -383,6 +388,44 @@ def _load_hot(run: _BucketRun) -> None:
             [files[s].legacy is not None for s in run.touched],
         ],
     )
+
+
+def _load_id_filters(run: _BucketRun) -> None:
+    """``run.filters``: the frozen-id filter of each touched slice with frozen ids (bytes counted, no rows). A slice
+    with an index but no filter (written before the filters) has it built from its index (rows counted as ``ids``),
+    and written by this run (``run.filters_built``)."""
+    files = {s: run.slice_files(s) for s in run.touched}
+    keyed = [(s, f.bloom) for s, f in files.items() if f.bloom is not None]
+    for (s, _), data in zip(
+        keyed, run.transfers.map(lambda sk: run.lake.get_bytes(sk[1]), keyed), strict=True
+    ):
+        run.counter.add("id_filter", 0, len(data))
+        run.filters[s] = IdFilter.from_bytes(data)
+    unfiltered = [s for s, f in files.items() if f.bloom is None and f.id_files]
+    for s, hashes in _read_ids(run, unfiltered).items():
+        run.filters[s] = IdFilter.of(hashes)
+        run.filters_built.add(s)
+
+
+def _read_ids(run: _BucketRun, slices: list[int]) -> dict[int, list[int]]:
+    """The frozen-id index of ``slices`` (every file of it, rows counted as ``ids``): distinct hashes by slice."""
+    sources = [(s, k) for s in slices for k in run.slice_files(s).id_files]
+    state.load_table(
+        run.con,
+        run.lake,
+        "old_ids",
+        state.IDS_COLUMNS,
+        sources,
+        run.tmp / "ids",
+        run.transfers,
+        run.counter,
+        "ids",
+    )
+    out: dict[int, list[int]] = {s: [] for s in slices}
+    for s, h in run.con.execute("SELECT DISTINCT _slice, h FROM old_ids ORDER BY 1, 2").fetchall():
+        out[int(s)].append(int(h))
+    run.con.execute("DROP TABLE old_ids")
+    return out
 
 
 def _load_frozen(run: _BucketRun, slices: list[int]) -> None:
@@ -468,18 +511,30 @@ def _recompute_visitors(run: _BucketRun) -> Sessionizer:
 
 
 def _hits_sql(run: _BucketRun) -> str:
-    """Temp table ``hits``: the window's (visitor, event_id) pairs the frozen-id index holds in the visitor's
-    slice, a copy of an event whose first copy may be frozen. A hash hit is only a candidate: the frozen rows
-    decide (they are read, and held for the dedupe)."""
+    """Temp table ``hits``: the window's (visitor, event_id) pairs whose hash the frozen-id filter of the visitor's
+    slice may hold, a copy of an event whose first copy may be frozen. A filter hit is only a candidate: the frozen
+    rows decide (they are read, and held for the dedupe)."""
+    window = f"""
+        SELECT anonymous_id, event_id, {run.slice_of("anonymous_id")} AS _slice,
+               {state.id_hash_sql("anonymous_id", "event_id")} AS h
+        FROM new_rows WHERE event_id IS NOT NULL
+        """
+    by_slice: dict[int, list[int]] = {}
+    for s, h in run.con.execute(f"SELECT DISTINCT _slice, h FROM ({window}) ORDER BY 1, 2").fetchall():
+        by_slice.setdefault(int(s), []).append(int(h))
+    candidates = [
+        (s, h) for s, hashes in by_slice.items() if s in run.filters for h in run.filters[s].probe(hashes)
+    ]
+    run.con.execute(
+        "CREATE OR REPLACE TEMP TABLE id_candidates AS SELECT unnest($1::INTEGER[]) AS _slice,"
+        " unnest($2::UBIGINT[]) AS h",
+        [[s for s, _ in candidates], [h for _, h in candidates]],
+    )
     return f"""
         CREATE OR REPLACE TEMP TABLE hits AS
         SELECT DISTINCT n.anonymous_id, n.event_id, n._slice
-        FROM (
-            SELECT anonymous_id, event_id, {run.slice_of("anonymous_id")} AS _slice,
-                   {state.id_hash_sql("anonymous_id", "event_id")} AS h
-            FROM new_rows WHERE event_id IS NOT NULL
-        ) n
-        JOIN frozen_ids i ON i.h = n.h AND i._slice = n._slice
+        FROM ({window}) n
+        JOIN id_candidates i ON i.h = n.h AND i._slice = n._slice
         """
 
 
@@ -682,13 +737,8 @@ def _stage_state(run: _BucketRun, engine: Sessionizer) -> _Staged:
         query, params = sql.load(_PACKAGE, name).bind({"thawed_slices": thawed})
         con.execute(query, params)
     con.execute(
-        f"""
-        CREATE TEMP TABLE next_ids AS
-        SELECT h, _slice FROM frozen_ids WHERE NOT list_contains($1::INTEGER[], _slice)
-        UNION SELECT {state.id_hash_sql("anonymous_id", "event_id")}, _slice FROM frozen_out
-        WHERE event_id IS NOT NULL
-        """,
-        [sorted(run.thawed_slices)],
+        f"CREATE TEMP TABLE frozen_out_ids AS SELECT DISTINCT {state.id_hash_sql('anonymous_id', 'event_id')} AS h,"
+        " _slice FROM frozen_out WHERE event_id IS NOT NULL"
     )
     files, pointer = _slice_files(run)
     index = run.tmp / "new_state" / f"objects-{run.generation}.parquet"
@@ -749,11 +799,53 @@ def _slice_files(run: _BucketRun) -> tuple[list[tuple[Path, str]], state.BucketS
         if thawed or s in changed:
             new.tail = put(s, "tail", _of("next_tail", s, state.TAIL_COLUMNS, "anonymous_id"))
             new.users = put(s, "users", _of("next_users", s, USER_COLUMNS, "anonymous_id, user_id"))
-            new.ids = put(s, "ids", _of("next_ids", s, state.IDS_COLUMNS, "h"))
         else:
-            new.tail, new.users, new.ids = old.tail, old.users, old.ids
+            new.tail, new.users = old.tail, old.users
+        _stage_ids(run, s, new, put, files)
         pointer.slices[s] = new
     return files, pointer
+
+
+def _stage_ids(
+    run: _BucketRun,
+    s: int,
+    new: state.SliceFiles,
+    put: Callable[[int, str, str], str | None],
+    files: list[tuple[Path, str]],
+) -> None:
+    """The frozen-id index and filter of touched slice ``s`` in the new generation (``frozen_out_ids``: the ids
+    this run froze; for a thawed slice every frozen id). A thawed slice, or one freezing for the first time, gets
+    both written whole. A later freeze appends its ids as one more index file (``ids_added``) and adds them to the
+    filter (which grows by a layer when full: the index is not read). A slice whose filter this run built from its
+    index gets it written; otherwise the slice keeps its files."""
+    old = run.slice_files(s)
+    new.ids, new.ids_added, new.bloom = old.ids, list(old.ids_added), old.bloom
+    (added,) = one_row(run.con, f"SELECT count(*) FROM frozen_out_ids WHERE _slice = {int(s)}")
+    id_filter = run.filters.get(s)
+    if s in run.thawed_slices or (added and id_filter is None):  # the index is what this run froze
+        new.ids = put(s, "ids", _of("frozen_out_ids", s, state.IDS_COLUMNS, "h"))
+        new.ids_added = []
+        id_filter = IdFilter.of(_hashes(run, s)) if new.ids else None
+    elif added and id_filter is not None:
+        delta = put(s, "ids", _of("frozen_out_ids", s, state.IDS_COLUMNS, "h"))
+        new.ids_added += [delta] if delta else []
+        id_filter.add(_hashes(run, s))
+    elif s not in run.filters_built:
+        return  # nothing froze: the filter as it was
+    if id_filter is None:
+        new.bloom = None
+        return
+    path = run.tmp / "new_state" / f"{s:02d}" / f"bloom-{run.generation}.bin"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(id_filter.to_bytes())
+    new.bloom = state.slice_prefix(run.bucket, s) + path.name
+    files.append((path, new.bloom))
+
+
+def _hashes(run: _BucketRun, s: int) -> list[int]:
+    """The ids this run froze in slice ``s`` (``frozen_out_ids``)."""
+    rows = run.con.execute(f"SELECT h FROM frozen_out_ids WHERE _slice = {int(s)} ORDER BY h").fetchall()
+    return [int(r[0]) for r in rows]
 
 
 def _rows_of(table: str, slice_no: int, where: str = "true") -> str:

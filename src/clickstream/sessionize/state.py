@@ -14,9 +14,16 @@ every later one is **hot**. Files of a slice (``<gen>`` = the run that wrote the
                                   (``TAIL_COLUMNS``: the last kept event, the last frozen session's start, the latest
                                   campaign). Read by every run that touches the slice.
 ``users-<gen>.parquet``           the ``users`` links (user_id, first and last seen) over the kept frozen events.
-``ids-<gen>.parquet``             the frozen-id index: one 64-bit hash of (visitor, event_id) per frozen row, so a
-                                  copy of an event whose first copy is frozen is still found (exactly: a hit reads
-                                  the frozen rows).
+``ids-<gen>.parquet``             the frozen-id index: one 64-bit hash of (visitor, event_id) per frozen row
+                                  (``ids``: whole as written by a thaw or a slice's first freeze; ``ids_added``: one
+                                  file per later freeze, its ids). Read only to build a missing filter.
+``bloom-<gen>.bin``               the frozen-id filter over the index (``sessionize.idfilter``: a Bloom filter in
+                                  layers, under 1e-6 false positives), so a copy of an event whose first copy is
+                                  frozen is still found: an hourly run reads the filters of the slices it touches and
+                                  probes the window's hashes; a "maybe" reads the frozen rows, which decide exactly.
+                                  Written with the index; a freeze adds its ids (a new layer when full). A slice with
+                                  an index but no filter (written before the filters) gets it built from the index by
+                                  the next run that touches it.
 ``frozen-<gen>.parquet``,         the rows and sessions frozen by run ``<gen>`` (one pair per move of the boundary,
 ``frozen-sessions-<gen>.parquet`` at most one a day). Written once; an hourly run reads them only when what arrived
                                   needs it (a thaw), and then writes them again as one pair.
@@ -53,6 +60,7 @@ from clickstream.core import sql
 from clickstream.core.errors import DomainError
 from clickstream.core.keys import bucket_prefix, sessions_bucket_prefix
 from clickstream.core.schema import EVENT_COLUMNS, USER_COLUMNS
+from clickstream.sessionize.idfilter import ID_FILTER_CONTENT_TYPE
 from clickstream.sessionize.rule import connect, one_row
 
 # Slices per bucket. Part of the state's layout: changing it needs the state rebuilt (a full back-fill). At most 63:
@@ -138,13 +146,20 @@ class SliceFiles:
     tail: str | None = None
     users: str | None = None
     ids: str | None = None
+    ids_added: list[str] = field(default_factory=list)  # ids of each freeze since ``ids`` was written whole
+    bloom: str | None = None  # the frozen-id filter over ``ids`` and ``ids_added`` (None: build it from them)
     frozen: list[str] = field(default_factory=list)
     frozen_sessions: list[str] = field(default_factory=list)
     legacy: str | None = None  # all.parquet of the layout before frozen history
 
     def keys(self) -> set[str]:
-        one = {self.hot, self.sessions, self.tail, self.users, self.ids, self.legacy}
-        return {k for k in one if k} | set(self.frozen) | set(self.frozen_sessions)
+        one = {self.hot, self.sessions, self.tail, self.users, self.ids, self.bloom, self.legacy}
+        return {k for k in one if k} | set(self.ids_added) | set(self.frozen) | set(self.frozen_sessions)
+
+    @property
+    def id_files(self) -> list[str]:
+        """The frozen-id index's files: the whole index as last written, then each later freeze's ids."""
+        return ([self.ids] if self.ids else []) + self.ids_added
 
     @property
     def boundary_date(self) -> date | None:
@@ -257,8 +272,9 @@ def fetch(lake: ObjectStore, key: str, path: Path) -> Path:
     return path
 
 
-def store(lake: ObjectStore, path: Path, key: str, content_type: str = PARQUET_TYPE) -> None:
-    """One PUT of a local file."""
+def store(lake: ObjectStore, path: Path, key: str, content_type: str | None = None) -> None:
+    """One PUT of a local file (Parquet, or the frozen-id filter's bytes, by the key's suffix)."""
+    content_type = content_type or (PARQUET_TYPE if key.endswith(".parquet") else ID_FILTER_CONTENT_TYPE)
     lake.put_bytes(key, path.read_bytes(), content_type=content_type)
 
 

@@ -595,7 +595,7 @@ def test_layer_requirements_match_the_package_ranges():
     runtime, data = _requirements("runtime"), _requirements("data")
     # Then the layers install exactly those ranges (a layer drifting from the tests' versions is a bug)
     assert set(runtime) == {"aws-lambda-powertools", "pydantic", "fastjsonschema"}
-    assert set(data) == {"duckdb", "psycopg", "ua-parser", "crawlerdetect", "google-re2"}
+    assert set(data) == {"duckdb", "psycopg", "ua-parser", "crawlerdetect", "google-re2", "rbloom"}
     for name, line in {**runtime, **data}.items():
         assert line == declared[name], name
     assert "tracer" in runtime["aws-lambda-powertools"]
