@@ -19,7 +19,7 @@ from clickstream.core.schema import EVENT_COLUMNS, WAREHOUSE_EVENT_COLUMNS
 from clickstream.warehouse.loader import RunRecord, load_run
 from clickstream.warehouse.migrate import migrate, migrations_dir
 from clickstream.warehouse.snapshot import warehouse_digest
-from tests.unit.warehouse.factory import at, event, session, store_day, write_run
+from tests.unit.warehouse.factory import at, event, one_view_run, session, store_day, write_run
 
 pytestmark = pytest.mark.postgres
 
@@ -128,17 +128,13 @@ def test_an_event_id_already_held_by_another_visitor_is_replaced(pg, tmp_path):
     with pg.connect() as conn:
         load_run(
             conn,
-            write_run(
-                tmp_path / "r1", [event("x1", "SP", "P", "page_view", at(9))], [session("SP", "P", at(9), 1)]
-            ),
+            one_view_run(tmp_path / "r1", "x1", "SP", "P"),
             RunRecord("r1"),
         )
         # When a later run brings the same event (same id and time) for visitor Q (a key the visitor delete misses)
         stats = load_run(
             conn,
-            write_run(
-                tmp_path / "r2", [event("x1", "SQ", "Q", "page_view", at(9))], [session("SQ", "Q", at(9), 1)]
-            ),
+            one_view_run(tmp_path / "r2", "x1", "SQ", "Q"),
             RunRecord("r2"),
         )
         # Then the event exists once, for Q, and the load succeeded through the key-replacing path
@@ -246,9 +242,7 @@ def test_a_day_new_to_the_warehouse_gets_a_partition_with_the_parents_indexes(pg
     with pg.connect() as conn:
         load_run(
             conn,
-            write_run(
-                tmp_path / "r1", [event("w1", "SW", "W", "page_view", at(8))], [session("SW", "W", at(8), 1)]
-            ),
+            one_view_run(tmp_path / "r1", "w1", "SW", "W", hour=8),
             RunRecord("r1"),
         )
         existing_shape = _partition_shape(conn, "events_p20260302")
@@ -363,9 +357,7 @@ def test_a_key_collision_on_an_existing_day_is_replaced_while_a_new_day_is_built
     with pg.connect() as conn:
         load_run(
             conn,
-            write_run(
-                tmp_path / "r1", [event("x1", "SP", "P", "page_view", at(9))], [session("SP", "P", at(9), 1)]
-            ),
+            one_view_run(tmp_path / "r1", "x1", "SP", "P"),
             RunRecord("r1"),
         )
         # When one run brings the same event for visitor Q (03-02 exists: its rows go through the loader's default

@@ -17,7 +17,7 @@ from clickstream.adapters.warehouse import open_warehouse
 from clickstream.warehouse.loader import KEPT_EVENTS, RunRecord, _day_ranges, load_run
 from clickstream.warehouse.migrate import migrate
 from clickstream.warehouse.snapshot import table_digest, warehouse_digest
-from tests.unit.warehouse.factory import at, event, session, write_run
+from tests.unit.warehouse.factory import at, event, one_view_run, session, write_run
 
 pytestmark = pytest.mark.postgres
 
@@ -317,16 +317,12 @@ def test_a_key_held_by_another_visitor_in_a_rewritten_day_is_still_replaced(pg, 
     with pg.connect() as conn:
         load_run(
             conn,
-            write_run(
-                tmp_path / "r1", [event("x1", "SP", "P", "page_view", at(9))], [session("SP", "P", at(9), 1)]
-            ),
+            one_view_run(tmp_path / "r1", "x1", "SP", "P"),
             RunRecord("r1"),
         )
         load_run(
             conn,
-            write_run(
-                tmp_path / "r2", [event("x1", "SQ", "Q", "page_view", at(9))], [session("SQ", "Q", at(9), 1)]
-            ),
+            one_view_run(tmp_path / "r2", "x1", "SQ", "Q"),
             RunRecord("r2"),
         )
         assert conn.query("SELECT event_id, anonymous_id FROM events") == [("x1", "Q")]
@@ -385,9 +381,7 @@ def test_a_visitors_old_events_on_days_the_run_does_not_bring_are_deleted(pg, tm
         # When a run recomputes V with a single event on 03-02 (the others were erased upstream)
         load_run(
             conn,
-            write_run(
-                tmp_path / "r2", [event("v2", "S2", "V", "page_view", at(9))], [session("S2", "V", at(9), 1)]
-            ),
+            one_view_run(tmp_path / "r2", "v2", "S2", "V"),
             RunRecord("r2"),
         )
         # Then only the new event is left, on every day

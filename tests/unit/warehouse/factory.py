@@ -168,6 +168,15 @@ def write_run(
     return files
 
 
+def one_view_run(directory: Path, event_id: str, session_id: str, visitor: str, *, hour: int = 9) -> RunFiles:
+    """The files of a run that brings one page view (at ``hour`` on the factory's day) in a one-event session."""
+    return write_run(
+        directory,
+        [event(event_id, session_id, visitor, "page_view", at(hour))],
+        [session(session_id, visitor, at(hour), 1)],
+    )
+
+
 LAPTOP = item("p1", "Laptop Pro 14", "laptops", 1200.0)
 HEADPHONES = item("p2", "Noise-cancelling Headphones", "audio", 250.0)
 CHARGER = item("p3", "USB-C Charger 100W", "accessories", 150.0, 2)
