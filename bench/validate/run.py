@@ -456,41 +456,31 @@ def main(argv: list[str]) -> int:
                 print(
                     f"  engine / {name}: {ratio:.2f}x (goal >= {bound:.2f}x: {'met' if ratio >= bound else 'not met'})"
                 )
-        if args.phases:
-            print("where the engine's CPU goes on the same objects (bench.validate.phases):")
-            proc = subprocess.run(
-                [sys.executable, "-m", "bench.validate.phases", "--input", str(raw), "--cpu", str(args.cpu)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            print(proc.stdout, end="")
-            if proc.returncode != 0:
-                print(f"phases: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
-                return 1
-    if args.hostile_bytes > 0:
-        print("worst content against ordinary content, one request each (bench.validate.hostile):")
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.validate.hostile",
-                "--bytes",
-                str(args.hostile_bytes),
-                "--repeats",
-                str(args.hostile_repeats),
-                "--cpu",
-                str(args.cpu),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        print(proc.stdout, end="")
-        if proc.returncode != 0:
-            print(f"hostile: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+        if args.phases and not _follow_up(
+            "where the engine's CPU goes on the same objects",
+            "phases",
+            ["--input", str(raw), "--cpu", str(args.cpu)],
+        ):
             return 1
+    if args.hostile_bytes > 0 and not _follow_up(
+        "worst content against ordinary content, one request each",
+        "hostile",
+        ["--bytes", str(args.hostile_bytes), "--repeats", str(args.hostile_repeats), "--cpu", str(args.cpu)],
+    ):
+        return 1
     return 0
+
+
+def _follow_up(title: str, module: str, argv: list[str]) -> bool:
+    """Run ``bench.validate.<module>`` after the contenders and print what it printed; False when it failed."""
+    print(f"{title} (bench.validate.{module}):")
+    proc = subprocess.run(
+        [sys.executable, "-m", f"bench.validate.{module}", *argv], capture_output=True, text=True, check=False
+    )
+    print(proc.stdout, end="")
+    if proc.returncode != 0:
+        print(f"{module}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+    return proc.returncode == 0
 
 
 if __name__ == "__main__":
