@@ -490,7 +490,7 @@ def _recompute_visitors(run: _BucketRun) -> Sessionizer:
             run,
             "SELECT DISTINCT f.anonymous_id FROM frozen f SEMI JOIN window_objects w USING (source_object)",
         )
-    con.execute(_hits_sql(run))
+    _find_hits(run)
     _load_frozen(run, [int(r[0]) for r in con.execute("SELECT DISTINCT _slice FROM hits").fetchall()])
     while True:
         engine = _run_rule(run)
@@ -510,32 +510,39 @@ def _recompute_visitors(run: _BucketRun) -> Sessionizer:
         _thaw(run, "SELECT anonymous_id FROM violations")
 
 
-def _hits_sql(run: _BucketRun) -> str:
+def _find_hits(run: _BucketRun) -> None:
     """Temp table ``hits``: the window's (visitor, event_id) pairs whose hash the frozen-id filter of the visitor's
     slice may hold, a copy of an event whose first copy may be frozen. A filter hit is only a candidate: the frozen
-    rows decide (they are read, and held for the dedupe)."""
-    window = f"""
+    rows decide (they are read, and held for the dedupe). The window's hashes are computed once
+    (``window_ids``), probed in Python, and the candidates joined back."""
+    con = run.con
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE window_ids AS
         SELECT anonymous_id, event_id, {run.slice_of("anonymous_id")} AS _slice,
                {state.id_hash_sql("anonymous_id", "event_id")} AS h
         FROM new_rows WHERE event_id IS NOT NULL
         """
+    )
     by_slice: dict[int, list[int]] = {}
-    for s, h in run.con.execute(f"SELECT DISTINCT _slice, h FROM ({window}) ORDER BY 1, 2").fetchall():
+    for s, h in con.execute("SELECT DISTINCT _slice, h FROM window_ids ORDER BY 1, 2").fetchall():
         by_slice.setdefault(int(s), []).append(int(h))
     candidates = [
         (s, h) for s, hashes in by_slice.items() if s in run.filters for h in run.filters[s].probe(hashes)
     ]
-    run.con.execute(
+    con.execute(
         "CREATE OR REPLACE TEMP TABLE id_candidates AS SELECT unnest($1::INTEGER[]) AS _slice,"
         " unnest($2::UBIGINT[]) AS h",
         [[s for s, _ in candidates], [h for _, h in candidates]],
     )
-    return f"""
+    con.execute(
+        """
         CREATE OR REPLACE TEMP TABLE hits AS
         SELECT DISTINCT n.anonymous_id, n.event_id, n._slice
-        FROM ({window}) n
+        FROM window_ids n
         JOIN id_candidates i ON i.h = n.h AND i._slice = n._slice
         """
+    )
 
 
 def _run_rule(run: _BucketRun) -> Sessionizer:
@@ -820,16 +827,16 @@ def _stage_ids(
     index gets it written; otherwise the slice keeps its files."""
     old = run.slice_files(s)
     new.ids, new.ids_added, new.bloom = old.ids, list(old.ids_added), old.bloom
-    (added,) = one_row(run.con, f"SELECT count(*) FROM frozen_out_ids WHERE _slice = {int(s)}")
+    added = _hashes(run, s)
     id_filter = run.filters.get(s)
     if s in run.thawed_slices or (added and id_filter is None):  # the index is what this run froze
         new.ids = put(s, "ids", _of("frozen_out_ids", s, state.IDS_COLUMNS, "h"))
         new.ids_added = []
-        id_filter = IdFilter.of(_hashes(run, s)) if new.ids else None
+        id_filter = IdFilter.of(added) if new.ids else None
     elif added and id_filter is not None:
         delta = put(s, "ids", _of("frozen_out_ids", s, state.IDS_COLUMNS, "h"))
         new.ids_added += [delta] if delta else []
-        id_filter.add(_hashes(run, s))
+        id_filter.add(added)
     elif s not in run.filters_built:
         return  # nothing froze: the filter as it was
     if id_filter is None:
