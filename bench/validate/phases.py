@@ -29,7 +29,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +78,10 @@ def profile(
     the typed-decode floor's CPU seconds on the same objects). ``min_bytes`` as ``judge_to_parquet`` takes it (the
     engine's threshold by default; objects under it go to the event-by-event judge, whose time is "other")."""
     from bench.validate.floor import decode_object
+    from bench.validate.run import judge_options
     from clickstream.validate.engine import judge_to_parquet
-    from clickstream.validate.judge import JudgeOptions
 
-    options = JudgeOptions(lookback=timedelta(hours=72), internal_networks=("10.20.0.0/16",))
+    options = judge_options()
     clock: dict[str, float] = defaultdict(float)
     events = 0
     start = time.process_time()

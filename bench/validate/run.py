@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 UA_TEMPLATES = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.{b}.{p} Safari/537.36",
@@ -126,13 +127,21 @@ def describe(raw: Path) -> tuple[list[Path], int, int]:
 
 
 # -- contenders (run in a child process) ----------------------------------------------------------------------
-def _python(paths: list[Path], out: Path) -> None:
+def judge_options() -> Any:
+    """The options every judging contender (and ``bench.validate.phases``) runs with: the stack's 72-hour lookback
+    and the generator's internal network (the ``cli`` contender gets the same through its environment)."""
     from datetime import timedelta
 
-    from clickstream.validate.judge import JudgeOptions, judge_object
+    from clickstream.validate.judge import JudgeOptions
+
+    return JudgeOptions(lookback=timedelta(hours=72), internal_networks=("10.20.0.0/16",))
+
+
+def _python(paths: list[Path], out: Path) -> None:
+    from clickstream.validate.judge import judge_object
     from clickstream.validate.writer import quarantine_jsonl, write_parquet
 
-    options = JudgeOptions(lookback=timedelta(hours=72), internal_networks=("10.20.0.0/16",))
+    options = judge_options()
     for path in paths:
         judgement = judge_object(path.read_bytes(), source_key=path.name, options=options)
         write_parquet(judgement.rows, out / f"{path.name}.parquet")
@@ -140,13 +149,10 @@ def _python(paths: list[Path], out: Path) -> None:
 
 
 def _engine(paths: list[Path], out: Path) -> None:
-    from datetime import timedelta
-
     from clickstream.validate.engine import judge_to_parquet
-    from clickstream.validate.judge import JudgeOptions
     from clickstream.validate.writer import quarantine_jsonl
 
-    options = JudgeOptions(lookback=timedelta(hours=72), internal_networks=("10.20.0.0/16",))
+    options = judge_options()
     for path in paths:
         judgement = judge_to_parquet(
             path.read_bytes(), source_key=path.name, options=options, path=out / f"{path.name}.parquet"
